@@ -27,6 +27,7 @@ static void log_to_stderr(enum pilot_log_level level, const char *msg, void *use
 		fprintf(stderr, "pilot: %s: %s\n", names[level], msg);
 }
 
+__attribute__((format(printf, 4, 0)))
 static void vreport(struct pilot_ctx *ctx, const char *kind, const char *color, const char *fmt, va_list ap)
 {
 	if (ctx && ctx->color_stderr && kind)

@@ -32,7 +32,7 @@ enum pilot_err {
 
 /* Record a message for this thread and return code. printf-style. */
 int pilot_error_set(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int pilot_error_setv(int code, const char *fmt, va_list ap);
+int pilot_error_setv(int code, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Like pilot_error_set with ": strerror(errnum)" appended. */
 int pilot_error_errno(int code, int errnum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Put "prefix: " in front of the current message; returns code unchanged. */
@@ -80,7 +80,7 @@ int pilot_buf_append(struct pilot_buf *b, const void *p, size_t n);
 int pilot_buf_puts(struct pilot_buf *b, const char *s);
 int pilot_buf_putc(struct pilot_buf *b, char c);
 int pilot_buf_printf(struct pilot_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int pilot_buf_vprintf(struct pilot_buf *b, const char *fmt, va_list ap);
+int pilot_buf_vprintf(struct pilot_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Returns the string ("" when empty, never NULL). */
 const char *pilot_buf_str(const struct pilot_buf *b);
 void pilot_buf_reset(struct pilot_buf *b);
