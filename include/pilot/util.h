@@ -151,6 +151,13 @@ char *pilot_config_home(void);
 /* Join two path parts with exactly one '/'. */
 char *pilot_path_join(const char *a, const char *b);
 
+/* ---- key/value pairs ------------------------------------------------------- */
+/* One entry of a map kept in order (spec env/params, labels, secrets). */
+struct pilot_kv {
+	char *key;
+	char *value;
+};
+
 /* ---- strings -------------------------------------------------------------- */
 bool pilot_str_has_prefix(const char *s, const char *prefix);
 bool pilot_str_has_suffix(const char *s, const char *suffix);
