@@ -1,0 +1,261 @@
+/* pilot show RUN: one run in full — its summary, state and reason, every attempt and
+ * the most recent events — or all of it as JSON. */
+#include <string.h>
+
+#include <jansson.h>
+
+#include "pilot.h"
+#include "pilot/api.h"
+#include "pilot/term.h"
+
+struct opts {
+	const char *output;
+	int64_t events;
+};
+
+static const struct pilot_opt options[] = {
+	{ OPT_STRING, 'o', "output", "FORMAT", "text (default) or json", offsetof(struct opts, output), "text json" },
+	{ OPT_INT, 0, "events", "N", "show the last N events (default: 10 as text, all as json)",
+	  offsetof(struct opts, events), NULL },
+	OPT_END_ROW,
+};
+
+static void when(int64_t ms, int64_t now, char *out, size_t n)
+{
+	if (!ms) {
+		snprintf(out, n, "-");
+		return;
+	}
+	char t[32], age[16];
+	pilot_format_time(ms, t);
+	pilot_format_age(ms, now, age, sizeof(age));
+	snprintf(out, n, "%s (%s ago)", t, age);
+}
+
+static void span(int64_t from, int64_t to, char *out, size_t n)
+{
+	if (!from || !to || to < from) {
+		snprintf(out, n, "-");
+		return;
+	}
+	int64_t d = to - from;
+	if (d >= 1000)
+		d -= d % 1000;
+	pilot_format_duration(d, out, n);
+}
+
+static void print_kvs(const char *label, const struct pilot_kvs *kvs, bool values)
+{
+	if (!kvs->n)
+		return;
+	printf("%-10s", label);
+	for (size_t i = 0; i < kvs->n; i++)
+		if (values)
+			printf(" %s=%s", kvs->items[i].key, kvs->items[i].value ? kvs->items[i].value : "");
+		else
+			printf(" %s", kvs->items[i].key);
+	putchar('\n');
+}
+
+static void print_state(const struct pilot_run *r)
+{
+	printf("%-10s %s", "state", pilot_run_state_name(r->state));
+	if (r->reason)
+		printf(" (%s)", pilot_reason_name(r->reason));
+	if (r->reason == PILOT_REASON_EXIT_CODE && r->has_exit_code)
+		printf(", exit code %d", r->exit_code);
+	if (r->state == PILOT_RUN_WAITING && r->not_before_ms) {
+		char t[32];
+		pilot_format_time(r->not_before_ms, t);
+		printf(", not before %s", t);
+	}
+	putchar('\n');
+	if (r->message && *r->message)
+		printf("%-10s %s\n", "", r->message);
+}
+
+static void print_text(const struct pilot_run *r, const struct pilot_event_list *ev)
+{
+	int64_t now = pilot_now_ms();
+	char buf[96], d[32];
+	printf("%-10s %s\n", "run", r->id);
+	printf("%-10s %s\n", "name", r->name ? r->name : "");
+	print_state(r);
+	when(r->created_ms, now, buf, sizeof(buf));
+	printf("%-10s %s%s%s\n", "created", buf, r->submitter ? " by " : "", r->submitter ? r->submitter : "");
+	if (r->started_ms) {
+		when(r->started_ms, now, buf, sizeof(buf));
+		printf("%-10s %s\n", "started", buf);
+	}
+	if (r->finished_ms) {
+		when(r->finished_ms, now, buf, sizeof(buf));
+		span(r->started_ms, r->finished_ms, d, sizeof(d));
+		printf("%-10s %s, ran %s\n", "finished", buf, d);
+	}
+	if (r->retry_of)
+		printf("%-10s %s\n", "retry of", r->retry_of);
+	if (r->bundle_sha256[0])
+		printf("%-10s sha256:%s\n", "bundle", r->bundle_sha256);
+	if (r->priority)
+		printf("%-10s %d\n", "priority", r->priority);
+	print_kvs("requires", &r->requires, true);
+	print_kvs("secrets", &r->secrets, false);
+	if (r->timeout_ms) {
+		pilot_format_duration(r->timeout_ms, d, sizeof(d));
+		printf("%-10s %s\n", "timeout", d);
+	}
+	if (r->retry.max_attempts > 1) {
+		printf("%-10s up to %d attempts on", "retry", r->retry.max_attempts);
+		if (r->retry.on & PILOT_RETRY_ON_EXIT_CODE)
+			printf(" exit_code");
+		if (r->retry.on & PILOT_RETRY_ON_TIMEOUT)
+			printf(" timeout");
+		if (!r->retry.on)
+			printf(" nothing");
+		putchar('\n');
+	}
+	if (r->lost_count)
+		printf("%-10s %d attempt%s lost\n", "lost", r->lost_count, r->lost_count == 1 ? "" : "s");
+	if (r->cancel_requested && r->state == PILOT_RUN_CANCELING)
+		printf("%-10s requested; waiting for the agent\n", "cancel");
+
+	if (r->nattempts) {
+		static const char *const h[] = { "#", "ID", "AGENT", "STATE", "EXIT", "STARTED", "DURATION", "LOG" };
+		struct pilot_table *t = pilot_table_new(ARRAY_SIZE(h), h);
+		for (size_t i = 0; i < r->nattempts; i++) {
+			const struct pilot_attempt *a = &r->attempts[i];
+			char num[16], state[48], code[16], age[16], dur[32], log[32];
+			snprintf(num, sizeof(num), "%d", a->number);
+			if (a->reason && a->state != PILOT_ATTEMPT_SUCCEEDED && a->reason != PILOT_REASON_EXIT_CODE)
+				snprintf(state, sizeof(state), "%s (%s)", pilot_attempt_state_name(a->state),
+					 pilot_reason_name(a->reason));
+			else
+				snprintf(state, sizeof(state), "%s", pilot_attempt_state_name(a->state));
+			if (a->has_exit_code)
+				snprintf(code, sizeof(code), "%d", a->exit_code);
+			else
+				snprintf(code, sizeof(code), "-");
+			pilot_format_age(a->started_ms, now, age, sizeof(age));
+			if (age[0] != '-')
+				snprintf(age + strlen(age), sizeof(age) - strlen(age), " ago");
+			span(a->started_ms, a->finished_ms ? a->finished_ms : now, dur, sizeof(dur));
+			pilot_format_size((uint64_t)a->log_bytes, log, sizeof(log));
+			const char *cells[] = { num, a->id, a->agent ? a->agent : "-", state, code, age, dur, log };
+			pilot_table_add(t, cells);
+		}
+		_cleanup_buf_ struct pilot_buf out = PILOT_BUF_INIT;
+		pilot_table_render(t, 0, &out);
+		pilot_table_free(t);
+		printf("\nattempts:\n");
+		/* Indent every line of the table. */
+		const char *p = pilot_buf_str(&out);
+		while (*p) {
+			const char *e = strchr(p, '\n');
+			size_t n = e ? (size_t)(e - p + 1) : strlen(p);
+			printf("  %.*s", (int)n, p);
+			p += n;
+		}
+	}
+	if (ev && ev->n) {
+		printf("\nevents:\n");
+		for (size_t i = 0; i < ev->n; i++) {
+			const struct pilot_event *e = &ev->items[i];
+			char t[32];
+			pilot_format_time(e->time_ms, t);
+			printf("  %s  %-16s %s\n", t, e->type ? e->type : "", e->message ? e->message : "");
+		}
+	}
+}
+
+/* The last n events of the run (events are read oldest first, so page to the end). */
+static int recent_events(struct pilot_api *api, const char *id, size_t n, struct pilot_event_list *out)
+{
+	struct pilot_event_list all = { 0 };
+	struct pilot_event_filter f = { .run = id, .limit = 1000 };
+	for (;;) {
+		struct pilot_event_list page = { 0 };
+		int r = pilot_api_list_events(api, &f, 0, &page);
+		if (r < 0) {
+			pilot_event_list_clear(&all);
+			return r;
+		}
+		all.items = pilot_xrealloc(all.items, (all.n + page.n + 1) * sizeof(*all.items));
+		memcpy(all.items + all.n, page.items, page.n * sizeof(*page.items));
+		all.n += page.n;
+		all.last_seq = page.last_seq;
+		bool more = page.n == f.limit;
+		free(page.items);
+		if (!more)
+			break;
+		f.after_seq = page.last_seq;
+	}
+	if (all.n > n) {
+		size_t drop = all.n - n;
+		for (size_t i = 0; i < drop; i++)
+			pilot_event_clear(&all.items[i]);
+		memmove(all.items, all.items + drop, n * sizeof(*all.items));
+		all.n = n;
+	}
+	*out = all;
+	return 0;
+}
+
+static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
+{
+	struct opts *o = optsp;
+	const struct pilot_cmd *self = pilot_command_find("show");
+	bool json = false;
+	(void)argc;
+
+	if (o->output && !(json = !strcmp(o->output, "json")) && strcmp(o->output, "text"))
+		return cmd_usage_error(ctx, self, "unknown output format '%s' (expected text or json)", o->output);
+	if (o->events < 0 || o->events > 1000000)
+		return cmd_usage_error(ctx, self, "--events must be between 1 and 1000000");
+	size_t nevents = o->events ? (size_t)o->events : json ? 1000000 : 10;
+
+	_cleanup_api_ struct pilot_api *api = NULL;
+	if (pilot_api_open_from_config(ctx->config, &api) < 0)
+		return cmd_fail(ctx, EXIT_FAIL);
+	struct pilot_run r = { 0 };
+	if (pilot_api_get_run(api, argv[0], &r) < 0)
+		return cmd_fail(ctx, EXIT_FAIL);
+	struct pilot_event_list ev = { 0 };
+	if (recent_events(api, r.id, nevents, &ev) < 0) {
+		pilot_run_clear(&r);
+		return cmd_fail(ctx, EXIT_FAIL);
+	}
+	if (json) {
+		json_t *j = pilot_run_to_json(&r);
+		json_t *e = pilot_event_list_to_json(&ev);
+		json_object_set(j, "events", json_object_get(e, "events"));
+		json_decref(e);
+		char *text = json_dumps(j, JSON_INDENT(2));
+		json_decref(j);
+		if (text)
+			puts(text);
+		free(text);
+	} else {
+		print_text(&r, &ev);
+	}
+	pilot_event_list_clear(&ev);
+	pilot_run_clear(&r);
+	return EXIT_OK;
+}
+
+const struct pilot_cmd cmd_show = {
+	.name = "show",
+	.summary = "show a run: its state, attempts and recent events",
+	.args = "RUN",
+	.description =
+		"RUN is a run id or a unique prefix of one. The text form shows the run's\n"
+		"summary, its state with the reason it ended, every attempt and the last events;\n"
+		"--output json prints the run, its attempts and all its events (or the last\n"
+		"--events N). Secret values are never shown, only their names.",
+	.opts = options,
+	.opts_size = sizeof(struct opts),
+	.min_args = 1,
+	.max_args = 1,
+	.flags = CMD_NEEDS_CONFIG,
+	.run = run,
+	.complete_args = "run",
+};

@@ -1,0 +1,120 @@
+/* store: the durable model behind the api (design §4) in SQLite: runs, attempts,
+ * events, logs, artifacts (bytes in the blob store), metrics, agents and API tokens.
+ *
+ * DIR/pilot.db holds the tables (WAL, synchronous=FULL; every write is one BEGIN
+ * IMMEDIATE transaction, so several processes can share it); DIR/blobs is the blob
+ * store. The schema is versioned by numbered migrations (PRAGMA user_version): an older
+ * pilot refuses a newer database. The state machine lives in one function; every
+ * transition writes an event.
+ *
+ * The calls mirror struct pilot_api_ops (same contracts, see api.h) but never block:
+ * the local transport adds the long-poll waits and opportunistic reaping on top. A
+ * store handle may be used from several threads (calls are serialized on it). */
+#ifndef PILOT_STORE_H
+#define PILOT_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pilot/api.h"
+#include "pilot/util.h"
+
+struct pilot_store;
+struct pilot_blob_store;
+
+/* The schema version this build writes (PRAGMA user_version). */
+#define PILOT_STORE_SCHEMA_VERSION 1
+
+/* Open DIR/pilot.db (creating DIR with mode 0700 and the file with 0600), migrate it,
+ * check it (quick_check; a damaged file is refused, naming it). opts may be NULL; its
+ * zero fields take the PILOT_* environment variables, then the defaults (api.h). */
+int pilot_store_open(const char *dir, const struct pilot_local_options *opts, struct pilot_store **out);
+void pilot_store_close(struct pilot_store *st);
+PILOT_DEFINE_CLEANUP(struct pilot_store, pilot_store_close)
+const char *pilot_store_db_path(const struct pilot_store *st);
+struct pilot_blob_store *pilot_store_blobs(struct pilot_store *st);
+/* The effective knobs. */
+const struct pilot_local_options *pilot_store_options(const struct pilot_store *st);
+/* PRAGMA integrity_check: 0 when "ok", else PILOT_EIO with the first problems. */
+int pilot_store_integrity_check(struct pilot_store *st);
+
+/* The api operations (see struct pilot_api_ops). */
+int pilot_store_submit(struct pilot_store *st, const struct pilot_submit_request *req, struct pilot_run *out);
+int pilot_store_get_run(struct pilot_store *st, const char *run, struct pilot_run *out);
+int pilot_store_list_runs(struct pilot_store *st, const struct pilot_run_filter *f, struct pilot_run_list *out);
+int pilot_store_cancel(struct pilot_store *st, const char *run, const char *actor, struct pilot_run *out);
+int pilot_store_retry(struct pilot_store *st, const char *run, const char *actor, struct pilot_run *out);
+/* Non-blocking: req->wait_ms is ignored. */
+int pilot_store_read_logs(struct pilot_store *st, const struct pilot_log_request *req, struct pilot_log_chunk *out);
+int pilot_store_list_events(struct pilot_store *st, const struct pilot_event_filter *f, struct pilot_event_list *out);
+/* The highest event seq (0 when none): a cheap "did anything change" probe. */
+int pilot_store_last_event_seq(struct pilot_store *st, int64_t *seq);
+int pilot_store_list_artifacts(struct pilot_store *st, const char *run, int attempt, struct pilot_artifact_list *out);
+int pilot_store_get_artifact(struct pilot_store *st, const char *run, const char *path, int attempt, int *fd,
+			     struct pilot_artifact *meta);
+int pilot_store_get_metrics(struct pilot_store *st, const char *run, int attempt, struct pilot_metric_list *out);
+int pilot_store_list_agents(struct pilot_store *st, struct pilot_agent_list *out);
+int pilot_store_status(struct pilot_store *st, struct pilot_status *out);
+int pilot_store_bundle_has(struct pilot_store *st, const char *sha256);
+int pilot_store_bundle_put(struct pilot_store *st, const char *sha256, int fd);
+int pilot_store_bundle_get(struct pilot_store *st, const char *sha256, int *fd);
+int pilot_store_register_agent(struct pilot_store *st, const struct pilot_agent_info *info);
+int pilot_store_agent_leave(struct pilot_store *st, const char *agent);
+/* Non-blocking: req->wait_ms is ignored. 1 = claimed, 0 = nothing claimable. */
+int pilot_store_claim(struct pilot_store *st, const struct pilot_claim_request *req, struct pilot_claim *out);
+int pilot_store_heartbeat(struct pilot_store *st, const char *attempt_id, const char *token,
+			  struct pilot_heartbeat_reply *reply);
+int pilot_store_append_log(struct pilot_store *st, const char *attempt_id, const char *token, int64_t offset,
+			   const void *data, size_t len, int64_t *expected_offset);
+int pilot_store_put_artifact(struct pilot_store *st, const char *attempt_id, const char *token, const char *path,
+			     int fd);
+int pilot_store_put_metrics(struct pilot_store *st, const char *attempt_id, const char *token, int64_t first_index,
+			    const struct pilot_metric *items, size_t n, int64_t *expected_index);
+int pilot_store_finish(struct pilot_store *st, const char *attempt_id, const char *token,
+		       const struct pilot_finish *outcome, struct pilot_run *run);
+/* Reaps as of now (honouring reap_delay_ms). Returns the number of runs changed. */
+int pilot_store_reap(struct pilot_store *st);
+/* True when reap() would find work now: a cheap read-only probe. */
+bool pilot_store_reap_due(struct pilot_store *st);
+
+/* ---- the state machine ---------------------------------------------------------- */
+
+/* Whether a run may move from one state to another (the table transition() applies). */
+bool pilot_store_transition_allowed(enum pilot_run_state from, enum pilot_run_state to);
+/* Move a run's state directly through transition() (checks, event, counters) without
+ * touching its attempts. For tests and administrative repair; PILOT_ECONFLICT when the
+ * table refuses it. */
+int pilot_store_transition(struct pilot_store *st, const char *run_id, enum pilot_run_state to,
+			   enum pilot_reason reason, const char *actor, const char *message);
+
+/* ---- API tokens (the server's; stored only as sha256 of the secret) ---------------- */
+
+struct pilot_token_record {
+	char id[PILOT_ID_SIZE];       /* 't' + ... */
+	char *name;
+	char sha256[65];
+	char *scopes;                 /* space-separated: "read submit cancel agent admin" */
+	int64_t created_ms;
+	int64_t expires_ms;           /* 0 = never */
+	int64_t revoked_ms;           /* 0 = live */
+	int64_t last_used_ms;
+};
+struct pilot_token_list {
+	struct pilot_token_record *items; /* oldest first */
+	size_t n;
+};
+void pilot_token_record_clear(struct pilot_token_record *t);
+void pilot_token_list_clear(struct pilot_token_list *l);
+
+/* A name used by a live token is PILOT_ECONFLICT; a hash already stored too. */
+int pilot_store_token_create(struct pilot_store *st, const char *name, const char *sha256, const char *scopes,
+			     int64_t expires_ms, struct pilot_token_record *out);
+int pilot_store_token_list(struct pilot_store *st, struct pilot_token_list *out);
+/* By id or name; revoking a revoked token is fine. PILOT_ENOTFOUND when unknown. */
+int pilot_store_token_revoke(struct pilot_store *st, const char *id_or_name);
+/* The live token with this hash, marking it used: PILOT_EAUTH when unknown, revoked
+ * or expired. */
+int pilot_store_token_lookup(struct pilot_store *st, const char *sha256, struct pilot_token_record *out);
+
+#endif

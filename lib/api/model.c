@@ -1,0 +1,437 @@
+/* The model's plumbing shared by every transport: state and reason names, key/value
+ * lists, and the destructors and copies of the structs in api.h. */
+#include <string.h>
+
+#include "pilot/api.h"
+
+static const char *const run_state_names[PILOT_RUN_NSTATES] = {
+	"queued", "waiting", "running", "canceling", "succeeded", "failed", "canceled",
+};
+static const char *const reason_names[PILOT_NREASONS] = {
+	"", "exit_code", "timeout", "lost", "bundle_invalid", "runtime_error", "dependency_failed", "canceled",
+};
+static const char *const attempt_state_names[PILOT_ATTEMPT_NSTATES] = {
+	"running", "succeeded", "failed", "canceled", "lost",
+};
+static const char *const agent_state_names[PILOT_AGENT_NSTATES] = {
+	"idle", "busy", "lost", "gone",
+};
+
+static int from_name(const char *what, const char *const *names, size_t n, const char *name, int *out)
+{
+	for (size_t i = 0; i < n; i++)
+		if (name && !strcmp(names[i], name)) {
+			*out = (int)i;
+			return 0;
+		}
+	const char *s = name ? pilot_suggest(name, names, n) : NULL;
+	return pilot_error_set(PILOT_EINVALID, "unknown %s '%s'%s%s%s", what, name ? name : "",
+			       s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
+}
+
+const char *pilot_run_state_name(enum pilot_run_state s)
+{
+	return (unsigned)s < PILOT_RUN_NSTATES ? run_state_names[s] : "unknown";
+}
+
+int pilot_run_state_from_name(const char *name, enum pilot_run_state *out)
+{
+	int v = 0;
+	int r = from_name("run state", run_state_names, PILOT_RUN_NSTATES, name, &v);
+	if (r == 0)
+		*out = (enum pilot_run_state)v;
+	return r;
+}
+
+bool pilot_run_state_terminal(enum pilot_run_state s)
+{
+	return s == PILOT_RUN_SUCCEEDED || s == PILOT_RUN_FAILED || s == PILOT_RUN_CANCELED;
+}
+
+const char *pilot_reason_name(enum pilot_reason r)
+{
+	return (unsigned)r < PILOT_NREASONS ? reason_names[r] : "unknown";
+}
+
+int pilot_reason_from_name(const char *name, enum pilot_reason *out)
+{
+	int v = 0;
+	if (!name || !*name) {
+		*out = PILOT_REASON_NONE;
+		return 0;
+	}
+	int r = from_name("reason", reason_names + 1, PILOT_NREASONS - 1, name, &v);
+	if (r == 0)
+		*out = (enum pilot_reason)(v + 1);
+	return r;
+}
+
+const char *pilot_attempt_state_name(enum pilot_attempt_state s)
+{
+	return (unsigned)s < PILOT_ATTEMPT_NSTATES ? attempt_state_names[s] : "unknown";
+}
+
+int pilot_attempt_state_from_name(const char *name, enum pilot_attempt_state *out)
+{
+	int v = 0;
+	int r = from_name("attempt state", attempt_state_names, PILOT_ATTEMPT_NSTATES, name, &v);
+	if (r == 0)
+		*out = (enum pilot_attempt_state)v;
+	return r;
+}
+
+const char *pilot_agent_state_name(enum pilot_agent_state s)
+{
+	return (unsigned)s < PILOT_AGENT_NSTATES ? agent_state_names[s] : "unknown";
+}
+
+int pilot_agent_state_from_name(const char *name, enum pilot_agent_state *out)
+{
+	int v = 0;
+	int r = from_name("agent state", agent_state_names, PILOT_AGENT_NSTATES, name, &v);
+	if (r == 0)
+		*out = (enum pilot_agent_state)v;
+	return r;
+}
+
+/* Calls fn on each comma-separated, non-empty word of list. */
+static int each_word(const char *list, int (*fn)(const char *word, void *ud), void *ud)
+{
+	const char *p = list ? list : "";
+	while (*p) {
+		const char *e = strchr(p, ',');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		_cleanup_free_ char *w = pilot_xstrndup(p, n);
+		char *s = w;
+		while (*s == ' ')
+			s++;
+		size_t l = strlen(s);
+		while (l && s[l - 1] == ' ')
+			s[--l] = '\0';
+		if (*s) {
+			int r = fn(s, ud);
+			if (r < 0)
+				return r;
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
+static int add_state_word(const char *w, void *ud)
+{
+	unsigned *set = ud;
+	enum pilot_run_state s;
+	if (!strcmp(w, "terminal") || !strcmp(w, "done")) {
+		*set |= PILOT_RUN_TERMINAL_BITS;
+		return 0;
+	}
+	if (!strcmp(w, "active")) {
+		*set |= PILOT_RUN_STATE_BIT(PILOT_RUN_QUEUED) | PILOT_RUN_STATE_BIT(PILOT_RUN_WAITING) |
+			PILOT_RUN_STATE_BIT(PILOT_RUN_RUNNING) | PILOT_RUN_STATE_BIT(PILOT_RUN_CANCELING);
+		return 0;
+	}
+	int r = pilot_run_state_from_name(w, &s);
+	if (r < 0)
+		return r;
+	*set |= PILOT_RUN_STATE_BIT(s);
+	return 0;
+}
+
+int pilot_run_states_parse(const char *list, unsigned *out)
+{
+	unsigned set = 0;
+	int r = each_word(list, add_state_word, &set);
+	if (r < 0)
+		return r;
+	*out = set;
+	return 0;
+}
+
+static int add_retry_word(const char *w, void *ud)
+{
+	unsigned *mask = ud;
+	if (!strcmp(w, "exit_code"))
+		*mask |= PILOT_RETRY_ON_EXIT_CODE;
+	else if (!strcmp(w, "timeout"))
+		*mask |= PILOT_RETRY_ON_TIMEOUT;
+	else {
+		const char *names[] = { "exit_code", "timeout" };
+		const char *s = pilot_suggest(w, names, 2);
+		return pilot_error_set(PILOT_EINVALID, "unknown retry cause '%s'%s%s%s", w,
+				       s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
+	}
+	return 0;
+}
+
+int pilot_retry_on_parse(const char *list, unsigned *out)
+{
+	unsigned mask = 0;
+	int r = each_word(list, add_retry_word, &mask);
+	if (r < 0)
+		return r;
+	*out = mask;
+	return 0;
+}
+
+/* ---- kvs ---- */
+
+static size_t kvs_find(const struct pilot_kvs *kvs, const char *key, bool *found)
+{
+	size_t lo = 0, hi = kvs->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(kvs->items[mid].key, key);
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = false;
+	return lo;
+}
+
+void pilot_kvs_set(struct pilot_kvs *kvs, const char *key, const char *value)
+{
+	bool found;
+	size_t i = kvs_find(kvs, key, &found);
+	if (found) {
+		free(kvs->items[i].value);
+		kvs->items[i].value = value ? pilot_xstrdup(value) : NULL;
+		return;
+	}
+	kvs->items = pilot_xrealloc(kvs->items, (kvs->n + 1) * sizeof(*kvs->items));
+	memmove(&kvs->items[i + 1], &kvs->items[i], (kvs->n - i) * sizeof(*kvs->items));
+	kvs->items[i].key = pilot_xstrdup(key);
+	kvs->items[i].value = value ? pilot_xstrdup(value) : NULL;
+	kvs->n++;
+}
+
+int pilot_kvs_set_pair(struct pilot_kvs *kvs, const char *pair)
+{
+	const char *eq = strchr(pair, '=');
+	if (!eq || eq == pair)
+		return pilot_error_set(PILOT_EINVALID, "invalid '%s': expected KEY=VALUE", pair);
+	_cleanup_free_ char *k = pilot_xstrndup(pair, (size_t)(eq - pair));
+	pilot_kvs_set(kvs, k, eq + 1);
+	return 0;
+}
+
+const char *pilot_kvs_get(const struct pilot_kvs *kvs, const char *key)
+{
+	bool found;
+	size_t i = kvs_find(kvs, key, &found);
+	return found ? kvs->items[i].value : NULL;
+}
+
+bool pilot_kvs_has(const struct pilot_kvs *kvs, const char *key)
+{
+	bool found;
+	kvs_find(kvs, key, &found);
+	return found;
+}
+
+bool pilot_kvs_satisfies(const struct pilot_kvs *labels, const struct pilot_kvs *requires)
+{
+	for (size_t i = 0; i < requires->n; i++) {
+		const char *have = pilot_kvs_get(labels, requires->items[i].key);
+		const char *want = requires->items[i].value ? requires->items[i].value : "";
+		if (!have || strcmp(have, want))
+			return false;
+	}
+	return true;
+}
+
+void pilot_kvs_copy(struct pilot_kvs *dst, const struct pilot_kvs *src)
+{
+	dst->items = NULL;
+	dst->n = 0;
+	for (size_t i = 0; i < src->n; i++)
+		pilot_kvs_set(dst, src->items[i].key, src->items[i].value);
+}
+
+void pilot_kvs_clear(struct pilot_kvs *kvs)
+{
+	if (!kvs)
+		return;
+	for (size_t i = 0; i < kvs->n; i++) {
+		free(kvs->items[i].key);
+		/* Values may be secrets: do not leave them in freed memory. */
+		if (kvs->items[i].value) {
+			explicit_bzero(kvs->items[i].value, strlen(kvs->items[i].value));
+			free(kvs->items[i].value);
+		}
+	}
+	free(kvs->items);
+	kvs->items = NULL;
+	kvs->n = 0;
+}
+
+/* ---- destructors and copies ---- */
+
+static char *dup_or_null(const char *s)
+{
+	return s ? pilot_xstrdup(s) : NULL;
+}
+
+void pilot_attempt_clear(struct pilot_attempt *a)
+{
+	if (!a)
+		return;
+	free(a->agent);
+	free(a->message);
+	memset(a, 0, sizeof(*a));
+}
+
+void pilot_attempt_copy(struct pilot_attempt *dst, const struct pilot_attempt *src)
+{
+	*dst = *src;
+	dst->agent = dup_or_null(src->agent);
+	dst->message = dup_or_null(src->message);
+}
+
+void pilot_run_clear(struct pilot_run *r)
+{
+	if (!r)
+		return;
+	free(r->name);
+	free(r->spec_json);
+	free(r->params_json);
+	free(r->env_json);
+	pilot_kvs_clear(&r->requires);
+	pilot_kvs_clear(&r->secrets);
+	free(r->message);
+	free(r->idempotency_key);
+	free(r->submitter);
+	free(r->retry_of);
+	free(r->agent);
+	for (size_t i = 0; i < r->nattempts; i++)
+		pilot_attempt_clear(&r->attempts[i]);
+	free(r->attempts);
+	memset(r, 0, sizeof(*r));
+}
+
+void pilot_run_copy(struct pilot_run *dst, const struct pilot_run *src)
+{
+	*dst = *src;
+	dst->name = dup_or_null(src->name);
+	dst->spec_json = dup_or_null(src->spec_json);
+	dst->params_json = dup_or_null(src->params_json);
+	dst->env_json = dup_or_null(src->env_json);
+	pilot_kvs_copy(&dst->requires, &src->requires);
+	pilot_kvs_copy(&dst->secrets, &src->secrets);
+	dst->message = dup_or_null(src->message);
+	dst->idempotency_key = dup_or_null(src->idempotency_key);
+	dst->submitter = dup_or_null(src->submitter);
+	dst->retry_of = dup_or_null(src->retry_of);
+	dst->agent = dup_or_null(src->agent);
+	dst->attempts = NULL;
+	if (src->nattempts) {
+		dst->attempts = pilot_xcalloc(src->nattempts, sizeof(*dst->attempts));
+		for (size_t i = 0; i < src->nattempts; i++)
+			pilot_attempt_copy(&dst->attempts[i], &src->attempts[i]);
+	}
+}
+
+void pilot_event_clear(struct pilot_event *e)
+{
+	if (!e)
+		return;
+	free(e->type);
+	free(e->actor);
+	free(e->message);
+	free(e->data_json);
+	memset(e, 0, sizeof(*e));
+}
+
+void pilot_agent_info_clear(struct pilot_agent_info *a)
+{
+	if (!a)
+		return;
+	free(a->name);
+	pilot_kvs_clear(&a->labels);
+	free(a->version);
+	for (size_t i = 0; i < a->nruns; i++)
+		free(a->runs[i]);
+	free(a->runs);
+	memset(a, 0, sizeof(*a));
+}
+
+void pilot_artifact_clear(struct pilot_artifact *a)
+{
+	if (!a)
+		return;
+	free(a->path);
+	memset(a, 0, sizeof(*a));
+}
+
+void pilot_metric_clear(struct pilot_metric *m)
+{
+	if (!m)
+		return;
+	free(m->json);
+	memset(m, 0, sizeof(*m));
+}
+
+void pilot_status_clear(struct pilot_status *s)
+{
+	if (!s)
+		return;
+	free(s->version);
+	memset(s, 0, sizeof(*s));
+}
+
+#define LIST_CLEAR(fn, type, item_clear)            \
+	void fn(type *l)                            \
+	{                                           \
+		if (!l)                             \
+			return;                     \
+		for (size_t i = 0; i < l->n; i++)   \
+			item_clear(&l->items[i]);   \
+		free(l->items);                     \
+		memset(l, 0, sizeof(*l));           \
+	}
+
+LIST_CLEAR(pilot_run_list_clear, struct pilot_run_list, pilot_run_clear)
+LIST_CLEAR(pilot_event_list_clear, struct pilot_event_list, pilot_event_clear)
+LIST_CLEAR(pilot_agent_list_clear, struct pilot_agent_list, pilot_agent_info_clear)
+LIST_CLEAR(pilot_artifact_list_clear, struct pilot_artifact_list, pilot_artifact_clear)
+LIST_CLEAR(pilot_metric_list_clear, struct pilot_metric_list, pilot_metric_clear)
+
+void pilot_submit_request_clear(struct pilot_submit_request *req)
+{
+	if (!req)
+		return;
+	pilot_kvs_clear(&req->requires);
+	pilot_kvs_clear(&req->secrets);
+}
+
+void pilot_claim_request_clear(struct pilot_claim_request *req)
+{
+	if (!req)
+		return;
+	pilot_kvs_clear(&req->labels);
+}
+
+void pilot_claim_clear(struct pilot_claim *c)
+{
+	if (!c)
+		return;
+	pilot_run_clear(&c->run);
+	explicit_bzero(c->lease_token, sizeof(c->lease_token));
+	memset(c, 0, sizeof(*c));
+}
+
+void pilot_log_chunk_clear(struct pilot_log_chunk *c)
+{
+	if (!c)
+		return;
+	pilot_buf_free(&c->data);
+	memset(c, 0, sizeof(*c));
+}

@@ -1,0 +1,1493 @@
+/* The api conformance checks (see conformance.h). Each test isolates itself in a shared
+ * store by a random tag: its runs require the label ct=TAG and carry the name ct-TAG,
+ * and its agents offer only that label, so tests never claim each other's runs. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conformance.h"
+
+static const struct conformance_target *T;
+static int n_checks, n_failed;
+static const char *cur_test;
+
+/* ---- TAP ---- */
+
+static bool check_(bool ok, const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static bool check_(bool ok, const char *file, int line, const char *fmt, ...)
+{
+	char desc[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(desc, sizeof(desc), fmt, ap);
+	va_end(ap);
+	n_checks++;
+	printf("%s %d - %s: %s\n", ok ? "ok" : "not ok", n_checks, cur_test, desc);
+	if (!ok) {
+		n_failed++;
+		printf("#   at %s:%d\n#   last error: %s\n", file, line, pilot_error_last());
+	}
+	fflush(stdout);
+	return ok;
+}
+#define CHECK(cond, ...) check_((cond), __FILE__, __LINE__, __VA_ARGS__)
+/* call must return want (an int); prints what it got otherwise. */
+#define CHECK_RC(call, want, ...)                                                                       \
+	({                                                                                              \
+		int _r = (call);                                                                        \
+		if (_r != (want))                                                                       \
+			printf("#   got %d (%s), wanted %d (%s)\n", _r, pilot_err_name(_r), (want),      \
+			       pilot_err_name(want));                                                   \
+		check_(_r == (want), __FILE__, __LINE__, __VA_ARGS__);                                  \
+	})
+
+static void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void diag(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("# ", stdout);
+	vprintf(fmt, ap);
+	fputc('\n', stdout);
+	va_end(ap);
+	fflush(stdout);
+}
+
+static void sleep_ms(int64_t ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static int scaled(int n)
+{
+	int p = T->scale_percent > 0 ? T->scale_percent : 100;
+	int v = n * p / 100;
+	return v > 0 ? v : 1;
+}
+
+/* ---- per-test context ---- */
+
+struct ctx {
+	struct pilot_api *api;
+	char tag[17];
+	char name[24];
+	char agent[32];
+};
+
+static void ctx_init(struct ctx *c)
+{
+	pilot_random_hex(c->tag, 8);
+	snprintf(c->name, sizeof(c->name), "ct-%s", c->tag);
+	snprintf(c->agent, sizeof(c->agent), "agent-%s", c->tag);
+	c->api = T->open(T->ud);
+	if (!c->api) {
+		printf("Bail out! cannot open the api: %s\n", pilot_error_last());
+		exit(1);
+	}
+}
+
+static void ctx_free(struct ctx *c)
+{
+	pilot_api_close(c->api);
+	c->api = NULL;
+}
+
+static void req_init(struct ctx *c, struct pilot_submit_request *q)
+{
+	memset(q, 0, sizeof(*q));
+	q->name = c->name;
+	q->spec_json = "{\"name\":\"ct\",\"command\":\"true\"}";
+	pilot_kvs_set(&q->requires, "ct", c->tag);
+}
+
+static int submit(struct ctx *c, struct pilot_run *out)
+{
+	struct pilot_submit_request q;
+	req_init(c, &q);
+	int r = pilot_api_submit(c->api, &q, out);
+	pilot_submit_request_clear(&q);
+	return r;
+}
+
+static int claim_as(struct ctx *c, struct pilot_api *api, const char *agent, int64_t wait_ms, struct pilot_claim *out)
+{
+	struct pilot_claim_request q = { .agent = agent, .wait_ms = wait_ms, .version = "conformance" };
+	pilot_kvs_set(&q.labels, "ct", c->tag);
+	int r = pilot_api_claim(api, &q, out);
+	pilot_claim_request_clear(&q);
+	return r;
+}
+
+static int claim(struct ctx *c, struct pilot_claim *out)
+{
+	return claim_as(c, c->api, c->agent, 0, out);
+}
+
+static enum pilot_run_state state_of(struct ctx *c, const char *id)
+{
+	struct pilot_run r = { 0 };
+	if (pilot_api_get_run(c->api, id, &r) < 0)
+		return (enum pilot_run_state)-1;
+	enum pilot_run_state s = r.state;
+	pilot_run_clear(&r);
+	return s;
+}
+
+/* Poll (calling reap, which a server may also do on its own) until the run leaves
+ * state `from` or timeout_ms passes; returns the state. */
+static enum pilot_run_state wait_leave(struct ctx *c, const char *id, enum pilot_run_state from, int64_t timeout_ms)
+{
+	int64_t end = pilot_mono_ms() + timeout_ms;
+	for (;;) {
+		pilot_api_reap(c->api);
+		enum pilot_run_state s = state_of(c, id);
+		if (s != from || pilot_mono_ms() > end)
+			return s;
+		sleep_ms(20);
+	}
+}
+
+static struct pilot_finish outcome(enum pilot_attempt_state st, enum pilot_reason reason, int code)
+{
+	struct pilot_finish f = { .state = st, .reason = reason };
+	if (st == PILOT_ATTEMPT_SUCCEEDED || reason == PILOT_REASON_EXIT_CODE) {
+		f.has_exit_code = true;
+		f.exit_code = code;
+	}
+	return f;
+}
+
+static bool has_event(struct ctx *c, const char *run, const char *type)
+{
+	struct pilot_event_filter f = { .run = run, .limit = 1000 };
+	struct pilot_event_list l = { 0 };
+	bool found = false;
+	if (pilot_api_list_events(c->api, &f, 0, &l) == 0)
+		for (size_t i = 0; i < l.n; i++)
+			found |= !strcmp(l.items[i].type, type);
+	pilot_event_list_clear(&l);
+	return found;
+}
+
+/* ---- tests ---- */
+
+static void t_submit_get(struct ctx *c)
+{
+	struct pilot_submit_request q;
+	struct pilot_run r = { 0 }, g = { 0 };
+	req_init(c, &q);
+	q.params_json = "{\"lr\":0.1}";
+	q.env_json = "{\"EPOCHS\":\"5\"}";
+	q.priority = 7;
+	q.timeout_ms = 120000;
+	q.retry.max_attempts = 3;
+	q.retry.on = PILOT_RETRY_ON_EXIT_CODE | PILOT_RETRY_ON_TIMEOUT;
+	q.retry.backoff_ms = 1000;
+	q.submitter = "alice";
+	pilot_kvs_set(&q.secrets, "HF_TOKEN", "s3cret-value");
+	CHECK_RC(pilot_api_submit(c->api, &q, &r), 0, "submit returns 0");
+	pilot_submit_request_clear(&q);
+	CHECK(r.id[0] == 'r' && strlen(r.id) == PILOT_ID_LEN, "run id '%s' has the run id form", r.id);
+	CHECK(r.state == PILOT_RUN_QUEUED && r.reason == PILOT_REASON_NONE, "a new run is queued");
+	CHECK(r.created_ms > 0 && r.attempt_count == 0, "created time set, no attempts");
+	CHECK_RC(pilot_api_get_run(c->api, r.id, &g), 0, "get by full id");
+	CHECK(!strcmp(g.name, c->name), "name kept");
+	CHECK(g.spec_json && !strcmp(g.spec_json, "{\"name\":\"ct\",\"command\":\"true\"}"), "spec kept byte for byte");
+	CHECK(g.params_json && !strcmp(g.params_json, "{\"lr\":0.1}"), "params kept byte for byte");
+	CHECK(g.env_json && !strcmp(g.env_json, "{\"EPOCHS\":\"5\"}"), "env kept");
+	CHECK(g.priority == 7 && g.timeout_ms == 120000, "priority and timeout kept");
+	CHECK(g.retry.max_attempts == 3 && g.retry.on == (PILOT_RETRY_ON_EXIT_CODE | PILOT_RETRY_ON_TIMEOUT) &&
+		      g.retry.backoff_ms == 1000,
+	      "retry policy kept");
+	CHECK(g.submitter && !strcmp(g.submitter, "alice"), "submitter kept");
+	CHECK(!strcmp(pilot_kvs_get(&g.requires, "ct") ? pilot_kvs_get(&g.requires, "ct") : "", c->tag), "requires kept");
+	CHECK(g.secrets.n == 1 && !strcmp(g.secrets.items[0].key, "HF_TOKEN") && g.secrets.items[0].value == NULL,
+	      "get shows the secret's name but not its value");
+	json_t *j = pilot_run_to_json(&g);
+	char *text = json_dumps(j, 0);
+	CHECK(text && !strstr(text, "s3cret-value"), "the run's JSON does not contain the secret value");
+	free(text);
+	json_decref(j);
+	pilot_run_clear(&g);
+	char prefix[12];
+	snprintf(prefix, sizeof(prefix), "%.11s", r.id);
+	CHECK_RC(pilot_api_get_run(c->api, prefix, &g), 0, "get by a unique prefix");
+	CHECK(!strcmp(g.id, r.id), "the prefix finds the run");
+	pilot_run_clear(&g);
+	CHECK(has_event(c, r.id, "submitted"), "a 'submitted' event was written");
+	pilot_run_clear(&r);
+}
+
+static void t_submit_invalid(struct ctx *c)
+{
+	struct pilot_submit_request q;
+	struct pilot_run r = { 0 };
+	req_init(c, &q);
+	q.name = "Bad Name";
+	CHECK_RC(pilot_api_submit(c->api, &q, &r), PILOT_EINVALID, "a bad name is refused");
+	q.name = c->name;
+	q.spec_json = "{not json";
+	CHECK_RC(pilot_api_submit(c->api, &q, &r), PILOT_EINVALID, "a spec that is not JSON is refused");
+	q.spec_json = "{}";
+	q.params_json = "[1,2]";
+	CHECK_RC(pilot_api_submit(c->api, &q, &r), PILOT_EINVALID, "params that are not an object are refused");
+	q.params_json = NULL;
+	q.bundle_sha256 = "0000000000000000000000000000000000000000000000000000000000000000";
+	CHECK_RC(pilot_api_submit(c->api, &q, &r), PILOT_ENOTFOUND, "a bundle never uploaded is refused");
+	q.bundle_sha256 = "xyz";
+	CHECK_RC(pilot_api_submit(c->api, &q, &r), PILOT_EINVALID, "a malformed bundle hash is refused");
+	pilot_submit_request_clear(&q);
+	struct pilot_run_filter f = { .name = c->name };
+	struct pilot_run_list l = { 0 };
+	CHECK_RC(pilot_api_list_runs(c->api, &f, &l), 0, "list");
+	CHECK(l.n == 0, "nothing was created by refused submits");
+	pilot_run_list_clear(&l);
+}
+
+static void t_get_unknown_ambiguous(struct ctx *c)
+{
+	struct pilot_run r = { 0 }, a = { 0 }, b = { 0 };
+	CHECK_RC(pilot_api_get_run(c->api, "rzzzzzzzzzzzzzz", &r), PILOT_ENOTFOUND, "an unknown id is not found");
+	CHECK(strstr(pilot_error_last(), "rzzzzzzzzzzzzzz") != NULL, "the message names the id");
+	CHECK_RC(pilot_api_get_run(c->api, "not an id!", &r), PILOT_ENOTFOUND, "garbage is not found");
+	submit(c, &a);
+	submit(c, &b);
+	/* Two runs made now share their time prefix. */
+	size_t common = 0;
+	while (a.id[common] && a.id[common] == b.id[common])
+		common++;
+	char prefix[PILOT_ID_SIZE];
+	snprintf(prefix, sizeof(prefix), "%.*s", (int)common, a.id);
+	CHECK_RC(pilot_api_get_run(c->api, prefix, &r), PILOT_EAMBIGUOUS, "a shared prefix '%s' is ambiguous", prefix);
+	CHECK(strstr(pilot_error_last(), a.id) && strstr(pilot_error_last(), b.id), "the message lists the candidates");
+	CHECK_RC(pilot_api_cancel(c->api, prefix, NULL, &r), PILOT_EAMBIGUOUS, "cancel by an ambiguous prefix is refused");
+	CHECK(state_of(c, a.id) == PILOT_RUN_QUEUED && state_of(c, b.id) == PILOT_RUN_QUEUED, "nothing was canceled");
+	pilot_run_clear(&a);
+	pilot_run_clear(&b);
+}
+
+static void t_idempotency(struct ctx *c)
+{
+	struct pilot_submit_request q;
+	struct pilot_run a = { 0 }, b = { 0 };
+	char key[64];
+	snprintf(key, sizeof(key), "key-%s", c->tag);
+	req_init(c, &q);
+	q.idempotency_key = key;
+	CHECK_RC(pilot_api_submit(c->api, &q, &a), 0, "first submit with a key returns 0");
+	CHECK_RC(pilot_api_submit(c->api, &q, &b), 1, "the same submit again returns 1 (a replay)");
+	CHECK(!strcmp(a.id, b.id), "the replay returns the original run");
+	pilot_run_clear(&b);
+	q.priority = 99;
+	CHECK_RC(pilot_api_submit(c->api, &q, &b), PILOT_ECONFLICT, "the same key with a different payload conflicts");
+	CHECK(strstr(pilot_error_last(), key) != NULL, "the message names the key");
+	pilot_submit_request_clear(&q);
+	struct pilot_run_filter f = { .name = c->name };
+	struct pilot_run_list l = { 0 };
+	pilot_api_list_runs(c->api, &f, &l);
+	CHECK(l.n == 1, "exactly one run exists (%zu)", l.n);
+	pilot_run_list_clear(&l);
+	pilot_run_clear(&a);
+}
+
+/* Children: fork n processes running fn(i); returns how many exited 0. */
+static int fork_all(int n, int (*fn)(struct ctx *c, int i, void *ud), struct ctx *c, void *ud)
+{
+	pid_t *pids = pilot_xcalloc((size_t)n, sizeof(pid_t));
+	fflush(stdout);
+	for (int i = 0; i < n; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			struct ctx child = *c;
+			child.api = T->open(T->ud);
+			int st = child.api ? fn(&child, i, ud) : 1;
+			if (st)
+				fprintf(stderr, "child %d: %s\n", i, pilot_error_last());
+			pilot_api_close(child.api);
+			_exit(st);
+		}
+	}
+	int good = 0;
+	for (int i = 0; i < n; i++) {
+		int st = 0;
+		if (pids[i] > 0 && waitpid(pids[i], &st, 0) == pids[i] && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+			good++;
+	}
+	free(pids);
+	return good;
+}
+
+static size_t count_runs(struct ctx *c, unsigned states)
+{
+	struct pilot_run_filter f = { .name = c->name, .states = states, .limit = 1000 };
+	char after[PILOT_ID_SIZE] = "";
+	size_t n = 0;
+	for (;;) {
+		struct pilot_run_list l = { 0 };
+		f.after = after[0] ? after : NULL;
+		if (pilot_api_list_runs(c->api, &f, &l) < 0)
+			return (size_t)-1;
+		n += l.n;
+		memcpy(after, l.next_after, PILOT_ID_SIZE);
+		pilot_run_list_clear(&l);
+		if (!after[0])
+			return n;
+	}
+}
+
+struct submit_job {
+	int per_child;
+	bool shared_keys;
+};
+
+static int submit_child(struct ctx *c, int i, void *ud)
+{
+	struct submit_job *job = ud;
+	for (int k = 0; k < job->per_child; k++) {
+		struct pilot_submit_request q;
+		char key[64];
+		if (job->shared_keys)
+			snprintf(key, sizeof(key), "%s-shared-%d", c->tag, k);
+		else
+			snprintf(key, sizeof(key), "%s-%d-%d", c->tag, i, k);
+		req_init(c, &q);
+		q.idempotency_key = key;
+		int r = pilot_api_submit(c->api, &q, NULL);
+		pilot_submit_request_clear(&q);
+		if (r < 0)
+			return 1;
+	}
+	return 0;
+}
+
+static void t_concurrent_submits(struct ctx *c)
+{
+	int procs = 8, per = scaled(1000);
+	struct submit_job job = { .per_child = per };
+	int64_t t0 = pilot_mono_ms();
+	int good = fork_all(procs, submit_child, c, &job);
+	int64_t dt = pilot_mono_ms() - t0;
+	CHECK(good == procs, "%d processes x %d submits all succeeded (%d)", procs, per, good);
+	size_t n = count_runs(c, 0);
+	CHECK(n == (size_t)(procs * per), "exactly %d runs exist (%zu)", procs * per, n);
+	diag("%d submits from %d processes in %lld ms (%.0f/s)", procs * per, procs, (long long)dt,
+	     dt ? procs * per * 1000.0 / (double)dt : 0.0);
+}
+
+static void t_concurrent_replays(struct ctx *c)
+{
+	int procs = 6, per = scaled(100);
+	struct submit_job job = { .per_child = per, .shared_keys = true };
+	int good = fork_all(procs, submit_child, c, &job);
+	CHECK(good == procs, "%d processes replaying the same %d keys all succeeded", procs, per);
+	size_t n = count_runs(c, 0);
+	CHECK(n == (size_t)per, "exactly one run per key: %d (%zu)", per, n);
+}
+
+static void t_list_pagination(struct ctx *c)
+{
+	enum { N = 25 };
+	char ids[N][PILOT_ID_SIZE];
+	for (int i = 0; i < N; i++) {
+		struct pilot_run r = { 0 };
+		submit(c, &r);
+		memcpy(ids[i], r.id, PILOT_ID_SIZE);
+		pilot_run_clear(&r);
+	}
+	struct pilot_run_filter f = { .name = c->name, .limit = 10 };
+	char after[PILOT_ID_SIZE] = "";
+	char seen[N][PILOT_ID_SIZE];
+	size_t n = 0, pages = 0;
+	bool ordered = true;
+	for (;;) {
+		struct pilot_run_list l = { 0 };
+		f.after = after[0] ? after : NULL;
+		if (!CHECK_RC(pilot_api_list_runs(c->api, &f, &l), 0, "list page %zu", pages + 1))
+			break;
+		pages++;
+		for (size_t i = 0; i < l.n && n < N; i++) {
+			if (n && strcmp(seen[n - 1], l.items[i].id) <= 0)
+				ordered = false;
+			memcpy(seen[n++], l.items[i].id, PILOT_ID_SIZE);
+		}
+		CHECK(l.n <= 10, "a page holds at most the limit");
+		memcpy(after, l.next_after, PILOT_ID_SIZE);
+		pilot_run_list_clear(&l);
+		if (!after[0] || pages > 5)
+			break;
+	}
+	CHECK(pages == 3 && n == N, "25 runs in pages of 10: %zu pages, %zu runs", pages, n);
+	CHECK(ordered, "newest first, no duplicates");
+	CHECK(n == N && !strcmp(seen[0], ids[N - 1]) && !strcmp(seen[N - 1], ids[0]), "first is the newest, last the oldest");
+
+	/* Filters: state, since. */
+	struct pilot_run x = { 0 };
+	pilot_api_cancel(c->api, ids[3], NULL, &x);
+	pilot_run_clear(&x);
+	struct pilot_run_list l = { 0 };
+	struct pilot_run_filter fs = { .name = c->name, .states = PILOT_RUN_STATE_BIT(PILOT_RUN_CANCELED) };
+	CHECK_RC(pilot_api_list_runs(c->api, &fs, &l), 0, "list by state");
+	CHECK(l.n == 1 && !strcmp(l.items[0].id, ids[3]), "the state filter finds the canceled run");
+	pilot_run_list_clear(&l);
+	fs.states = PILOT_RUN_STATE_BIT(PILOT_RUN_CANCELED) | PILOT_RUN_STATE_BIT(PILOT_RUN_QUEUED);
+	fs.limit = 1000;
+	pilot_api_list_runs(c->api, &fs, &l);
+	CHECK(l.n == N, "a set of states finds all of them (%zu)", l.n);
+	pilot_run_list_clear(&l);
+	struct pilot_run_filter fa = { .states = PILOT_RUN_STATE_BIT(PILOT_RUN_CANCELED), .limit = 1000 };
+	pilot_api_list_runs(c->api, &fa, &l);
+	bool found = false, all_canceled = true;
+	for (size_t i = 0; i < l.n; i++) {
+		found |= !strcmp(l.items[i].id, ids[3]);
+		all_canceled &= l.items[i].state == PILOT_RUN_CANCELED;
+		ordered &= i == 0 || strcmp(l.items[i - 1].id, l.items[i].id) > 0;
+	}
+	CHECK(found && all_canceled && ordered, "a state filter without a name works too");
+	pilot_run_list_clear(&l);
+	struct pilot_run_filter ft = { .name = c->name, .since_ms = pilot_now_ms() + 60000 };
+	pilot_api_list_runs(c->api, &ft, &l);
+	CHECK(l.n == 0, "since in the future finds nothing");
+	pilot_run_list_clear(&l);
+	ft.since_ms = pilot_now_ms() - 600000;
+	ft.limit = 1000;
+	pilot_api_list_runs(c->api, &ft, &l);
+	CHECK(l.n == N, "since ten minutes ago finds all");
+	CHECK(l.n == 0 || l.items[0].spec_json == NULL || 1, "list items may leave the spec out");
+	pilot_run_list_clear(&l);
+}
+
+static void t_claim_basic(struct ctx *c)
+{
+	struct pilot_claim cl = { 0 };
+	CHECK_RC(claim(c, &cl), 0, "nothing to claim gives 0");
+	struct pilot_submit_request q;
+	struct pilot_run r = { 0 };
+	req_init(c, &q);
+	pilot_kvs_set(&q.secrets, "API_KEY", "v@lue");
+	pilot_api_submit(c->api, &q, &r);
+	pilot_submit_request_clear(&q);
+	CHECK_RC(claim(c, &cl), 1, "a queued run is claimed");
+	CHECK(!strcmp(cl.run.id, r.id), "the claimed run is the one submitted");
+	CHECK(cl.attempt == 1 && cl.attempt_id[0] == 'a', "attempt 1 with an attempt id");
+	CHECK(strlen(cl.lease_token) >= 32, "a lease token");
+	CHECK(cl.lease_ttl_ms == T->lease_ttl_ms && cl.lease_expires_ms > pilot_now_ms() - 1000, "lease TTL and expiry");
+	CHECK(cl.run.state == PILOT_RUN_RUNNING, "the claimed run is running");
+	CHECK(cl.run.spec_json && strstr(cl.run.spec_json, "\"command\""), "the claim carries the spec");
+	const char *sv = pilot_kvs_get(&cl.run.secrets, "API_KEY");
+	CHECK(sv && !strcmp(sv, "v@lue"), "the claim carries the secret value");
+	struct pilot_run g = { 0 };
+	pilot_api_get_run(c->api, r.id, &g);
+	CHECK(g.state == PILOT_RUN_RUNNING && g.nattempts == 1 && g.attempts[0].state == PILOT_ATTEMPT_RUNNING &&
+		      !strcmp(g.attempts[0].agent, c->agent) && g.agent && !strcmp(g.agent, c->agent),
+	      "get shows the running attempt and its agent");
+	CHECK(g.started_ms > 0, "started time set");
+	CHECK(!pilot_kvs_get(&g.secrets, "API_KEY"), "get still withholds the secret value");
+	pilot_run_clear(&g);
+	CHECK(has_event(c, r.id, "claimed"), "a 'claimed' event");
+	struct pilot_claim cl2 = { 0 };
+	CHECK_RC(claim(c, &cl2), 0, "a claimed run is not claimed again");
+	struct pilot_finish fin = outcome(PILOT_ATTEMPT_SUCCEEDED, PILOT_REASON_EXIT_CODE, 0);
+	CHECK_RC(pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &fin, NULL), 0, "finish it");
+	pilot_claim_clear(&cl);
+	pilot_run_clear(&r);
+
+	/* Long-poll: a claim waiting while another process submits. */
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct ctx child = *c;
+		sleep_ms(300);
+		child.api = T->open(T->ud);
+		int st = child.api && submit(&child, NULL) >= 0 ? 0 : 1;
+		pilot_api_close(child.api);
+		_exit(st);
+	}
+	int64_t t0 = pilot_mono_ms();
+	CHECK_RC(claim_as(c, c->api, c->agent, 10000, &cl), 1, "a waiting claim gets a run submitted meanwhile");
+	int64_t dt = pilot_mono_ms() - t0;
+	CHECK(dt < 9000, "...without waiting the whole timeout (%lld ms)", (long long)dt);
+	waitpid(pid, NULL, 0);
+	CHECK_RC(pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &fin, NULL), 0, "finish it");
+	pilot_claim_clear(&cl);
+	t0 = pilot_mono_ms();
+	CHECK_RC(claim_as(c, c->api, c->agent, 300, &cl), 0, "a waiting claim with nothing gives 0 after the wait");
+	CHECK(pilot_mono_ms() - t0 >= 250, "...having waited");
+}
+
+static void t_claim_order_labels(struct ctx *c)
+{
+	struct pilot_submit_request q;
+	struct pilot_run low = { 0 }, high = { 0 }, gpu = { 0 }, low2 = { 0 };
+	req_init(c, &q);
+	q.priority = 1;
+	pilot_api_submit(c->api, &q, &low);
+	pilot_api_submit(c->api, &q, &low2);
+	q.priority = 50;
+	pilot_api_submit(c->api, &q, &high);
+	q.priority = 100;
+	pilot_kvs_set(&q.requires, "gpu", "a100");
+	pilot_api_submit(c->api, &q, &gpu);
+	pilot_submit_request_clear(&q);
+	struct pilot_claim a = { 0 }, b = { 0 }, d = { 0 }, e = { 0 };
+	CHECK_RC(claim(c, &a), 1, "claim 1");
+	CHECK(!strcmp(a.run.id, high.id), "the highest priority run this agent can run comes first (not the gpu one)");
+	CHECK_RC(claim(c, &b), 1, "claim 2");
+	CHECK(!strcmp(b.run.id, low.id), "then the oldest of equal priority");
+	struct pilot_claim_request gq = { .agent = "gpu-agent" };
+	pilot_kvs_set(&gq.labels, "ct", c->tag);
+	pilot_kvs_set(&gq.labels, "gpu", "a100");
+	pilot_kvs_set(&gq.labels, "zone", "x");
+	CHECK_RC(pilot_api_claim(c->api, &gq, &d), 1, "an agent with the labels claims");
+	CHECK(!strcmp(d.run.id, gpu.id), "the run requiring gpu=a100 goes to the agent that has it");
+	pilot_claim_request_clear(&gq);
+	struct pilot_claim_request wq = { .agent = "wrong-gpu" };
+	pilot_kvs_set(&wq.labels, "ct", c->tag);
+	pilot_kvs_set(&wq.labels, "gpu", "t4");
+	CHECK_RC(pilot_api_claim(c->api, &wq, &e), 1, "a claim by another agent");
+	CHECK(!strcmp(e.run.id, low2.id), "gets the last unrestricted run");
+	pilot_claim_clear(&e);
+	CHECK_RC(pilot_api_claim(c->api, &wq, &e), 0, "then nothing");
+	pilot_claim_request_clear(&wq);
+	pilot_claim_clear(&a);
+	pilot_claim_clear(&b);
+	pilot_claim_clear(&d);
+	pilot_run_clear(&low);
+	pilot_run_clear(&low2);
+	pilot_run_clear(&high);
+	pilot_run_clear(&gpu);
+}
+
+struct claim_job {
+	int fd; /* write end: one line per claim */
+};
+
+static int claim_child(struct ctx *c, int i, void *ud)
+{
+	struct claim_job *job = ud;
+	char agent[48];
+	snprintf(agent, sizeof(agent), "%s-%d", c->agent, i);
+	int misses = 0;
+	int64_t worst = 0;
+	for (;;) {
+		struct pilot_claim cl = { 0 };
+		int64_t t0 = pilot_mono_ms();
+		int r = claim_as(c, c->api, agent, 0, &cl);
+		if (r < 0)
+			return 1;
+		if (r == 0) {
+			/* Several empty answers in a row: the queue is drained. */
+			if (++misses >= 3) {
+				if (getenv("PILOT_CONFORMANCE_VERBOSE"))
+					fprintf(stderr, "claimer %d: slowest claim+finish %lld ms\n", i, (long long)worst);
+				return 0;
+			}
+			sleep_ms(20);
+			continue;
+		}
+		misses = 0;
+		char line[64];
+		int n = snprintf(line, sizeof(line), "%s %d\n", cl.run.id, cl.attempt);
+		/* Finish at once: an unfinished claim would expire and be claimed again. */
+		struct pilot_finish f = outcome(PILOT_ATTEMPT_SUCCEEDED, PILOT_REASON_EXIT_CODE, 0);
+		r = pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &f, NULL);
+		if (pilot_mono_ms() - t0 > worst)
+			worst = pilot_mono_ms() - t0;
+		pilot_claim_clear(&cl);
+		if (r < 0)
+			return 1;
+		if (write(job->fd, line, (size_t)n) != n)
+			return 1;
+	}
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void t_concurrent_claims(struct ctx *c)
+{
+	int procs = 20, runs = scaled(500);
+	for (int i = 0; i < runs; i++)
+		if (submit(c, NULL) < 0)
+			break;
+	char path[] = "/tmp/pilot-ct-claims.XXXXXX";
+	int fd = mkstemp(path);
+	unlink(path);
+	struct claim_job job = { .fd = fd };
+	int64_t t0 = pilot_mono_ms();
+	int good = fork_all(procs, claim_child, c, &job);
+	int64_t dt = pilot_mono_ms() - t0;
+	CHECK(good == procs, "%d claimers finished (%d)", procs, good);
+	off_t size = lseek(fd, 0, SEEK_END);
+	char *buf = pilot_xmalloc((size_t)size + 1);
+	pread(fd, buf, (size_t)size, 0);
+	buf[size] = '\0';
+	close(fd);
+	char **ids = pilot_xcalloc((size_t)runs * 2 + 1, sizeof(char *));
+	size_t n = 0;
+	bool first_attempts = true;
+	char *save = NULL;
+	for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *sp = strchr(line, ' ');
+		if (!sp)
+			continue;
+		*sp = '\0';
+		first_attempts &= !strcmp(sp + 1, "1");
+		if (n < (size_t)runs * 2)
+			ids[n++] = line;
+	}
+	qsort(ids, n, sizeof(*ids), cmp_str);
+	size_t dups = 0;
+	for (size_t i = 1; i < n; i++)
+		dups += !strcmp(ids[i - 1], ids[i]);
+	CHECK(n == (size_t)runs, "%d runs were claimed %zu times in all", runs, n);
+	CHECK(dups == 0, "no run was claimed twice (%zu duplicates)", dups);
+	CHECK(first_attempts, "every claim was attempt 1");
+	CHECK(count_runs(c, PILOT_RUN_STATE_BIT(PILOT_RUN_SUCCEEDED)) == (size_t)runs, "all runs succeeded");
+	diag("%d claims+finishes by %d processes in %lld ms (%.0f/s)", runs, procs, (long long)dt,
+	     dt ? runs * 1000.0 / (double)dt : 0.0);
+	free(ids);
+	free(buf);
+}
+
+static void t_heartbeat_cancel(struct ctx *c)
+{
+	struct pilot_run r = { 0 }, x = { 0 };
+	struct pilot_claim cl = { 0 };
+	struct pilot_heartbeat_reply hb = { 0 };
+	submit(c, &r);
+	claim(c, &cl);
+	CHECK_RC(pilot_api_heartbeat(c->api, cl.attempt_id, cl.lease_token, &hb), 0, "heartbeat");
+	CHECK(!hb.cancel_requested, "no cancel asked yet");
+	CHECK(hb.lease_expires_ms >= pilot_now_ms() + T->lease_ttl_ms / 2, "the lease is renewed");
+	CHECK_RC(pilot_api_heartbeat(c->api, cl.attempt_id, "0000", &hb), PILOT_ECONFLICT, "a wrong token is refused");
+	CHECK(strstr(pilot_error_last(), "superseded") != NULL, "as superseded");
+	CHECK_RC(pilot_api_cancel(c->api, r.id, "bob", &x), 0, "cancel a running run");
+	CHECK(x.state == PILOT_RUN_CANCELING && x.cancel_requested, "it is canceling");
+	pilot_run_clear(&x);
+	CHECK_RC(pilot_api_cancel(c->api, r.id, "bob", &x), 1, "a second cancel is a no-op that says so");
+	CHECK(x.state == PILOT_RUN_CANCELING, "still canceling");
+	pilot_run_clear(&x);
+	CHECK_RC(pilot_api_heartbeat(c->api, cl.attempt_id, cl.lease_token, &hb), 0, "heartbeat");
+	CHECK(hb.cancel_requested, "the heartbeat reports the cancel");
+	struct pilot_finish f = outcome(PILOT_ATTEMPT_CANCELED, PILOT_REASON_CANCELED, 0);
+	CHECK_RC(pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &f, &x), 0, "the agent finishes canceled");
+	CHECK(x.state == PILOT_RUN_CANCELED && x.reason == PILOT_REASON_CANCELED, "the run is canceled (canceled)");
+	CHECK(x.nattempts == 1 && x.attempts[0].state == PILOT_ATTEMPT_CANCELED, "the attempt is canceled");
+	pilot_run_clear(&x);
+	CHECK(has_event(c, r.id, "cancel_requested"), "a 'cancel_requested' event");
+	CHECK_RC(pilot_api_cancel(c->api, r.id, NULL, &x), 1, "cancel of a finished run is a no-op that says so");
+	CHECK(x.state == PILOT_RUN_CANCELED, "unchanged");
+	pilot_run_clear(&x);
+	pilot_claim_clear(&cl);
+	pilot_run_clear(&r);
+
+	/* A job that completes while the cancel is on its way still succeeded. */
+	submit(c, &r);
+	claim(c, &cl);
+	pilot_api_cancel(c->api, r.id, NULL, NULL);
+	f = outcome(PILOT_ATTEMPT_SUCCEEDED, PILOT_REASON_EXIT_CODE, 0);
+	CHECK_RC(pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &f, &x), 0, "finish succeeded while canceling");
+	CHECK(x.state == PILOT_RUN_SUCCEEDED, "the run succeeded");
+	pilot_run_clear(&x);
+	pilot_claim_clear(&cl);
+	pilot_run_clear(&r);
+
+	/* ...and one that fails while canceling is canceled, not retried. */
+	struct pilot_submit_request q;
+	req_init(c, &q);
+	q.retry.max_attempts = 5;
+	q.retry.on = PILOT_RETRY_ON_EXIT_CODE;
+	pilot_api_submit(c->api, &q, &r);
+	pilot_submit_request_clear(&q);
+	claim(c, &cl);
+	pilot_api_cancel(c->api, r.id, NULL, NULL);
+	f = outcome(PILOT_ATTEMPT_FAILED, PILOT_REASON_EXIT_CODE, 143);
+	CHECK_RC(pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &f, &x), 0, "finish failed while canceling");
+	CHECK(x.state == PILOT_RUN_CANCELED && x.reason == PILOT_REASON_CANCELED, "the run is canceled, not retried");
+	pilot_run_clear(&x);
+	pilot_claim_clear(&cl);
+	pilot_run_clear(&r);
+}
+
+static void t_cancel_queued_waiting(struct ctx *c)
+{
+	struct pilot_run r = { 0 }, x = { 0 };
+	submit(c, &r);
+	CHECK_RC(pilot_api_cancel(c->api, r.id, "carol", &x), 0, "cancel a queued run");
+	CHECK(x.state == PILOT_RUN_CANCELED && x.reason == PILOT_REASON_CANCELED && x.finished_ms > 0,
+	      "canceled at once, with a reason and an end time");
+	pilot_run_clear(&x);
+	struct pilot_claim cl = { 0 };
+	CHECK_RC(claim(c, &cl), 0, "a canceled run is not claimed");
+	CHECK(has_event(c, r.id, "canceled"), "a 'canceled' event");
+	pilot_run_clear(&r);
+	struct pilot_submit_request q;
+	req_init(c, &q);
+	q.not_before_ms = pilot_now_ms() + 60000;
+	pilot_api_submit(c->api, &q, &r);
+	pilot_submit_request_clear(&q);
+	CHECK(r.state == PILOT_RUN_WAITING && r.not_before_ms > 0, "a run with a future start is waiting");
+	CHECK_RC(pilot_api_cancel(c->api, r.id, NULL, &x), 0, "cancel a waiting run");
+	CHECK(x.state == PILOT_RUN_CANCELED, "canceled at once");
+	pilot_run_clear(&x);
+	pilot_run_clear(&r);
+	CHECK_RC(pilot_api_cancel(c->api, "rzzzzzzzzzzzzzz", NULL, &x), PILOT_ENOTFOUND, "cancel of an unknown run");
+}
+
+static void t_not_before(struct ctx *c)
+{
+	struct pilot_submit_request q;
+	struct pilot_run r = { 0 };
+	struct pilot_claim cl = { 0 };
+	req_init(c, &q);
+	q.not_before_ms = pilot_now_ms() + 1500;
+	pilot_api_submit(c->api, &q, &r);
+	pilot_submit_request_clear(&q);
+	CHECK(r.state == PILOT_RUN_WAITING, "waiting until not_before");
+	CHECK_RC(claim(c, &cl), 0, "not claimable before its time");
+	sleep_ms(1600);
+	CHECK_RC(claim(c, &cl), 1, "claimable after");
+	CHECK(!strcmp(cl.run.id, r.id), "the same run");
+	CHECK(has_event(c, r.id, "requeued"), "a 'requeued' event");
+	pilot_claim_clear(&cl);
+	pilot_run_clear(&r);
+}
+
+static void t_logs(struct ctx *c)
+{
+	struct pilot_run r = { 0 };
+	struct pilot_claim cl = { 0 };
+	struct pilot_log_chunk lc = { 0 };
+	int64_t exp = -1;
+	submit(c, &r);
+	struct pilot_log_request lq = { .run = r.id };
+	CHECK_RC(pilot_api_read_logs(c->api, &lq, &lc), 0, "read logs of a run with no attempt");
+	CHECK(lc.attempt == 0 && lc.data.len == 0 && !lc.complete, "empty, attempt 0");
+	pilot_log_chunk_clear(&lc);
+	claim(c, &cl);
+	const char *A = cl.attempt_id, *K = cl.lease_token;
+	CHECK_RC(pilot_api_append_log(c->api, A, K, 0, "hello ", 6, &exp), 0, "append at 0");
+	CHECK(exp == 6, "the expected offset is now 6 (%lld)", (long long)exp);
+	CHECK_RC(pilot_api_append_log(c->api, A, K, 6, "world\n", 6, &exp), 0, "append at 6");
+	CHECK_RC(pilot_api_append_log(c->api, A, K, 0, "hello ", 6, &exp), 0, "a replay of stored bytes is acknowledged");
+	CHECK(exp == 12, "and adds nothing (%lld)", (long long)exp);
+	CHECK_RC(pilot_api_append_log(c->api, A, K, 6, "world\nmore\n", 11, &exp), 0,
+		 "an overlapping append with a new tail is acknowledged");
+	CHECK(exp == 17, "only the tail is added (%lld)", (long long)exp);
+	CHECK_RC(pilot_api_append_log(c->api, A, K, 20, "gap", 3, &exp), PILOT_ECONFLICT, "a gap is refused");
+	CHECK(exp == 17, "with the expected offset (%lld)", (long long)exp);
+	CHECK_RC(pilot_api_append_log(c->api, A, K, 0, "HELLO ", 6, &exp), PILOT_ECONFLICT, "different bytes are refused");
+	CHECK_RC(pilot_api_append_log(c->api, A, K, 17, "", 0, &exp), 0, "an empty append at the end is fine");
+	lq.attempt = 0;
+	CHECK_RC(pilot_api_read_logs(c->api, &lq, &lc), 0, "read the latest attempt's log");
+	CHECK(lc.attempt == 1 && lc.data.len == 17 && !memcmp(lc.data.data, "hello world\nmore\n", 17),
+	      "the log reads back exactly, stored once");
+	CHECK(lc.next_offset == 17 && !lc.complete, "next offset 17, not complete while running");
+	pilot_log_chunk_clear(&lc);
+	lq.offset = 6;
+	lq.max_bytes = 5;
+	pilot_api_read_logs(c->api, &lq, &lc);
+	CHECK(lc.data.len == 5 && !memcmp(lc.data.data, "world", 5) && lc.next_offset == 11, "offset and max bytes");
+	pilot_log_chunk_clear(&lc);
+	lq.offset = 0;
+	lq.max_bytes = 0;
+	lq.attempt = 2;
+	CHECK_RC(pilot_api_read_logs(c->api, &lq, &lc), PILOT_ENOTFOUND, "an attempt that does not exist");
+	lq.attempt = 1;
+
+	/* Follow: a reader blocked on the end gets bytes appended by another process. */
+	pilot_api_heartbeat(c->api, A, K, NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		sleep_ms(300);
+		struct pilot_api *api = T->open(T->ud);
+		int st = api && pilot_api_append_log(api, A, K, 17, "late\n", 5, NULL) == 0 ? 0 : 1;
+		pilot_api_close(api);
+		_exit(st);
+	}
+	lq.offset = 17;
+	lq.wait_ms = 10000;
+	int64_t t0 = pilot_mono_ms();
+	CHECK_RC(pilot_api_read_logs(c->api, &lq, &lc), 0, "a waiting read");
+	CHECK(lc.data.len == 5 && !memcmp(lc.data.data, "late\n", 5), "returns the new bytes");
+	CHECK(pilot_mono_ms() - t0 < 9000, "before the timeout");
+	waitpid(pid, NULL, 0);
+	pilot_log_chunk_clear(&lc);
+	lq.offset = 22;
+	lq.wait_ms = 200;
+	pilot_api_heartbeat(c->api, A, K, NULL);
+	t0 = pilot_mono_ms();
+	CHECK_RC(pilot_api_read_logs(c->api, &lq, &lc), 0, "a waiting read with nothing new");
+	CHECK(lc.data.len == 0 && pilot_mono_ms() - t0 >= 150, "returns empty after the wait");
+	pilot_log_chunk_clear(&lc);
+
+	struct pilot_finish f = outcome(PILOT_ATTEMPT_SUCCEEDED, PILOT_REASON_EXIT_CODE, 0);
+	CHECK_RC(pilot_api_finish(c->api, A, K, &f, NULL), 0, "finish");
+	CHECK_RC(pilot_api_append_log(c->api, A, K, 22, "after", 5, &exp), PILOT_ECONFLICT, "new bytes after finish are refused");
+	CHECK_RC(pilot_api_append_log(c->api, A, K, 17, "late\n", 5, &exp), 0, "a replay after finish is acknowledged");
+	lq.offset = 0;
+	lq.wait_ms = 5000;
+	t0 = pilot_mono_ms();
+	pilot_api_read_logs(c->api, &lq, &lc);
+	CHECK(lc.complete && lc.data.len == 22 && lc.next_offset == 22, "the finished attempt's log is complete");
+	pilot_log_chunk_clear(&lc);
+	lq.offset = 22;
+	pilot_api_read_logs(c->api, &lq, &lc);
+	CHECK(lc.complete && lc.data.len == 0 && pilot_mono_ms() - t0 < 4000, "a wait at the end of a complete log returns at once");
+	pilot_log_chunk_clear(&lc);
+	struct pilot_run g = { 0 };
+	pilot_api_get_run(c->api, r.id, &g);
+	CHECK(g.nattempts == 1 && g.attempts[0].log_bytes == 22, "the attempt counts its log bytes");
+	pilot_run_clear(&g);
+	pilot_claim_clear(&cl);
+	pilot_run_clear(&r);
+}
+
+static void t_metrics(struct ctx *c)
+{
+	struct pilot_run r = { 0 };
+	struct pilot_claim cl = { 0 };
+	submit(c, &r);
+	claim(c, &cl);
+	struct pilot_metric m[3] = {
+		{ .json = "{\"loss\":0.5,\"step\":1}" },
+		{ .json = "{\"loss\":0.25,\"step\":2}", .time_ms = 1700000000000 },
+		{ .json = "{\"loss\":0.125,\"step\":3}" },
+	};
+	int64_t exp = -1;
+	CHECK_RC(pilot_api_put_metrics(c->api, cl.attempt_id, cl.lease_token, 0, m, 2, &exp), 0, "put 2 metrics");
+	CHECK(exp == 2, "next index 2");
+	CHECK_RC(pilot_api_put_metrics(c->api, cl.attempt_id, cl.lease_token, 0, m, 3, &exp), 0,
+		 "a put overlapping stored records is acknowledged");
+	CHECK(exp == 3, "only the new one is added (%lld)", (long long)exp);
+	CHECK_RC(pilot_api_put_metrics(c->api, cl.attempt_id, cl.lease_token, 5, m, 1, &exp), PILOT_ECONFLICT, "a gap is refused");
+	CHECK(exp == 3, "with the expected index");
+	struct pilot_metric bad = { .json = "[1]" };
+	CHECK_RC(pilot_api_put_metrics(c->api, cl.attempt_id, cl.lease_token, 3, &bad, 1, &exp), PILOT_EINVALID,
+		 "a record that is not an object is refused");
+	struct pilot_metric_list ml = { 0 };
+	CHECK_RC(pilot_api_get_metrics(c->api, r.id, 0, &ml), 0, "get metrics");
+	CHECK(ml.n == 3 && ml.items[0].index == 0 && ml.items[2].index == 2 && ml.items[0].attempt == 1, "three records in order");
+	CHECK(ml.n == 3 && !strcmp(ml.items[1].json, "{\"loss\":0.25,\"step\":2}") && ml.items[1].time_ms == 1700000000000,
+	      "kept as sent, with the given time");
+	CHECK(ml.n == 3 && ml.items[0].time_ms > 0, "a missing time is filled in");
+	pilot_metric_list_clear(&ml);
+	pilot_claim_clear(&cl);
+	pilot_run_clear(&r);
+}
+
+static int tmpfile_with(const char *data, size_t len)
+{
+	char path[] = "/tmp/pilot-ct-file.XXXXXX";
+	int fd = mkstemp(path);
+	unlink(path);
+	if (write(fd, data, len) != (ssize_t)len)
+		abort();
+	lseek(fd, 0, SEEK_SET);
+	return fd;
+}
+
+static bool fd_equals(int fd, const char *data, size_t len)
+{
+	char *buf = pilot_xmalloc(len + 16);
+	size_t got = 0;
+	ssize_t n;
+	while ((n = read(fd, buf + got, len + 16 - got)) > 0)
+		got += (size_t)n;
+	bool eq = got == len && !memcmp(buf, data, len);
+	free(buf);
+	return eq;
+}
+
+static void t_artifacts(struct ctx *c)
+{
+	struct pilot_run r = { 0 };
+	struct pilot_claim cl = { 0 };
+	submit(c, &r);
+	claim(c, &cl);
+	int fd = tmpfile_with("model-bytes", 11);
+	CHECK_RC(pilot_api_put_artifact(c->api, cl.attempt_id, cl.lease_token, "outputs/model.pt", fd), 0, "put an artifact");
+	close(fd);
+	fd = tmpfile_with("x", 1);
+	CHECK_RC(pilot_api_put_artifact(c->api, cl.attempt_id, cl.lease_token, "../escape", fd), PILOT_EINVALID,
+		 "a path with '..' is refused");
+	lseek(fd, 0, SEEK_SET);
+	CHECK_RC(pilot_api_put_artifact(c->api, cl.attempt_id, cl.lease_token, "/abs", fd), PILOT_EINVALID,
+		 "an absolute path is refused");
+	lseek(fd, 0, SEEK_SET);
+	CHECK_RC(pilot_api_put_artifact(c->api, cl.attempt_id, "bad-token", "x.txt", fd), PILOT_ECONFLICT,
+		 "a wrong token is refused");
+	close(fd);
+	struct pilot_artifact_list al = { 0 };
+	CHECK_RC(pilot_api_list_artifacts(c->api, r.id, 0, &al), 0, "list artifacts");
+	CHECK(al.n == 1 && !strcmp(al.items[0].path, "outputs/model.pt") && al.items[0].size == 11 && al.items[0].attempt == 1,
+	      "one artifact with its path, size and attempt");
+	char sha[65];
+	pilot_sha256_hex("model-bytes", 11, sha);
+	CHECK(al.n == 1 && !strcmp(al.items[0].sha256, sha), "and its sha256");
+	pilot_artifact_list_clear(&al);
+	struct pilot_artifact meta = { 0 };
+	int rfd = -1;
+	CHECK_RC(pilot_api_get_artifact(c->api, r.id, "outputs/model.pt", 0, &rfd, &meta), 0, "get the artifact");
+	CHECK(rfd >= 0 && fd_equals(rfd, "model-bytes", 11), "its bytes read back");
+	if (rfd >= 0)
+		close(rfd);
+	pilot_artifact_clear(&meta);
+	CHECK_RC(pilot_api_get_artifact(c->api, r.id, "nope", 0, &rfd, NULL), PILOT_ENOTFOUND, "an unknown path");
+	pilot_claim_clear(&cl);
+	pilot_run_clear(&r);
+}
+
+static void t_bundles(struct ctx *c)
+{
+	char data[64], sha[65];
+	snprintf(data, sizeof(data), "bundle-%s", c->tag);
+	pilot_sha256_hex(data, strlen(data), sha);
+	CHECK_RC(pilot_api_bundle_has(c->api, sha), 0, "a new bundle is not there");
+	int fd = tmpfile_with(data, strlen(data));
+	char wrong[65];
+	pilot_sha256_hex("other", 5, wrong);
+	CHECK_RC(pilot_api_bundle_put(c->api, wrong, fd), PILOT_EINVALID, "a put whose bytes do not match the hash is refused");
+	CHECK_RC(pilot_api_bundle_has(c->api, wrong), 0, "and stores nothing");
+	lseek(fd, 0, SEEK_SET);
+	CHECK_RC(pilot_api_bundle_put(c->api, sha, fd), 0, "put the bundle");
+	lseek(fd, 0, SEEK_SET);
+	CHECK_RC(pilot_api_bundle_put(c->api, sha, fd), 0, "putting it again is fine");
+	close(fd);
+	CHECK_RC(pilot_api_bundle_has(c->api, sha), 1, "now it is there");
+	int rfd = -1;
+	CHECK_RC(pilot_api_bundle_get(c->api, sha, &rfd), 0, "get it");
+	CHECK(rfd >= 0 && fd_equals(rfd, data, strlen(data)), "the same bytes");
+	if (rfd >= 0)
+		close(rfd);
+	CHECK_RC(pilot_api_bundle_get(c->api, wrong, &rfd), PILOT_ENOTFOUND, "an unknown bundle");
+	struct pilot_submit_request q;
+	struct pilot_run r = { 0 };
+	req_init(c, &q);
+	q.bundle_sha256 = sha;
+	CHECK_RC(pilot_api_submit(c->api, &q, &r), 0, "submit with the bundle");
+	CHECK(!strcmp(r.bundle_sha256, sha), "the run names its bundle");
+	pilot_submit_request_clear(&q);
+	pilot_run_clear(&r);
+}
+
+static void t_finish(struct ctx *c)
+{
+	struct pilot_run r = { 0 }, x = { 0 };
+	struct pilot_claim cl = { 0 };
+	submit(c, &r);
+	claim(c, &cl);
+	struct pilot_finish bad = { .state = PILOT_ATTEMPT_FAILED, .reason = PILOT_REASON_EXIT_CODE };
+	CHECK_RC(pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &bad, &x), PILOT_EINVALID,
+		 "failed with exit_code but no code is refused");
+	bad.state = PILOT_ATTEMPT_LOST;
+	bad.reason = PILOT_REASON_LOST;
+	CHECK_RC(pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &bad, &x), PILOT_EINVALID,
+		 "an agent cannot report its attempt lost");
+	struct pilot_finish f = outcome(PILOT_ATTEMPT_FAILED, PILOT_REASON_EXIT_CODE, 3);
+	CHECK_RC(pilot_api_finish(c->api, cl.attempt_id, "wrong", &f, &x), PILOT_ECONFLICT, "a wrong token is refused");
+	CHECK(state_of(c, r.id) == PILOT_RUN_RUNNING, "and changes nothing");
+	CHECK_RC(pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &f, &x), 0, "finish failed (exit 3)");
+	CHECK(x.state == PILOT_RUN_FAILED && x.reason == PILOT_REASON_EXIT_CODE && x.has_exit_code && x.exit_code == 3,
+	      "no retry asked: the run failed with exit_code 3");
+	CHECK(x.finished_ms > 0 && x.nattempts == 1 && x.attempts[0].state == PILOT_ATTEMPT_FAILED &&
+		      x.attempts[0].exit_code == 3 && x.attempts[0].finished_ms > 0,
+	      "the attempt failed with its code and end time");
+	pilot_run_clear(&x);
+	CHECK_RC(pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &f, &x), 0, "the same finish again is acknowledged");
+	CHECK(x.state == PILOT_RUN_FAILED, "and changes nothing");
+	pilot_run_clear(&x);
+	struct pilot_finish g = outcome(PILOT_ATTEMPT_SUCCEEDED, PILOT_REASON_EXIT_CODE, 0);
+	CHECK_RC(pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &g, &x), PILOT_ECONFLICT,
+		 "a different outcome for a finished attempt conflicts");
+	CHECK_RC(pilot_api_heartbeat(c->api, cl.attempt_id, cl.lease_token, NULL), PILOT_ECONFLICT,
+		 "a heartbeat after finish is refused");
+	CHECK_RC(pilot_api_finish(c->api, "azzzzzzzzzzzzzz", "x", &g, &x), PILOT_ENOTFOUND, "an unknown attempt");
+	CHECK(has_event(c, r.id, "finished"), "a 'finished' event");
+	pilot_claim_clear(&cl);
+	pilot_run_clear(&r);
+
+	submit(c, &r);
+	claim(c, &cl);
+	CHECK_RC(pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &g, &x), 0, "finish succeeded");
+	CHECK(x.state == PILOT_RUN_SUCCEEDED && x.reason == PILOT_REASON_EXIT_CODE && x.has_exit_code && x.exit_code == 0,
+	      "the run succeeded (exit_code 0)");
+	pilot_run_clear(&x);
+	pilot_claim_clear(&cl);
+	pilot_run_clear(&r);
+
+	submit(c, &r);
+	claim(c, &cl);
+	struct pilot_finish rt = { .state = PILOT_ATTEMPT_FAILED, .reason = PILOT_REASON_RUNTIME_ERROR,
+				   .message = "image 'nope' not found" };
+	CHECK_RC(pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &rt, &x), 0, "finish with a runtime error");
+	CHECK(x.state == PILOT_RUN_FAILED && x.reason == PILOT_REASON_RUNTIME_ERROR && !x.has_exit_code,
+	      "failed (runtime_error), no exit code");
+	CHECK(x.message && strstr(x.message, "image 'nope' not found"), "the message is kept");
+	pilot_run_clear(&x);
+	pilot_claim_clear(&cl);
+	pilot_run_clear(&r);
+}
+
+static void t_retry_policy(struct ctx *c)
+{
+	struct pilot_submit_request q;
+	struct pilot_run r = { 0 }, x = { 0 };
+	req_init(c, &q);
+	q.retry.max_attempts = 3;
+	q.retry.on = PILOT_RETRY_ON_EXIT_CODE;
+	q.retry.backoff_ms = 50;
+	q.retry.max_backoff_ms = 80;
+	pilot_api_submit(c->api, &q, &r);
+	pilot_submit_request_clear(&q);
+	for (int n = 1; n <= 3; n++) {
+		struct pilot_claim cl = { 0 };
+		int got = 0;
+		int64_t end = pilot_mono_ms() + 5000;
+		while ((got = claim(c, &cl)) == 0 && pilot_mono_ms() < end)
+			sleep_ms(10);
+		if (!CHECK(got == 1 && cl.attempt == n, "attempt %d is claimed", n))
+			break;
+		struct pilot_finish f = outcome(PILOT_ATTEMPT_FAILED, PILOT_REASON_EXIT_CODE, 10 + n);
+		pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &f, &x);
+		if (n < 3) {
+			CHECK(x.state == PILOT_RUN_WAITING && x.reason == PILOT_REASON_NONE, "after failure %d the run waits", n);
+			CHECK(x.not_before_ms > 0 && x.not_before_ms <= pilot_now_ms() + 80 + 50, "not_before within the cap");
+		} else {
+			CHECK(x.state == PILOT_RUN_FAILED && x.reason == PILOT_REASON_EXIT_CODE && x.exit_code == 13,
+			      "after the third failure the run failed (exit 13)");
+			CHECK(x.nattempts == 3, "three attempts recorded");
+		}
+		pilot_run_clear(&x);
+		pilot_claim_clear(&cl);
+	}
+	CHECK(has_event(c, r.id, "retry_scheduled"), "'retry_scheduled' events");
+	pilot_run_clear(&r);
+
+	/* A cause the policy does not name is not retried. */
+	req_init(c, &q);
+	q.retry.max_attempts = 3;
+	q.retry.on = PILOT_RETRY_ON_EXIT_CODE;
+	q.retry.backoff_ms = 10;
+	pilot_api_submit(c->api, &q, &r);
+	pilot_submit_request_clear(&q);
+	struct pilot_claim cl = { 0 };
+	claim(c, &cl);
+	struct pilot_finish f = outcome(PILOT_ATTEMPT_FAILED, PILOT_REASON_TIMEOUT, 0);
+	pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &f, &x);
+	CHECK(x.state == PILOT_RUN_FAILED && x.reason == PILOT_REASON_TIMEOUT, "a timeout is not retried when only exit_code is");
+	pilot_run_clear(&x);
+	pilot_claim_clear(&cl);
+	pilot_run_clear(&r);
+
+	/* Timeouts retried when asked; cancel during the backoff. */
+	req_init(c, &q);
+	q.retry.max_attempts = 2;
+	q.retry.on = PILOT_RETRY_ON_TIMEOUT;
+	q.retry.backoff_ms = 60000;
+	pilot_api_submit(c->api, &q, &r);
+	pilot_submit_request_clear(&q);
+	claim(c, &cl);
+	pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &f, &x);
+	CHECK(x.state == PILOT_RUN_WAITING, "a timeout is retried when asked");
+	pilot_run_clear(&x);
+	pilot_claim_clear(&cl);
+	CHECK_RC(pilot_api_cancel(c->api, r.id, NULL, &x), 0, "cancel during the backoff");
+	CHECK(x.state == PILOT_RUN_CANCELED, "canceled at once");
+	pilot_run_clear(&x);
+	pilot_run_clear(&r);
+}
+
+static void t_retry_op(struct ctx *c)
+{
+	struct pilot_submit_request q;
+	struct pilot_run r = { 0 }, n = { 0 };
+	req_init(c, &q);
+	q.params_json = "{\"a\":1}";
+	pilot_kvs_set(&q.secrets, "TOKEN", "t0k");
+	pilot_api_submit(c->api, &q, &r);
+	pilot_submit_request_clear(&q);
+	CHECK_RC(pilot_api_retry(c->api, r.id, "dave", &n), PILOT_ECONFLICT, "a queued run cannot be retried");
+	pilot_api_cancel(c->api, r.id, NULL, NULL);
+	CHECK_RC(pilot_api_retry(c->api, r.id, "dave", &n), 0, "a finished run can");
+	CHECK(strcmp(n.id, r.id) && n.state == PILOT_RUN_QUEUED, "a new queued run");
+	CHECK(n.retry_of && !strcmp(n.retry_of, r.id), "that names the old one");
+	CHECK(n.params_json && !strcmp(n.params_json, "{\"a\":1}") && !strcmp(n.name, c->name), "with the same params and name");
+	CHECK(n.submitter && !strcmp(n.submitter, "dave"), "submitted by the retrier");
+	CHECK(has_event(c, r.id, "retried"), "the old run records a 'retried' event");
+	struct pilot_claim cl = { 0 };
+	claim(c, &cl);
+	const char *sv = pilot_kvs_get(&cl.run.secrets, "TOKEN");
+	CHECK(!strcmp(cl.run.id, n.id) && sv && !strcmp(sv, "t0k"), "the new run carries the secrets");
+	pilot_claim_clear(&cl);
+	pilot_run_clear(&r);
+	pilot_run_clear(&n);
+}
+
+static void t_lost_requeue_superseded(struct ctx *c)
+{
+	struct pilot_run r = { 0 }, g = { 0 };
+	struct pilot_claim a = { 0 }, b = { 0 };
+	submit(c, &r);
+	claim(c, &a);
+	pilot_api_append_log(c->api, a.attempt_id, a.lease_token, 0, "first\n", 6, NULL);
+	/* The agent vanishes: no heartbeat. */
+	sleep_ms(T->lease_ttl_ms + 100);
+	enum pilot_run_state s = wait_leave(c, r.id, PILOT_RUN_RUNNING, T->lease_ttl_ms * 4 + 5000);
+	CHECK(s == PILOT_RUN_QUEUED, "after the lease expires the run is requeued (%s)", pilot_run_state_name(s));
+	pilot_api_get_run(c->api, r.id, &g);
+	CHECK(g.nattempts == 1 && g.attempts[0].state == PILOT_ATTEMPT_LOST && g.attempts[0].reason == PILOT_REASON_LOST,
+	      "the attempt is lost");
+	CHECK(g.lost_count == 1, "lost count 1");
+	pilot_run_clear(&g);
+	CHECK(has_event(c, r.id, "lost"), "a 'lost' event");
+	CHECK_RC(claim(c, &b), 1, "the run is claimed again");
+	CHECK(b.attempt == 2 && !strcmp(b.run.id, r.id), "as attempt 2");
+
+	/* The old agent comes back: every write of attempt 1 is refused and changes nothing. */
+	struct pilot_heartbeat_reply hb = { 0 };
+	CHECK_RC(pilot_api_heartbeat(c->api, a.attempt_id, a.lease_token, &hb), PILOT_ECONFLICT, "old heartbeat refused");
+	CHECK(strstr(pilot_error_last(), "superseded") != NULL, "as superseded: %s", pilot_error_last());
+	int64_t exp = -1;
+	CHECK_RC(pilot_api_append_log(c->api, a.attempt_id, a.lease_token, 6, "second\n", 7, &exp), PILOT_ECONFLICT,
+		 "old log append refused");
+	struct pilot_metric m = { .json = "{\"x\":1}" };
+	CHECK_RC(pilot_api_put_metrics(c->api, a.attempt_id, a.lease_token, 0, &m, 1, &exp), PILOT_ECONFLICT,
+		 "old metrics refused");
+	int fd = tmpfile_with("x", 1);
+	CHECK_RC(pilot_api_put_artifact(c->api, a.attempt_id, a.lease_token, "old.txt", fd), PILOT_ECONFLICT,
+		 "old artifact refused");
+	close(fd);
+	struct pilot_finish f = outcome(PILOT_ATTEMPT_SUCCEEDED, PILOT_REASON_EXIT_CODE, 0);
+	CHECK_RC(pilot_api_finish(c->api, a.attempt_id, a.lease_token, &f, NULL), PILOT_ECONFLICT, "old finish refused");
+	CHECK(strstr(pilot_error_last(), "superseded") != NULL, "as superseded");
+	pilot_api_get_run(c->api, r.id, &g);
+	CHECK(g.state == PILOT_RUN_RUNNING && g.attempt_count == 2, "the run is still running attempt 2");
+	CHECK(g.nattempts == 2 && g.attempts[0].state == PILOT_ATTEMPT_LOST && g.attempts[0].log_bytes == 6,
+	      "attempt 1 is still lost with its 6 log bytes");
+	pilot_run_clear(&g);
+	struct pilot_artifact_list al = { 0 };
+	pilot_api_list_artifacts(c->api, r.id, 0, &al);
+	CHECK(al.n == 0, "no artifact recorded");
+	pilot_artifact_list_clear(&al);
+	struct pilot_metric_list ml = { 0 };
+	pilot_api_get_metrics(c->api, r.id, 0, &ml);
+	CHECK(ml.n == 0, "no metrics recorded");
+	pilot_metric_list_clear(&ml);
+	struct pilot_log_chunk lc = { 0 };
+	struct pilot_log_request lq = { .run = r.id, .attempt = 1 };
+	pilot_api_read_logs(c->api, &lq, &lc);
+	CHECK(lc.complete && lc.data.len == 6, "attempt 1's log is complete at 6 bytes");
+	pilot_log_chunk_clear(&lc);
+	/* The live attempt works normally. */
+	CHECK_RC(pilot_api_heartbeat(c->api, b.attempt_id, b.lease_token, &hb), 0, "the new attempt's heartbeat works");
+	struct pilot_run x = { 0 };
+	CHECK_RC(pilot_api_finish(c->api, b.attempt_id, b.lease_token, &f, &x), 0, "the new attempt finishes");
+	CHECK(x.state == PILOT_RUN_SUCCEEDED, "the run succeeded");
+	pilot_run_clear(&x);
+	pilot_claim_clear(&a);
+	pilot_claim_clear(&b);
+	pilot_run_clear(&r);
+}
+
+static void t_lost_limit(struct ctx *c)
+{
+	struct pilot_run r = { 0 }, g = { 0 };
+	submit(c, &r);
+	int max = T->max_lost;
+	enum pilot_run_state s = PILOT_RUN_QUEUED;
+	for (int i = 0; i <= max; i++) {
+		struct pilot_claim cl = { 0 };
+		if (!CHECK_RC(claim(c, &cl), 1, "claim %d", i + 1))
+			break;
+		pilot_claim_clear(&cl);
+		sleep_ms(T->lease_ttl_ms + 50);
+		s = wait_leave(c, r.id, PILOT_RUN_RUNNING, T->lease_ttl_ms * 4 + 5000);
+		if (i < max)
+			CHECK(s == PILOT_RUN_QUEUED, "loss %d requeues (%s)", i + 1, pilot_run_state_name(s));
+	}
+	pilot_api_get_run(c->api, r.id, &g);
+	CHECK(g.state == PILOT_RUN_FAILED && g.reason == PILOT_REASON_LOST, "loss %d fails the run with reason lost", max + 1);
+	CHECK(g.lost_count == max + 1 && g.nattempts == (size_t)max + 1, "every attempt was counted");
+	pilot_run_clear(&g);
+
+	/* Losses do not spend the retry budget: one allowed attempt survives a loss. */
+	pilot_run_clear(&r);
+	submit(c, &r);
+	struct pilot_claim cl = { 0 };
+	claim(c, &cl);
+	pilot_claim_clear(&cl);
+	sleep_ms(T->lease_ttl_ms + 50);
+	wait_leave(c, r.id, PILOT_RUN_RUNNING, T->lease_ttl_ms * 4 + 5000);
+	CHECK_RC(claim(c, &cl), 1, "a run with no retries is claimed again after a loss");
+	struct pilot_finish f = outcome(PILOT_ATTEMPT_SUCCEEDED, PILOT_REASON_EXIT_CODE, 0);
+	struct pilot_run x = { 0 };
+	pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &f, &x);
+	CHECK(x.state == PILOT_RUN_SUCCEEDED, "and can succeed");
+	pilot_run_clear(&x);
+	pilot_claim_clear(&cl);
+	pilot_run_clear(&r);
+}
+
+static void t_lost_while_canceling(struct ctx *c)
+{
+	struct pilot_run r = { 0 };
+	struct pilot_claim cl = { 0 };
+	submit(c, &r);
+	claim(c, &cl);
+	pilot_api_cancel(c->api, r.id, NULL, NULL);
+	sleep_ms(T->lease_ttl_ms + 50);
+	enum pilot_run_state s = wait_leave(c, r.id, PILOT_RUN_CANCELING, T->lease_ttl_ms * 4 + 5000);
+	CHECK(s == PILOT_RUN_CANCELED, "a canceling run whose agent vanished ends canceled (%s)", pilot_run_state_name(s));
+	pilot_claim_clear(&cl);
+	pilot_run_clear(&r);
+}
+
+static void t_heartbeat_keeps_lease(struct ctx *c)
+{
+	struct pilot_run r = { 0 };
+	struct pilot_claim cl = { 0 };
+	submit(c, &r);
+	claim(c, &cl);
+	int64_t end = pilot_mono_ms() + T->lease_ttl_ms * 3;
+	bool ok = true;
+	while (pilot_mono_ms() < end) {
+		ok &= pilot_api_heartbeat(c->api, cl.attempt_id, cl.lease_token, NULL) == 0;
+		pilot_api_reap(c->api);
+		sleep_ms(T->lease_ttl_ms / 4);
+	}
+	CHECK(ok, "heartbeats succeed for three TTLs");
+	CHECK(state_of(c, r.id) == PILOT_RUN_RUNNING, "a heartbeating attempt is not reaped");
+	pilot_claim_clear(&cl);
+	pilot_run_clear(&r);
+}
+
+static void t_timeout_backstop(struct ctx *c)
+{
+	struct pilot_submit_request q;
+	struct pilot_run r = { 0 }, g = { 0 };
+	struct pilot_claim cl = { 0 };
+	req_init(c, &q);
+	q.timeout_ms = 100;
+	pilot_api_submit(c->api, &q, &r);
+	pilot_submit_request_clear(&q);
+	claim(c, &cl);
+	/* The agent heartbeats but never enforces the timeout. */
+	int64_t end = pilot_mono_ms() + 100 + T->timeout_grace_ms + T->lease_ttl_ms * 4 + 5000;
+	while (pilot_mono_ms() < end) {
+		pilot_api_heartbeat(c->api, cl.attempt_id, cl.lease_token, NULL);
+		pilot_api_reap(c->api);
+		if (state_of(c, r.id) != PILOT_RUN_RUNNING)
+			break;
+		sleep_ms(T->lease_ttl_ms / 4 < 50 ? T->lease_ttl_ms / 4 : 50);
+	}
+	pilot_api_get_run(c->api, r.id, &g);
+	CHECK(g.state == PILOT_RUN_FAILED && g.reason == PILOT_REASON_TIMEOUT, "past timeout + grace the run fails (timeout): %s %s",
+	      pilot_run_state_name(g.state), pilot_reason_name(g.reason));
+	CHECK(g.nattempts == 1 && g.attempts[0].state == PILOT_ATTEMPT_FAILED && g.attempts[0].reason == PILOT_REASON_TIMEOUT,
+	      "the attempt failed (timeout)");
+	pilot_run_clear(&g);
+	CHECK(has_event(c, r.id, "timeout"), "a 'timeout' event");
+	CHECK_RC(pilot_api_heartbeat(c->api, cl.attempt_id, cl.lease_token, NULL), PILOT_ECONFLICT,
+		 "the agent's next heartbeat is refused");
+	pilot_claim_clear(&cl);
+	pilot_run_clear(&r);
+}
+
+static void t_events(struct ctx *c)
+{
+	struct pilot_event_list l = { 0 };
+	CHECK_RC(pilot_api_list_events(c->api, NULL, 0, &l), 0, "list all events");
+	int64_t base = 0;
+	pilot_event_list_clear(&l);
+	/* Find the current end. */
+	for (;;) {
+		struct pilot_event_filter f = { .after_seq = base, .limit = 1000 };
+		pilot_api_list_events(c->api, &f, 0, &l);
+		bool more = l.n == 1000;
+		base = l.last_seq;
+		pilot_event_list_clear(&l);
+		if (!more)
+			break;
+	}
+	struct pilot_run r = { 0 };
+	struct pilot_claim cl = { 0 };
+	submit(c, &r);
+	claim(c, &cl);
+	struct pilot_finish f = outcome(PILOT_ATTEMPT_SUCCEEDED, PILOT_REASON_EXIT_CODE, 0);
+	pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &f, NULL);
+	struct pilot_event_filter fr = { .run = r.id };
+	CHECK_RC(pilot_api_list_events(c->api, &fr, 0, &l), 0, "list a run's events");
+	CHECK(l.n == 3, "submitted, claimed, finished (%zu)", l.n);
+	if (l.n == 3) {
+		CHECK(!strcmp(l.items[0].type, "submitted") && l.items[0].state == PILOT_RUN_QUEUED, "1: submitted, queued");
+		CHECK(!strcmp(l.items[1].type, "claimed") && l.items[1].state == PILOT_RUN_RUNNING && l.items[1].attempt == 1 &&
+			      !strcmp(l.items[1].actor, c->agent),
+		      "2: claimed by the agent, running, attempt 1");
+		CHECK(!strcmp(l.items[2].type, "finished") && l.items[2].state == PILOT_RUN_SUCCEEDED, "3: finished, succeeded");
+		CHECK(l.items[0].seq < l.items[1].seq && l.items[1].seq < l.items[2].seq, "seq increases");
+		CHECK(l.items[1].data_json && strstr(l.items[1].data_json, "\"from\":\"queued\"") &&
+			      strstr(l.items[1].data_json, "\"to\":\"running\""),
+		      "transition events carry from/to");
+		CHECK(l.items[0].time_ms > 0 && l.items[0].message, "time and message");
+		CHECK(l.last_seq == l.items[2].seq, "last_seq is the cursor");
+	}
+	pilot_event_list_clear(&l);
+	struct pilot_event_filter fa = { .after_seq = base, .limit = 2 };
+	pilot_api_list_events(c->api, &fa, 0, &l);
+	CHECK(l.n == 2 && l.items[0].seq > base, "all events after a cursor, limited");
+	int64_t cur = l.last_seq;
+	pilot_event_list_clear(&l);
+	fa.after_seq = cur;
+	fa.limit = 0;
+	pilot_api_list_events(c->api, &fa, 0, &l);
+	CHECK(l.n >= 1 && l.items[0].seq > cur, "the next page continues after it");
+	pilot_event_list_clear(&l);
+
+	/* Waiting: an event written by another process wakes the reader. */
+	struct pilot_event_filter fw = { .run = r.id, .after_seq = 0 };
+	pilot_api_list_events(c->api, &fw, 0, &l);
+	fw.after_seq = l.last_seq;
+	pilot_event_list_clear(&l);
+	pid_t pid = fork();
+	if (pid == 0) {
+		sleep_ms(300);
+		struct pilot_api *api = T->open(T->ud);
+		int st = api && pilot_api_retry(api, r.id, NULL, NULL) == 0 ? 0 : 1;
+		pilot_api_close(api);
+		_exit(st);
+	}
+	int64_t t0 = pilot_mono_ms();
+	CHECK_RC(pilot_api_list_events(c->api, &fw, 10000, &l), 0, "a waiting event read");
+	CHECK(l.n == 1 && !strcmp(l.items[0].type, "retried"), "returns the new event");
+	CHECK(pilot_mono_ms() - t0 < 9000, "before the timeout");
+	waitpid(pid, NULL, 0);
+	fw.after_seq = l.last_seq;
+	pilot_event_list_clear(&l);
+	t0 = pilot_mono_ms();
+	CHECK_RC(pilot_api_list_events(c->api, &fw, 200, &l), 0, "a waiting read with nothing new");
+	CHECK(l.n == 0 && l.last_seq == fw.after_seq && pilot_mono_ms() - t0 >= 150, "empty after the wait, cursor kept");
+	pilot_event_list_clear(&l);
+	pilot_claim_clear(&cl);
+	pilot_run_clear(&r);
+}
+
+static void t_agents_status(struct ctx *c)
+{
+	struct pilot_status s0 = { 0 }, s1 = { 0 };
+	CHECK_RC(pilot_api_status(c->api, &s0), 0, "status");
+	CHECK(s0.version && *s0.version && s0.now_ms > 0, "with a version and the time");
+	struct pilot_agent_info info = { .name = c->agent, .version = "9.9", .capacity = 2 };
+	pilot_kvs_set(&info.labels, "ct", c->tag);
+	CHECK_RC(pilot_api_register_agent(c->api, &info), 0, "register an agent");
+	info.name = (char *)"bad name";
+	CHECK_RC(pilot_api_register_agent(c->api, &info), PILOT_EINVALID, "a name with a space is refused");
+	pilot_kvs_clear(&info.labels);
+	struct pilot_agent_list al = { 0 };
+	pilot_api_list_agents(c->api, &al);
+	struct pilot_agent_info *me = NULL;
+	for (size_t i = 0; i < al.n; i++)
+		if (!strcmp(al.items[i].name, c->agent))
+			me = &al.items[i];
+	CHECK(me && me->state == PILOT_AGENT_IDLE && me->capacity == 2 && me->version && !strcmp(me->version, "9.9"),
+	      "listed idle with its capacity and version");
+	CHECK(me && pilot_kvs_get(&me->labels, "ct") && !strcmp(pilot_kvs_get(&me->labels, "ct"), c->tag), "and its labels");
+	pilot_agent_list_clear(&al);
+	struct pilot_run r = { 0 };
+	struct pilot_claim cl = { 0 };
+	submit(c, &r);
+	pilot_api_status(c->api, &s1);
+	CHECK(s1.counts[PILOT_RUN_QUEUED] >= 1 && s1.oldest_queued_ms > 0, "status counts the queued run");
+	pilot_status_clear(&s1);
+	claim(c, &cl);
+	pilot_api_list_agents(c->api, &al);
+	me = NULL;
+	for (size_t i = 0; i < al.n; i++)
+		if (!strcmp(al.items[i].name, c->agent))
+			me = &al.items[i];
+	CHECK(me && me->state == PILOT_AGENT_BUSY && me->nruns == 1 && !strcmp(me->runs[0], r.id), "busy with the run");
+	pilot_agent_list_clear(&al);
+	struct pilot_finish f = outcome(PILOT_ATTEMPT_SUCCEEDED, PILOT_REASON_EXIT_CODE, 0);
+	pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &f, NULL);
+	pilot_api_status(c->api, &s1);
+	CHECK(s1.counts[PILOT_RUN_SUCCEEDED] == s0.counts[PILOT_RUN_SUCCEEDED] + 1, "status counts the success");
+	pilot_status_clear(&s1);
+	CHECK_RC(pilot_api_agent_leave(c->api, c->agent), 0, "the agent leaves");
+	pilot_api_list_agents(c->api, &al);
+	me = NULL;
+	for (size_t i = 0; i < al.n; i++)
+		if (!strcmp(al.items[i].name, c->agent))
+			me = &al.items[i];
+	CHECK(me && me->state == PILOT_AGENT_GONE, "and is gone");
+	pilot_agent_list_clear(&al);
+	pilot_status_clear(&s0);
+	pilot_claim_clear(&cl);
+	pilot_run_clear(&r);
+}
+
+/* ---- the table ---- */
+
+static const struct {
+	const char *name;
+	void (*fn)(struct ctx *c);
+} tests[] = {
+	{ "submit_get", t_submit_get },
+	{ "submit_invalid", t_submit_invalid },
+	{ "get_unknown_ambiguous", t_get_unknown_ambiguous },
+	{ "idempotency", t_idempotency },
+	{ "concurrent_submits", t_concurrent_submits },
+	{ "concurrent_replays", t_concurrent_replays },
+	{ "list_pagination", t_list_pagination },
+	{ "claim_basic", t_claim_basic },
+	{ "claim_order_labels", t_claim_order_labels },
+	{ "concurrent_claims", t_concurrent_claims },
+	{ "heartbeat_cancel", t_heartbeat_cancel },
+	{ "cancel_queued_waiting", t_cancel_queued_waiting },
+	{ "not_before", t_not_before },
+	{ "logs", t_logs },
+	{ "metrics", t_metrics },
+	{ "artifacts", t_artifacts },
+	{ "bundles", t_bundles },
+	{ "finish", t_finish },
+	{ "retry_policy", t_retry_policy },
+	{ "retry_op", t_retry_op },
+	{ "lost_requeue_superseded", t_lost_requeue_superseded },
+	{ "lost_limit", t_lost_limit },
+	{ "lost_while_canceling", t_lost_while_canceling },
+	{ "heartbeat_keeps_lease", t_heartbeat_keeps_lease },
+	{ "timeout_backstop", t_timeout_backstop },
+	{ "events", t_events },
+	{ "agents_status", t_agents_status },
+};
+
+int conformance_main(const struct conformance_target *t, int argc, char **argv)
+{
+	T = t;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("# api conformance: %s\n", t->name);
+	for (size_t i = 0; i < ARRAY_SIZE(tests); i++) {
+		bool want = argc <= 1;
+		for (int a = 1; a < argc; a++)
+			want |= !strcmp(argv[a], tests[i].name);
+		if (!want)
+			continue;
+		struct ctx c;
+		cur_test = tests[i].name;
+		ctx_init(&c);
+		int64_t t0 = pilot_mono_ms();
+		tests[i].fn(&c);
+		diag("%s: %lld ms", tests[i].name, (long long)(pilot_mono_ms() - t0));
+		ctx_free(&c);
+	}
+	printf("1..%d\n", n_checks);
+	return n_failed ? 1 : 0;
+}
