@@ -165,8 +165,14 @@ int pilot_api_bundle_put_file(struct pilot_api *api, const char *sha256, const c
 int pilot_api_open_from_config(const struct pilot_config *cfg, struct pilot_api **out)
 {
 	const char *server = cfg ? pilot_config_get(cfg, "server", NULL) : NULL;
-	if (server && *server)
-		return pilot_error_set(PILOT_EUNAVAILABLE, "talking to a server ('%s') is not supported yet", server);
+	if (server && *server) {
+		struct pilot_http_options ho = {
+			.url = server,
+			.token = pilot_config_get(cfg, "token", NULL),
+			.cacert = pilot_config_get(cfg, "cacert", NULL),
+		};
+		return pilot_api_open_http(&ho, out);
+	}
 	const char *dir = cfg ? pilot_config_get(cfg, "data_dir", NULL) : NULL;
 	return pilot_api_open_local(dir, NULL, out);
 }
