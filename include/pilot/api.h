@@ -183,6 +183,7 @@ struct pilot_run {
 	char *submitter;
 	char *retry_of;               /* run id this one re-runs (pilot retry), or NULL */
 	bool cancel_requested;
+	bool held;                    /* submitted with hold (see struct pilot_submit_request) */
 	char *agent;                  /* agent of the latest attempt, or NULL */
 	/* Filled by get_run only (oldest first). */
 	struct pilot_attempt *attempts;
@@ -269,6 +270,9 @@ struct pilot_submit_request {
 	int64_t not_before_ms;        /* 0 = now; later = the run waits */
 	const char *idempotency_key;  /* NULL = none */
 	const char *submitter;        /* NULL = the transport's caller */
+	/* Held for its submitter (`pilot run`): only a claim naming the run takes it, and a
+	 * lost attempt fails it (lost) instead of requeuing it, since no one else may. */
+	bool hold;
 };
 void pilot_submit_request_clear(struct pilot_submit_request *req);
 
@@ -325,6 +329,9 @@ struct pilot_claim_request {
 	int capacity;                 /* total slots (0 = 1) */
 	int free_slots;               /* 0 = 1 */
 	int64_t wait_ms;              /* long-poll for up to this long when nothing is queued */
+	/* Claim this run only (held or not; its requires must still be satisfied); NULL =
+	 * the best queued run that is not held. */
+	const char *run;
 };
 void pilot_claim_request_clear(struct pilot_claim_request *req);
 

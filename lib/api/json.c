@@ -375,6 +375,7 @@ json_t *pilot_run_to_json(const struct pilot_run *r)
 	json_object_set_new(o, "submitter", jstr(r->submitter));
 	json_object_set_new(o, "retry_of", jstr(r->retry_of));
 	json_object_set_new(o, "cancel_requested", json_boolean(r->cancel_requested));
+	json_object_set_new(o, "held", json_boolean(r->held));
 	json_object_set_new(o, "agent", jstr(r->agent));
 	if (r->nattempts) {
 		json_t *a = json_array();
@@ -417,6 +418,7 @@ int pilot_run_from_json(const json_t *j, struct pilot_run *out)
 	r.submitter = d_dup(&d, "submitter");
 	r.retry_of = d_dup(&d, "retry_of");
 	r.cancel_requested = d_bool(&d, "cancel_requested");
+	r.held = d_bool(&d, "held");
 	r.agent = d_dup(&d, "agent");
 	json_t *atts = json_object_get(j, "attempts");
 	if (atts && !json_is_null(atts) && !d.err) {
@@ -703,6 +705,7 @@ json_t *pilot_submit_request_to_json(const struct pilot_submit_request *req)
 	json_object_set_new(o, "timeout_ms", json_integer(req->timeout_ms));
 	json_object_set_new(o, "not_before_ms", jtime(req->not_before_ms));
 	json_object_set_new(o, "idempotency_key", jstr(req->idempotency_key));
+	json_object_set_new(o, "hold", json_boolean(req->hold));
 	json_object_set_new(o, "submitter", jstr(req->submitter));
 	return o;
 }
@@ -726,6 +729,7 @@ int pilot_submit_request_from_json(const json_t *j, struct pilot_submit_request 
 	q.timeout_ms = d_int(&d, "timeout_ms");
 	q.not_before_ms = d_int(&d, "not_before_ms");
 	q.idempotency_key = d_str(&d, "idempotency_key");
+	q.hold = d_bool(&d, "hold");
 	q.submitter = d_str(&d, "submitter");
 	if (!d.err && (!q.name || !q.spec_json))
 		dec_fail(&d, q.name ? "spec_json" : "name", "present");
@@ -739,9 +743,9 @@ int pilot_submit_request_from_json(const json_t *j, struct pilot_submit_request 
 
 json_t *pilot_claim_request_to_json(const struct pilot_claim_request *req)
 {
-	return json_pack("{s:o,s:o,s:o,s:i,s:i,s:I}", "agent", jstr(req->agent), "labels", jkvs(&req->labels, true),
-			 "version", jstr(req->version), "capacity", req->capacity, "free_slots", req->free_slots,
-			 "wait_ms", (json_int_t)req->wait_ms);
+	return json_pack("{s:o,s:o,s:o,s:i,s:i,s:I,s:o}", "agent", jstr(req->agent), "labels",
+			 jkvs(&req->labels, true), "version", jstr(req->version), "capacity", req->capacity,
+			 "free_slots", req->free_slots, "wait_ms", (json_int_t)req->wait_ms, "run", jstr(req->run));
 }
 
 int pilot_claim_request_from_json(const json_t *j, struct pilot_claim_request *out)
@@ -756,6 +760,7 @@ int pilot_claim_request_from_json(const json_t *j, struct pilot_claim_request *o
 	q.capacity = d_int32(&d, "capacity");
 	q.free_slots = d_int32(&d, "free_slots");
 	q.wait_ms = d_int(&d, "wait_ms");
+	q.run = d_str(&d, "run");
 	if (!d.err && !q.agent)
 		dec_fail(&d, "agent", "present");
 	if (d.err) {

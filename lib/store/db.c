@@ -148,6 +148,8 @@ static const char *const migrations[] = {
 	"  last_used_ms INTEGER\n"
 	");\n"
 	"CREATE INDEX tokens_name ON tokens(name);\n",
+	/* 2: runs held for their submitter (pilot run). */
+	"ALTER TABLE runs ADD COLUMN held INTEGER NOT NULL DEFAULT 0;\n",
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == PILOT_STORE_SCHEMA_VERSION, "one migration per schema version");

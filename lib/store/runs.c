@@ -10,7 +10,7 @@
 	"bundle_sha256, params_json, env_json, requires_json, secrets_json, priority, state, reason, "   \
 	"message, exit_code, created_ms, started_ms, finished_ms, not_before_ms, updated_ms, "            \
 	"attempt_count, lost_count, retry_max, retry_on, backoff_ms, max_backoff_ms, timeout_ms, "        \
-	"idempotency_key, submitter, retry_of, cancel_requested, agent, failed_count"
+	"idempotency_key, submitter, retry_of, cancel_requested, agent, failed_count, held"
 #define RUN_COLS "id, name, spec_json, " RUN_COLS_TAIL
 /* Lists leave the spec out: it can be large and a table does not show it. */
 #define RUN_COLS_LIST "id, name, NULL, " RUN_COLS_TAIL
@@ -53,6 +53,7 @@ static void load_run(sqlite3_stmt *s, struct pilot_run *r, bool secret_values)
 	r->retry_of = col_dup(s, 27);
 	r->cancel_requested = col_int(s, 28) != 0;
 	r->agent = col_dup(s, 29);
+	r->held = col_int(s, 31) != 0;
 }
 
 static void load_attempt(sqlite3_stmt *s, struct pilot_attempt *a)
@@ -209,7 +210,7 @@ static int count_add(struct pilot_store *st, enum pilot_run_state state, int del
 static int queued_set_add(struct pilot_store *st, const char *run_id, int delta)
 {
 	static const char add[] = "INSERT INTO queued_sets(requires_json, n) SELECT requires_json, ?2 FROM runs "
-				  "WHERE id = ?1 ON CONFLICT(requires_json) DO UPDATE SET n = n + ?2";
+				  "WHERE id = ?1 AND held = 0 ON CONFLICT(requires_json) DO UPDATE SET n = n + ?2";
 	static const char drop[] = "DELETE FROM queued_sets WHERE n <= 0";
 	sqlite3_stmt *s = db_stmt(st, add);
 	if (!s)
@@ -290,13 +291,14 @@ struct run_row {
 	unsigned retry_on;
 	int64_t backoff_ms, max_backoff_ms;
 	bool cancel_requested;
+	bool held;
 };
 
 static int run_row(struct pilot_store *st, const char *id, struct run_row *out)
 {
 	static const char sql[] =
 		"SELECT state, attempt_count, failed_count, lost_count, retry_max, retry_on, backoff_ms, "
-		"max_backoff_ms, cancel_requested FROM runs WHERE id = ?1";
+		"max_backoff_ms, cancel_requested, held FROM runs WHERE id = ?1";
 	sqlite3_stmt *s = db_stmt(st, sql);
 	if (!s)
 		return pilot_error_code();
@@ -317,6 +319,7 @@ static int run_row(struct pilot_store *st, const char *id, struct run_row *out)
 	out->backoff_ms = col_int(s, 6);
 	out->max_backoff_ms = col_int(s, 7);
 	out->cancel_requested = col_int(s, 8) != 0;
+	out->held = col_int(s, 9) != 0;
 	sqlite3_reset(s);
 	return 0;
 }
@@ -462,8 +465,8 @@ static int insert_run(struct pilot_store *st, const struct pilot_submit_request 
 	static const char sql[] =
 		"INSERT INTO runs(id, name, spec_json, bundle_sha256, params_json, env_json, requires_json, "
 		"secrets_json, priority, state, created_ms, not_before_ms, updated_ms, retry_max, retry_on, "
-		"backoff_ms, max_backoff_ms, timeout_ms, idempotency_key, submitter, retry_of) "
-		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?11, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)";
+		"backoff_ms, max_backoff_ms, timeout_ms, idempotency_key, submitter, retry_of, held) "
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?11, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)";
 	int64_t now = store_now();
 	enum pilot_run_state state = req->not_before_ms > now ? PILOT_RUN_WAITING : PILOT_RUN_QUEUED;
 	_cleanup_free_ char *req_text = kvs_to_text(&req->requires);
@@ -495,6 +498,8 @@ static int insert_run(struct pilot_store *st, const struct pilot_submit_request 
 		bind_text(s, 18, req->idempotency_key);
 		bind_text(s, 19, submitter);
 		bind_text(s, 20, retry_of);
+		/* A retry is a new run for anyone to take. */
+		bind_int(s, 21, req->hold && !retry_of);
 		int rc = sqlite3_step(s);
 		sqlite3_reset(s);
 		if (rc == SQLITE_DONE) {
@@ -929,6 +934,11 @@ int store_attempt_ended(struct pilot_store *st, const char *run_id, int attempt,
 		if ((r = db_done(st, s, "cannot update run")) < 0)
 			return r;
 		int lost = row.lost_count + 1;
+		if (row.held) {
+			_cleanup_free_ char *msg = pilot_xasprintf("%s; the run was held by its submitter", detail);
+			return transition(st, run_id, row.state, PILOT_RUN_FAILED, PILOT_REASON_LOST, type, actor, attempt,
+					  msg, NULL);
+		}
 		if (lost > st->opt.max_lost) {
 			_cleanup_free_ char *msg = pilot_xasprintf("%s; lost %d times, giving up", detail, lost);
 			return transition(st, run_id, row.state, PILOT_RUN_FAILED, PILOT_REASON_LOST, type, actor, attempt,
@@ -980,7 +990,7 @@ static int find_candidate(struct pilot_store *st, const struct pilot_kvs *labels
 {
 	static const char sets[] = "SELECT requires_json FROM queued_sets WHERE n > 0";
 	static const char best[] = "SELECT priority, id FROM runs WHERE state = 'queued' AND requires_json = ?1 "
-				   "ORDER BY priority DESC, id LIMIT 1";
+				   "AND held = 0 ORDER BY priority DESC, id LIMIT 1";
 	sqlite3_stmt *s = db_stmt(st, sets);
 	if (!s)
 		return pilot_error_code();
@@ -1026,6 +1036,33 @@ static int find_candidate(struct pilot_store *st, const struct pilot_kvs *labels
 	return r < 0 ? r : id[0] ? 1 : 0;
 }
 
+/* The claim of one named run: it must be queued and its requires satisfied. */
+static int named_candidate(struct pilot_store *st, const struct pilot_claim_request *req, char id[PILOT_ID_SIZE])
+{
+	static const char sql[] = "SELECT state, requires_json FROM runs WHERE id = ?1";
+	sqlite3_stmt *s = db_stmt(st, sql);
+	if (!s)
+		return pilot_error_code();
+	bind_text(s, 1, req->run);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(s);
+		return pilot_error_set(PILOT_ENOTFOUND, "run '%s' not found", req->run);
+	}
+	if (rc != SQLITE_ROW)
+		return db_error(st, "cannot read run");
+	bool queued = !strcmp(col_text(s, 0), "queued");
+	struct pilot_kvs want;
+	kvs_from_text(col_text(s, 1), &want, true);
+	bool ok = queued && pilot_kvs_satisfies(&req->labels, &want);
+	pilot_kvs_clear(&want);
+	sqlite3_reset(s);
+	if (!ok)
+		return 0;
+	snprintf(id, PILOT_ID_SIZE, "%s", req->run);
+	return 1;
+}
+
 /* Whether a claim that finds nothing may skip its write: no waiting run is due and
  * the agent's row is recent and unchanged. Idle agents polling stay read-only. */
 static bool claim_can_skip_write(struct pilot_store *st, const struct pilot_claim_request *req, int64_t now)
@@ -1068,7 +1105,7 @@ int pilot_store_claim(struct pilot_store *st, const struct pilot_claim_request *
 	int r = db_begin(st, false);
 	if (r < 0)
 		return r;
-	r = find_candidate(st, &req->labels, id);
+	r = req->run ? named_candidate(st, req, id) : find_candidate(st, &req->labels, id);
 	bool skip = r == 0 && claim_can_skip_write(st, req, now);
 	db_rollback(st);
 	if (r < 0)
@@ -1080,7 +1117,7 @@ int pilot_store_claim(struct pilot_store *st, const struct pilot_claim_request *
 		return r;
 	if ((r = promote_due(st, now, &changed)) < 0 ||
 	    (r = store_touch_agent(st, req->agent, &req->labels, req->version, req->capacity, req->free_slots, true)) < 0 ||
-	    (r = find_candidate(st, &req->labels, id)) < 0)
+	    (r = req->run ? named_candidate(st, req, id) : find_candidate(st, &req->labels, id)) < 0)
 		goto fail;
 	if (r == 0) {
 		r = db_commit(st);

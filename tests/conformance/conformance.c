@@ -1238,6 +1238,49 @@ static void t_lost_limit(struct ctx *c)
 	pilot_run_clear(&r);
 }
 
+/* pilot run's runs: held for their submitter, claimed by name, failed when lost. */
+static void t_held_runs(struct ctx *c)
+{
+	struct pilot_submit_request q;
+	struct pilot_run held = { 0 }, open = { 0 }, g = { 0 };
+	req_init(c, &q);
+	q.hold = true;
+	q.priority = 90;
+	CHECK_RC(pilot_api_submit(c->api, &q, &held), 0, "submit a held run");
+	CHECK(held.held, "the run says it is held");
+	q.hold = false;
+	q.priority = 1;
+	pilot_api_submit(c->api, &q, &open);
+	pilot_submit_request_clear(&q);
+
+	struct pilot_claim cl = { 0 };
+	CHECK_RC(claim(c, &cl), 1, "an ordinary claim gets a run");
+	CHECK(!strcmp(cl.run.id, open.id), "...the open one, not the held one of higher priority");
+	pilot_claim_clear(&cl);
+	CHECK_RC(claim(c, &cl), 0, "then nothing: the held run is not offered");
+
+	struct pilot_claim_request nq = { .agent = "holder", .run = open.id };
+	pilot_kvs_set(&nq.labels, "ct", c->tag);
+	CHECK_RC(pilot_api_claim(c->api, &nq, &cl), 0, "a claim naming a run that is not queued gets nothing");
+	nq.run = "rzzzzzzzzzzzzzz";
+	CHECK_RC(pilot_api_claim(c->api, &nq, &cl), PILOT_ENOTFOUND, "a claim naming an unknown run is not found");
+	nq.run = held.id;
+	CHECK_RC(pilot_api_claim(c->api, &nq, &cl), 1, "a claim naming the held run gets it");
+	CHECK(!strcmp(cl.run.id, held.id) && cl.attempt == 1, "attempt 1 of the held run");
+	pilot_claim_request_clear(&nq);
+	pilot_claim_clear(&cl);
+
+	/* Nobody else may run it: a lost attempt ends it. */
+	sleep_ms(T->lease_ttl_ms + 50);
+	wait_leave(c, held.id, PILOT_RUN_RUNNING, T->lease_ttl_ms * 4 + 5000);
+	pilot_api_get_run(c->api, held.id, &g);
+	CHECK(g.state == PILOT_RUN_FAILED && g.reason == PILOT_REASON_LOST, "a lost held run fails (lost), not requeued (%s)",
+	      pilot_run_state_name(g.state));
+	pilot_run_clear(&g);
+	pilot_run_clear(&held);
+	pilot_run_clear(&open);
+}
+
 static void t_lost_while_canceling(struct ctx *c)
 {
 	struct pilot_run r = { 0 };
@@ -1462,6 +1505,7 @@ static const struct {
 	{ "retry_op", t_retry_op },
 	{ "lost_requeue_superseded", t_lost_requeue_superseded },
 	{ "lost_limit", t_lost_limit },
+	{ "held_runs", t_held_runs },
 	{ "lost_while_canceling", t_lost_while_canceling },
 	{ "heartbeat_keeps_lease", t_heartbeat_keeps_lease },
 	{ "timeout_backstop", t_timeout_backstop },
