@@ -33,7 +33,9 @@ struct pilot_store {
 /* Serialize a public call on the handle. */
 pthread_mutex_t *store_lock(struct pilot_store *st);
 void store_unlockp(pthread_mutex_t **m);
-#define STORE_LOCKED(st) _cleanup_(store_unlockp) pthread_mutex_t *_store_lock_ = store_lock(st)
+/* Held until the end of the enclosing block (clang wants the variable marked used). */
+#define STORE_LOCKED(st) \
+	_cleanup_(store_unlockp) __attribute__((unused)) pthread_mutex_t *_store_lock_ = store_lock(st)
 
 /* A ready statement for sql (a string literal: it is cached by address), reset and
  * with its bindings cleared. NULL after setting the error. */
