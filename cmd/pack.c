@@ -13,6 +13,7 @@
 #include "pilot.h"
 #include "pilot/bundle.h"
 #include "pilot/config.h"
+#include "pilot/spec.h"
 #include "pilot/term.h"
 
 struct opts {
@@ -57,13 +58,22 @@ static void patterns_free(struct patterns *p)
 	free(p->v);
 }
 
-/* TO BE WIRED BY THE LEAD: the `ignore:` list of DIR's pilot.yaml (lib/spec) goes here,
- * one gitignore pattern per item, before the --ignore patterns (the last pattern that
- * matches decides, so the command line wins). Until then the spec is not read. */
+/* The `ignore:` list of DIR's pilot.yaml, one gitignore pattern per item, goes before the
+ * --ignore patterns (the last pattern that matches decides, so the command line wins).
+ * A directory without a pilot.yaml has none; a spec that does not load is an error, as
+ * submit and run would refuse it too. */
 static int spec_ignore_patterns(const char *dir, struct patterns *out)
 {
-	(void)dir;
-	(void)out;
+	_cleanup_free_ char *path = pilot_path_join(dir, "pilot.yaml");
+	if (access(path, F_OK) != 0)
+		return 0;
+	struct pilot_spec *spec = NULL;
+	int r = pilot_spec_load_file(path, NULL, &spec);
+	if (r < 0)
+		return pilot_error_prefix(r, "cannot read the ignore list of '%s'", path);
+	for (size_t i = 0; i < spec->nignore; i++)
+		patterns_add(out, pilot_xstrdup(spec->ignore[i]));
+	pilot_spec_free(spec);
 	return 0;
 }
 

@@ -4,7 +4,7 @@
 # round trip through pilot unpack.
 . "$SRCDIR/tests/e2e/lib.sh"
 . "$SRCDIR/tests/e2e/bundle/lib.sh"
-plan 58
+plan 62
 
 P="$T_TMP/proj"
 mkdir -p "$P/src/lib" "$P/build" "$P/.git" "$P/.pilot" "$P/empty" "$P/data"
@@ -109,4 +109,15 @@ expect_status 1 "an unwritable output" "$PILOT" pack -o "$T_TMP/nodir/b.tar.gz" 
 expect_status 0 "unpack the bundle" "$PILOT" unpack "$T_TMP/b.tar.gz" "$T_TMP/copy"
 rm -rf "$P/build" "$P/.git" "$P/.pilot" "$P/.env" "$P/src/.env.local" "$P/debug.log"
 equals "the round trip gives the tree back" "$(tree_hash "$T_TMP/copy")" "$(tree_hash "$P")"
+
+# The spec's ignore: list applies, and --ignore comes after it.
+S=$T_TMP/spec-ignore
+mkdir -p "$S/data" "$S/logs"
+printf 'name: s\ncommand: "true"\nignore: [data/, "*.log"]\n' >"$S/pilot.yaml"
+echo x >"$S/data/big.bin"; echo y >"$S/logs/a.log"; echo z >"$S/keep.txt"
+expect_status 0 "pack reads the spec's ignore list" "$PILOT" pack --list "$S"
+lacks "...leaving out what it names" "$OUT" "data/big.bin"
+lacks "...globs included" "$OUT" "a.log"
+printf 'name: s\ncommand: "${nope}"\n' >"$S/pilot.yaml"
+expect_status 1 "a spec that does not load is an error" "$PILOT" pack "$S"
 done_testing
