@@ -533,16 +533,20 @@ int pilot_store_open(const char *dir, const struct pilot_local_options *opts, st
 	}
 	if ((r = pilot_blob_open(bdir, &st->blobs)) < 0)
 		goto fail;
-	/* Create the file ourselves so it gets mode 0600 whatever the umask. */
-	int fd = open(st->db_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		r = pilot_error_errno(PILOT_EIO, errno, "cannot open database '%s'", st->db_path);
-		goto fail;
-	}
-	close(fd);
-	if (sqlite3_open_v2(st->db_path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+	/* Never open the database file outside SQLite: closing any descriptor of it drops
+	 * every POSIX lock this process holds on it, including those of other store handles,
+	 * and another process may then delete the WAL under them. SQLite creates the file;
+	 * chmod (no descriptor) makes it 0600 whatever the umask, and SQLite gives the WAL
+	 * and shared-memory files the database's mode. */
+	if (sqlite3_open_v2(st->db_path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
 		r = st->db ? db_error(st, "cannot open database") :
 			     pilot_error_set(PILOT_ENOMEM, "cannot open database '%s'", st->db_path);
+		goto fail;
+	}
+	struct stat dbst;
+	if (stat(st->db_path, &dbst) == 0 && (dbst.st_mode & 077) && chmod(st->db_path, 0600) < 0) {
+		r = pilot_error_errno(PILOT_EIO, errno, "cannot make database '%s' private", st->db_path);
 		goto fail;
 	}
 	if ((r = pragma_setup(st)) < 0 || (r = migrate(st)) < 0)

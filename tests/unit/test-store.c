@@ -455,6 +455,44 @@ static void test_kill_during_submits(void **state)
 	}
 }
 
+/* Two handles in one process, then another process writing and closing: every write
+ * stays visible to everyone. (The store once closed a descriptor of the database file
+ * while opening, dropping the other handles' locks; an agent's run then lost a cancel.
+ * This interleaving did not show that bug; it guards the visibility it needs.) */
+static void test_two_handles_one_process(void **state)
+{
+	(void)state;
+	struct pilot_store *a = open_store(NULL), *b = open_store(NULL);
+	char first[PILOT_ID_SIZE], mine[PILOT_ID_SIZE];
+	submit(a, 0, first);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct pilot_store *c = open_store(NULL);
+		char other[PILOT_ID_SIZE];
+		submit(c, 0, other);
+		pilot_store_close(c);
+		_exit(0);
+	}
+	int wst;
+	waitpid(pid, &wst, 0);
+	assert_true(WIFEXITED(wst) && WEXITSTATUS(wst) == 0);
+	submit(a, 0, mine);
+	pid = fork();
+	if (pid == 0) {
+		struct pilot_store *c = open_store(NULL);
+		struct pilot_run r = { 0 };
+		int rc = pilot_store_get_run(c, mine, &r);
+		pilot_run_clear(&r);
+		pilot_store_close(c);
+		_exit(rc == 0 ? 0 : 1);
+	}
+	waitpid(pid, &wst, 0);
+	assert_true(WIFEXITED(wst));
+	assert_int_equal(WEXITSTATUS(wst), 0); /* another process sees the write */
+	pilot_store_close(b);
+	pilot_store_close(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -468,6 +506,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reap_delay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_env_knobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kill_during_submits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_handles_one_process, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
