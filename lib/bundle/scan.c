@@ -158,7 +158,8 @@ static int walk(struct walker *w, int dfd, const char *rel, unsigned depth)
 		r = pilot_error_errno(PILOT_EIO, lerr, "cannot list '%s'", *rel ? rel : ".");
 		goto out;
 	}
-	qsort(names, n, sizeof(*names), cmp_name);
+	if (n)
+		qsort(names, n, sizeof(*names), cmp_name);
 
 	r = 0;
 	for (size_t i = 0; i < n && r >= 0; i++) {
@@ -362,6 +363,7 @@ int bundle_scan(const struct pilot_pack_opts *o, struct scan *s)
 	pilot_ignore_free(w.builtin);
 	if (r < 0)
 		return r;
-	qsort(s->v, s->n, sizeof(*s->v), cmp_entry);
+	if (s->n)
+		qsort(s->v, s->n, sizeof(*s->v), cmp_entry);
 	return check_links(o, s);
 }

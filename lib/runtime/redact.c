@@ -30,7 +30,8 @@ struct pilot_redactor *pilot_redactor_new(const char *const *secrets, size_t n)
 			continue;
 		r->secrets[r->n++] = pilot_xstrdup(secrets[i]);
 	}
-	qsort(r->secrets, r->n, sizeof(char *), by_length_desc);
+	if (r->n)
+		qsort(r->secrets, r->n, sizeof(char *), by_length_desc);
 	for (size_t i = 0; i < r->n; i++) {
 		r->lens[i] = strlen(r->secrets[i]);
 		r->first[(unsigned char)r->secrets[i][0]] = true;
