@@ -8,3 +8,5 @@ pilot_install_deps
 [ -d build ] || meson setup build >/dev/null
 ninja -C build >/dev/null
 ./build/cmd/pilot validate examples/hello
+# docker when its engine answers, else podman, else the host (with a notice).
+./build/cmd/pilot run examples/hello
