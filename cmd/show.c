@@ -1,11 +1,11 @@
-/* pilot show RUN: one run in full — its summary, state and reason, every attempt and
- * the most recent events — or all of it as JSON. */
+/* pilot show RUN: one run in full — what it runs (image, command, params), its state
+ * and reason, every attempt, the last value of each metric, its artifacts and the most
+ * recent events — or all of it as JSON or YAML. */
 #include <string.h>
 
 #include <jansson.h>
 
-#include "pilot.h"
-#include "pilot/api.h"
+#include "runs.h"
 #include "pilot/term.h"
 
 struct opts {
@@ -14,7 +14,8 @@ struct opts {
 };
 
 static const struct pilot_opt options[] = {
-	{ OPT_STRING, 'o', "output", "FORMAT", "text (default) or json", offsetof(struct opts, output), "text json" },
+	{ OPT_STRING, 'o', "output", "FORMAT", "text (default), json or yaml", offsetof(struct opts, output),
+	  "text json yaml" },
 	{ OPT_INT, 0, "events", "N", "show the last N events (default: 10 as text, all as json)",
 	  offsetof(struct opts, events), NULL },
 	OPT_END_ROW,
@@ -74,12 +75,141 @@ static void print_state(const struct pilot_run *r)
 		printf("%-10s %s\n", "", r->message);
 }
 
-static void print_text(const struct pilot_run *r, const struct pilot_event_list *ev)
+/* An argv as a shell would read it back: words with anything special single-quoted. */
+static void put_word(struct pilot_buf *b, const char *w)
+{
+	bool plain = *w != '\0';
+	for (const char *p = w; *p && plain; p++)
+		plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:,@%+", *p) != NULL;
+	if (plain) {
+		pilot_buf_puts(b, w);
+		return;
+	}
+	pilot_buf_putc(b, '\'');
+	for (const char *p = w; *p; p++)
+		if (*p == '\'')
+			pilot_buf_puts(b, "'\\''");
+		else
+			pilot_buf_putc(b, *p);
+	pilot_buf_putc(b, '\'');
+}
+
+/* image and command from the spec's normal form (pilot_spec_to_json). */
+static void print_spec(const struct pilot_run *r)
+{
+	json_t *spec = r->spec_json ? json_loads(r->spec_json, 0, NULL) : NULL;
+	if (!json_is_object(spec)) {
+		json_decref(spec);
+		return;
+	}
+	const char *image = json_string_value(json_object_get(spec, "image"));
+	printf("%-10s %s\n", "image", image ? image : "(none: runs on the host)");
+	json_t *cmd = json_object_get(spec, "command");
+	_cleanup_buf_ struct pilot_buf b = PILOT_BUF_INIT;
+	if (json_is_true(json_object_get(spec, "shell")) && json_array_size(cmd) == 3) {
+		pilot_buf_puts(&b, json_string_value(json_array_get(cmd, 2)) ? json_string_value(json_array_get(cmd, 2)) : "");
+	} else {
+		size_t i;
+		json_t *w;
+		json_array_foreach(cmd, i, w) {
+			if (i)
+				pilot_buf_putc(&b, ' ');
+			put_word(&b, json_string_value(w) ? json_string_value(w) : "");
+		}
+	}
+	/* A multi-line script shows its first line. */
+	const char *text = pilot_buf_str(&b);
+	const char *nl = strchr(text, '\n');
+	if (b.len)
+		printf("%-10s %.*s%s\n", "command", nl ? (int)(nl - text) : (int)b.len, text, nl ? " ..." : "");
+	else
+		printf("%-10s %s\n", "command", "(the image's default)");
+	json_decref(spec);
+}
+
+/* "lr=0.1 epochs=3" from a JSON object of overrides. */
+static void print_overrides(const char *label, const char *json)
+{
+	json_t *o = json ? json_loads(json, 0, NULL) : NULL;
+	if (json_is_object(o) && json_object_size(o)) {
+		printf("%-10s", label);
+		const char *k;
+		json_t *v;
+		json_object_foreach(o, k, v)
+			printf(" %s=%s", k, json_string_value(v) ? json_string_value(v) : "?");
+		putchar('\n');
+	}
+	json_decref(o);
+}
+
+static void print_metrics(const struct pilot_run *r, const struct pilot_metric_list *ml)
+{
+	struct metric_series *s;
+	size_t n;
+	metric_series_build(ml, 0, &s, &n);
+	if (n) {
+		printf("%-10s", "metrics");
+		for (size_t i = 0; i < n; i++) {
+			char v[32];
+			metric_format(s[i].v[s[i].n - 1], v, sizeof(v));
+			printf("%s %s %s", i ? "," : "", s[i].name, v);
+		}
+		printf("  (last values of attempt %d; pilot metrics %s)\n", ml->n ? ml->items[0].attempt : 0, r->id);
+	}
+	metric_series_free(s, n);
+}
+
+#define SHOW_ARTIFACTS 10
+
+static void print_artifacts(const struct pilot_run *r, const struct pilot_artifact_list *al)
+{
+	if (!al->n)
+		return;
+	static const char *const h[] = { "PATH", "SIZE", "ATTEMPT" };
+	struct pilot_table *t = pilot_table_new(ARRAY_SIZE(h), h);
+	size_t shown = 0, total = 0;
+	for (size_t i = 0; i < al->n; i++) {
+		/* The latest attempt's copy of each path (the list is by attempt, then path). */
+		bool newer = false;
+		for (size_t k = i + 1; k < al->n; k++)
+			newer = newer || !strcmp(al->items[k].path, al->items[i].path);
+		if (newer)
+			continue;
+		total++;
+		if (shown == SHOW_ARTIFACTS)
+			continue;
+		char size[32], att[16];
+		pilot_format_size(al->items[i].size, size, sizeof(size));
+		snprintf(att, sizeof(att), "%d", al->items[i].attempt);
+		const char *cells[] = { al->items[i].path, size, att };
+		pilot_table_add(t, cells);
+		shown++;
+	}
+	_cleanup_buf_ struct pilot_buf out = PILOT_BUF_INIT;
+	pilot_table_render(t, 0, &out);
+	pilot_table_free(t);
+	printf("\nartifacts:\n");
+	const char *p = pilot_buf_str(&out);
+	while (*p) {
+		const char *e = strchr(p, '\n');
+		size_t n = e ? (size_t)(e - p + 1) : strlen(p);
+		printf("  %.*s", (int)n, p);
+		p += n;
+	}
+	if (total > shown)
+		printf("  ... %zu more: pilot artifacts %s\n", total - shown, r->id);
+}
+
+static void print_text(const struct pilot_run *r, const struct pilot_event_list *ev, const struct pilot_metric_list *ml,
+		       const struct pilot_artifact_list *al)
 {
 	int64_t now = pilot_now_ms();
 	char buf[96], d[32];
 	printf("%-10s %s\n", "run", r->id);
 	printf("%-10s %s\n", "name", r->name ? r->name : "");
+	print_spec(r);
+	print_overrides("params", r->params_json);
+	print_overrides("env", r->env_json);
 	print_state(r);
 	when(r->created_ms, now, buf, sizeof(buf));
 	printf("%-10s %s%s%s\n", "created", buf, r->submitter ? " by " : "", r->submitter ? r->submitter : "");
@@ -118,6 +248,7 @@ static void print_text(const struct pilot_run *r, const struct pilot_event_list 
 		printf("%-10s %d attempt%s lost\n", "lost", r->lost_count, r->lost_count == 1 ? "" : "s");
 	if (r->cancel_requested && r->state == PILOT_RUN_CANCELING)
 		printf("%-10s requested; waiting for the agent\n", "cancel");
+	print_metrics(r, ml);
 
 	if (r->nattempts) {
 		static const char *const h[] = { "#", "ID", "AGENT", "STATE", "EXIT", "STARTED", "DURATION", "LOG" };
@@ -156,6 +287,7 @@ static void print_text(const struct pilot_run *r, const struct pilot_event_list 
 			p += n;
 		}
 	}
+	print_artifacts(r, al);
 	if (ev && ev->n) {
 		printf("\nevents:\n");
 		for (size_t i = 0; i < ev->n; i++) {
@@ -204,42 +336,65 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 {
 	struct opts *o = optsp;
 	const struct pilot_cmd *self = pilot_command_find("show");
-	bool json = false;
+	enum output_format fmt;
 	(void)argc;
 
-	if (o->output && !(json = !strcmp(o->output, "json")) && strcmp(o->output, "text"))
-		return cmd_usage_error(ctx, self, "unknown output format '%s' (expected text or json)", o->output);
+	int st = output_parse(ctx, self, o->output, "text", &fmt);
+	if (st)
+		return st;
 	if (o->events < 0 || o->events > 1000000)
 		return cmd_usage_error(ctx, self, "--events must be between 1 and 1000000");
-	size_t nevents = o->events ? (size_t)o->events : json ? 1000000 : 10;
+	size_t nevents = o->events ? (size_t)o->events : fmt != OUTPUT_TEXT ? 1000000 : 10;
 
 	_cleanup_api_ struct pilot_api *api = NULL;
-	if (pilot_api_open_from_config(ctx->config, &api) < 0)
-		return cmd_fail(ctx, EXIT_FAIL);
+	if ((st = runs_open_api(ctx, &api, EXIT_FAIL)))
+		return st;
 	struct pilot_run r = { 0 };
-	if (pilot_api_get_run(api, argv[0], &r) < 0)
-		return cmd_fail(ctx, EXIT_FAIL);
+	if ((st = runref_get(ctx, api, argv[0], &r, EXIT_FAIL)))
+		return st;
 	struct pilot_event_list ev = { 0 };
-	if (recent_events(api, r.id, nevents, &ev) < 0) {
-		pilot_run_clear(&r);
-		return cmd_fail(ctx, EXIT_FAIL);
+	struct pilot_metric_list ml = { 0 };
+	struct pilot_artifact_list al = { 0 };
+	if (recent_events(api, r.id, nevents, &ev) < 0 ||
+	    (r.attempt_count && pilot_api_get_metrics(api, r.id, r.attempt_count, &ml) < 0) ||
+	    (r.attempt_count && pilot_api_list_artifacts(api, r.id, 0, &al) < 0)) {
+		st = cmd_fail(ctx, EXIT_FAIL);
+		goto out;
 	}
-	if (json) {
+	if (fmt != OUTPUT_TEXT) {
 		json_t *j = pilot_run_to_json(&r);
+		/* The spec as a document rather than a string of JSON. */
+		json_t *spec = r.spec_json ? json_loads(r.spec_json, 0, NULL) : NULL;
+		if (spec)
+			json_object_set_new(j, "spec", spec);
+		json_t *last = json_object();
+		struct metric_series *s;
+		size_t n;
+		metric_series_build(&ml, 0, &s, &n);
+		for (size_t i = 0; i < n; i++) {
+			double v = s[i].v[s[i].n - 1];
+			bool whole = v > -1e15 && v < 1e15 && v == (double)(long long)v;
+			json_object_set_new(last, s[i].name, whole ? json_integer((json_int_t)v) : json_real(v));
+		}
+		metric_series_free(s, n);
+		json_object_set_new(j, "metrics", last);
+		json_t *a = pilot_artifact_list_to_json(&al);
+		json_object_set(j, "artifacts", json_object_get(a, "artifacts"));
+		json_decref(a);
 		json_t *e = pilot_event_list_to_json(&ev);
 		json_object_set(j, "events", json_object_get(e, "events"));
 		json_decref(e);
-		char *text = json_dumps(j, JSON_INDENT(2));
+		output_value(j, fmt);
 		json_decref(j);
-		if (text)
-			puts(text);
-		free(text);
 	} else {
-		print_text(&r, &ev);
+		print_text(&r, &ev, &ml, &al);
 	}
+out:
+	pilot_artifact_list_clear(&al);
+	pilot_metric_list_clear(&ml);
 	pilot_event_list_clear(&ev);
 	pilot_run_clear(&r);
-	return EXIT_OK;
+	return st;
 }
 
 const struct pilot_cmd cmd_show = {
@@ -247,10 +402,12 @@ const struct pilot_cmd cmd_show = {
 	.summary = "show a run: its state, attempts and recent events",
 	.args = "RUN",
 	.description =
-		"RUN is a run id or a unique prefix of one. The text form shows the run's\n"
-		"summary, its state with the reason it ended, every attempt and the last events;\n"
-		"--output json prints the run, its attempts and all its events (or the last\n"
-		"--events N). Secret values are never shown, only their names.",
+		"RUN is a run id or a unique prefix of one. The text form shows what the run runs\n"
+		"(image, command, params), its state with the reason it ended, every attempt, the\n"
+		"last value of each metric, its artifacts and the last events. --output json or\n"
+		"yaml prints the run with its spec, attempts, last metric values, artifacts and\n"
+		"all its events (or the last --events N). Secret values are never shown, only\n"
+		"their names.",
 	.opts = options,
 	.opts_size = sizeof(struct opts),
 	.min_args = 1,

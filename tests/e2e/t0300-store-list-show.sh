@@ -47,7 +47,7 @@ next=$(python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["next_after"
 equals "json carries the cursor and the runs" "$next" "$b 2 queued"
 expect_status 2 "an unknown state is a usage error" "$PILOT" list --state bogus
 contains "naming it" "$ERR" "bogus"
-expect_status 2 "an unknown format is a usage error" "$PILOT" list --output yaml
+expect_status 2 "an unknown format is a usage error" "$PILOT" list --output xml
 
 expect_status 0 "show a failed run" "$PILOT" show "$a"
 contains "state and reason" "$OUT" "failed (exit_code), exit code 3"

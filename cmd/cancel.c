@@ -1,0 +1,191 @@
+/* pilot cancel: stop runs. A queued or waiting run is canceled at once; a running one
+ * turns canceling and its agent stops the job (SIGTERM, its grace period, SIGKILL) and
+ * reports it canceled. --all cancels every run matching --state/--name, after a
+ * confirmation. */
+#include <stdio.h>
+#include <string.h>
+
+#include "runs.h"
+
+struct opts {
+	bool all;
+	const char *state;
+	const char *name;
+	bool yes;
+	bool wait;
+	int64_t grace;
+};
+
+static const struct pilot_opt options[] = {
+	{ OPT_FLAG, 0, "all", NULL, "cancel every run matching --state and --name", offsetof(struct opts, all), NULL },
+	{ OPT_STRING, 's', "state", "STATES", "with --all: only runs in these states (default: active)",
+	  offsetof(struct opts, state), "queued waiting running canceling active" },
+	{ OPT_STRING, 'n', "name", "NAME", "with --all: only runs of this name", offsetof(struct opts, name), NULL },
+	{ OPT_FLAG, 'y', "yes", NULL, "do not ask for confirmation", offsetof(struct opts, yes), NULL },
+	{ OPT_FLAG, 'w', "wait", NULL, "wait until the runs have stopped", offsetof(struct opts, wait), NULL },
+	{ OPT_DURATION, 0, "grace", "DUR", "not supported yet: the agent's grace period applies",
+	  offsetof(struct opts, grace), NULL },
+	OPT_END_ROW,
+};
+
+/* Every run id matching the filter, newest first, through every page. */
+static int select_runs(struct pilot_api *api, unsigned states, const char *name, char ***ids, size_t *n)
+{
+	char after[PILOT_ID_SIZE] = "";
+	for (;;) {
+		struct pilot_run_filter f = { .states = states, .name = name, .after = after[0] ? after : NULL,
+					      .limit = 1000 };
+		struct pilot_run_list l = { 0 };
+		int r = pilot_api_list_runs(api, &f, &l);
+		if (r < 0)
+			return r;
+		*ids = pilot_xrealloc(*ids, (*n + l.n) * sizeof(**ids));
+		for (size_t i = 0; i < l.n; i++)
+			(*ids)[(*n)++] = pilot_xstrdup(l.items[i].id);
+		memcpy(after, l.next_after, PILOT_ID_SIZE);
+		pilot_run_list_clear(&l);
+		if (!after[0])
+			return 0;
+	}
+}
+
+static bool confirm(size_t n, const char *what)
+{
+	fprintf(stderr, "cancel %zu run%s%s? [y/N] ", n, n == 1 ? "" : "s", what);
+	fflush(stderr);
+	char line[64];
+	if (!fgets(line, sizeof(line), stdin))
+		return false;
+	return line[0] == 'y' || line[0] == 'Y';
+}
+
+/* Cancel one run and say what became of it. 0, or 1 when it failed. */
+static int cancel_one(struct pilot_ctx *ctx, struct pilot_api *api, const char *ref, char id[PILOT_ID_SIZE])
+{
+	struct pilot_run r = { 0 };
+	int res = pilot_api_cancel(api, ref, NULL, &r);
+	if (res < 0)
+		return runref_fail(ctx, api, ref, EXIT_FAIL);
+	memcpy(id, r.id, PILOT_ID_SIZE);
+	if (res == 1 && r.state == PILOT_RUN_CANCELING)
+		printf("%s  already canceling\n", r.id);
+	else if (res == 1) {
+		char state[64];
+		run_state_cell(&r, state, sizeof(state));
+		printf("%s  already finished: %s\n", r.id, state);
+	} else if (r.state == PILOT_RUN_CANCELING)
+		printf("%s  canceling (the agent is stopping it)\n", r.id);
+	else
+		printf("%s  canceled\n", r.id);
+	fflush(stdout);
+	pilot_run_clear(&r);
+	return 0;
+}
+
+static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
+{
+	struct opts *o = optsp;
+	const struct pilot_cmd *self = pilot_command_find("cancel");
+	unsigned states = 0;
+
+	if (o->grace) {
+		/* The api's cancel carries no grace period: the agent running the job uses its
+		 * own (pilot agent's PILOT_CANCEL_GRACE, default 10s). Better say so than take
+		 * a value and ignore it. */
+		cmd_errorf(ctx, "--grace is not supported yet: the cancel request carries no grace period; "
+				"the agent's own applies (10s unless it was started with PILOT_CANCEL_GRACE)");
+		return EXIT_FAIL;
+	}
+	if (o->all && argc)
+		return cmd_usage_error(ctx, self, "give run ids or --all, not both");
+	if (!o->all && !argc)
+		return cmd_usage_error(ctx, self, "missing argument (a run id, or --all)");
+	if (!o->all && (o->state || o->name))
+		return cmd_usage_error(ctx, self, "--state and --name select runs for --all");
+	if (o->all) {
+		if (pilot_run_states_parse(o->state ? o->state : "active", &states) < 0)
+			return cmd_usage_error(ctx, self, "%s", pilot_error_last());
+		if (states & PILOT_RUN_TERMINAL_BITS)
+			return cmd_usage_error(ctx, self, "--state: finished runs cannot be canceled");
+	}
+
+	_cleanup_api_ struct pilot_api *api = NULL;
+	int st = runs_open_api(ctx, &api, EXIT_FAIL);
+	if (st)
+		return st;
+	char **ids = NULL;
+	size_t n = 0;
+	if (o->all) {
+		if (select_runs(api, states, o->name, &ids, &n) < 0)
+			return cmd_fail(ctx, EXIT_FAIL);
+		if (!n) {
+			cmd_notef(ctx, "no run to cancel");
+			free(ids);
+			return EXIT_OK;
+		}
+		char what[256];
+		snprintf(what, sizeof(what), " (%s%s%s)", o->state ? o->state : "active", o->name ? ", name " : "",
+			 o->name ? o->name : "");
+		if (!o->yes) {
+			bool ok = false;
+			if (ctx->stdin_tty && ctx->stderr_tty)
+				ok = confirm(n, what);
+			else
+				cmd_errorf(ctx, "not canceling %zu run%s%s without a confirmation: add --yes", n,
+					   n == 1 ? "" : "s", what);
+			if (!ok) {
+				for (size_t i = 0; i < n; i++)
+					free(ids[i]);
+				free(ids);
+				return EXIT_FAIL;
+			}
+		}
+	} else {
+		ids = pilot_xcalloc((size_t)argc, sizeof(*ids));
+		for (int i = 0; i < argc; i++)
+			ids[n++] = pilot_xstrdup(argv[i]);
+	}
+	int status = EXIT_OK;
+	char (*done)[PILOT_ID_SIZE] = pilot_xcalloc(n ? n : 1, PILOT_ID_SIZE);
+	for (size_t i = 0; i < n; i++)
+		if (cancel_one(ctx, api, ids[i], done[i]))
+			status = EXIT_FAIL;
+	for (size_t i = 0; i < n && o->wait; i++) {
+		if (!done[i][0])
+			continue;
+		struct pilot_run end = { 0 };
+		if (wait_run(ctx, api, done[i], 0, NULL, NULL, &end) < 0) {
+			status = cmd_fail(ctx, EXIT_FAIL);
+			continue;
+		}
+		char line[512];
+		run_outcome_line(&end, line, sizeof(line));
+		cmd_notef(ctx, "run %s %s", end.id, line);
+		pilot_run_clear(&end);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+	free(done);
+	return status;
+}
+
+const struct pilot_cmd cmd_cancel = {
+	.name = "cancel",
+	.summary = "cancel runs",
+	.args = "[RUN...]",
+	.description =
+		"A queued or waiting run is canceled at once. A running run turns 'canceling':\n"
+		"its agent sends the job SIGTERM, waits its grace period (10s by default), sends\n"
+		"SIGKILL, uploads what the job left and reports the run canceled. A run that has\n"
+		"already finished is left alone (and said so). --all cancels every run matching\n"
+		"--state (default: every active run) and --name, after asking on a terminal;\n"
+		"without a terminal it needs --yes. RUN is a run id or a unique prefix of one.",
+	.opts = options,
+	.opts_size = sizeof(struct opts),
+	.min_args = 0,
+	.max_args = -1,
+	.flags = CMD_NEEDS_CONFIG,
+	.run = run,
+	.complete_args = "run",
+};

@@ -1,0 +1,265 @@
+/* Following a run: its log bytes across attempts (pilot logs -f, pilot submit -f) and
+ * its end (pilot submit --wait). The waiting is done by the api's long-polls (read_logs
+ * and list_events with a wait), so a follower over http costs the server a suspended
+ * request, not a stream of polls. A server that goes away (restart, network) is retried
+ * with backoff, and reading resumes at the byte offset already written: the bytes
+ * come out exactly once, in order. */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runs.h"
+
+#define LONG_POLL_MS 30000
+
+bool api_error_transient(int code)
+{
+	return code == PILOT_EUNAVAILABLE || code == PILOT_EIO;
+}
+
+void retry_sleep(int n)
+{
+	int64_t ms = 250LL << (n < 5 ? n : 5);
+	if (ms > 5000)
+		ms = 5000;
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+bool should_retry(struct pilot_ctx *ctx, struct retry_state *rs, int code)
+{
+	if (!api_error_transient(code))
+		return false;
+	int64_t now = pilot_mono_ms();
+	if (!rs->failures) {
+		rs->since = now;
+		cmd_warnf(ctx, "%s; retrying", pilot_error_last());
+	} else if (now - rs->since > FOLLOW_GIVE_UP_MS) {
+		return false;
+	}
+	retry_sleep(rs->failures++);
+	return true;
+}
+
+void retry_ok(struct pilot_ctx *ctx, struct retry_state *rs)
+{
+	if (rs->failures)
+		cmd_notef(ctx, "reconnected");
+	rs->failures = 0;
+}
+
+/* Wait (a long-poll on the run's events) until something happens to the run. */
+static int wait_event(struct pilot_api *api, const char *run_id, int64_t *cursor)
+{
+	struct pilot_event_filter f = { .run = run_id, .after_seq = *cursor, .limit = 1000 };
+	struct pilot_event_list ev = { 0 };
+	int r = pilot_api_list_events(api, &f, LONG_POLL_MS, &ev);
+	if (r < 0)
+		return r;
+	*cursor = ev.last_seq;
+	pilot_event_list_clear(&ev);
+	return 0;
+}
+
+int follow_logs(struct pilot_ctx *ctx, struct pilot_api *api, const char *run_id, const struct follow_opts *opts,
+		int *last_attempt)
+{
+	int attempt = opts->attempt;
+	int64_t offset = opts->offset;
+	int64_t ev_cursor = 0;
+	struct retry_state rs = { 0 };
+	int result = 0;
+	for (;;) {
+		struct pilot_log_request q = {
+			.run = run_id,
+			.attempt = attempt,
+			.offset = offset,
+			.wait_ms = opts->follow ? LONG_POLL_MS : 0,
+		};
+		struct pilot_log_chunk c = { 0 };
+		int r = pilot_api_read_logs(api, &q, &c);
+		if (r < 0) {
+			if (opts->follow && should_retry(ctx, &rs, r))
+				continue;
+			result = r;
+			break;
+		}
+		retry_ok(ctx, &rs);
+		/* Pin the attempt once there is one: the offset belongs to it. */
+		if (attempt == 0 && c.attempt > 0)
+			attempt = c.attempt;
+		if (c.data.len) {
+			if (pilot_write_all(opts->out_fd, c.data.data, c.data.len) < 0) {
+				pilot_log_chunk_clear(&c);
+				if (errno == EPIPE) {
+					result = 1;
+					break;
+				}
+				result = pilot_error_errno(PILOT_EIO, errno, "cannot write the log");
+				break;
+			}
+			offset = c.next_offset;
+			pilot_log_chunk_clear(&c);
+			continue;
+		}
+		bool complete = c.complete, terminal = pilot_run_state_terminal(c.run_state);
+		int latest = c.latest_attempt, read_attempt = c.attempt;
+		pilot_log_chunk_clear(&c);
+		if (!opts->follow)
+			break;
+		if (latest > attempt && attempt > 0) {
+			/* The attempt's log cannot grow any more: a newer attempt owns the run. */
+			attempt++;
+			offset = 0;
+			if (!opts->quiet_moves)
+				cmd_notef(ctx, "attempt %d started; following it", attempt);
+			continue;
+		}
+		if ((complete || read_attempt == 0) && terminal)
+			break;
+		if (complete) {
+			/* Ended, but the run goes on (a retry backoff, a lost attempt requeued):
+			 * wait for its next event rather than read the finished log again. */
+			if ((r = wait_event(api, run_id, &ev_cursor)) < 0) {
+				if (should_retry(ctx, &rs, r))
+					continue;
+				result = r;
+				break;
+			}
+		}
+	}
+	if (last_attempt)
+		*last_attempt = attempt;
+	return result;
+}
+
+int wait_run(struct pilot_ctx *ctx, struct pilot_api *api, const char *run_id, int64_t after_seq,
+	     void (*on_event)(const struct pilot_event *e, void *ud), void *ud, struct pilot_run *out)
+{
+	int64_t cursor = after_seq;
+	struct retry_state rs = { 0 };
+	for (;;) {
+		struct pilot_run run = { 0 };
+		int r = pilot_api_get_run(api, run_id, &run);
+		if (r < 0) {
+			if (should_retry(ctx, &rs, r))
+				continue;
+			return r;
+		}
+		bool terminal = pilot_run_state_terminal(run.state);
+		/* Events first, so that a caller printing them sees the last one too. */
+		for (;;) {
+			struct pilot_event_filter f = { .run = run.id, .after_seq = cursor, .limit = 1000 };
+			struct pilot_event_list ev = { 0 };
+			r = pilot_api_list_events(api, &f, terminal ? 0 : LONG_POLL_MS, &ev);
+			if (r < 0)
+				break;
+			for (size_t i = 0; i < ev.n && on_event; i++)
+				on_event(&ev.items[i], ud);
+			cursor = ev.last_seq;
+			bool more = ev.n == f.limit;
+			pilot_event_list_clear(&ev);
+			if (!more)
+				break;
+		}
+		if (r < 0) {
+			pilot_run_clear(&run);
+			if (should_retry(ctx, &rs, r))
+				continue;
+			return r;
+		}
+		retry_ok(ctx, &rs);
+		if (terminal) {
+			*out = run;
+			return 0;
+		}
+		pilot_run_clear(&run);
+	}
+}
+
+/* Bytes [from, end of the log) of one attempt into b (at most max bytes). */
+static int read_range(struct pilot_api *api, const char *run_id, int attempt, int64_t from, size_t max,
+		      struct pilot_buf *b, int64_t *end)
+{
+	int64_t offset = from;
+	for (;;) {
+		struct pilot_log_request q = { .run = run_id, .attempt = attempt, .offset = offset };
+		struct pilot_log_chunk c = { 0 };
+		int r = pilot_api_read_logs(api, &q, &c);
+		if (r < 0)
+			return r;
+		size_t n = c.data.len;
+		if (n && b->len < max)
+			pilot_buf_append(b, c.data.data, n < max - b->len ? n : max - b->len);
+		offset = c.next_offset;
+		pilot_log_chunk_clear(&c);
+		if (!n || b->len >= max)
+			break;
+	}
+	*end = offset;
+	return 0;
+}
+
+int log_tail(struct pilot_api *api, const char *run_id, int attempt, int64_t size, size_t n, struct pilot_buf *lines,
+	     int64_t *start, int64_t *end)
+{
+	int64_t window = 64 * 1024;
+	for (;;) {
+		int64_t from = size > window ? size - window : 0;
+		_cleanup_buf_ struct pilot_buf b = PILOT_BUF_INIT;
+		int64_t stop;
+		int r = read_range(api, run_id, attempt, from, (size_t)1 << 30, &b, &stop);
+		if (r < 0)
+			return r;
+		/* The final newline ends the last line; count the ones before it. */
+		size_t len = b.len, seen = 0, pos = len;
+		if (len && b.data[len - 1] == '\n')
+			len--;
+		bool found = n == 0;
+		if (n == 0)
+			pos = b.len;
+		for (size_t i = len; i-- > 0 && !found;) {
+			if (b.data[i] == '\n' && ++seen == n) {
+				pos = i + 1;
+				found = true;
+			}
+		}
+		if (!found && from == 0) {
+			pos = 0;
+			found = true;
+		}
+		if (found) {
+			if (lines)
+				pilot_buf_append(lines, b.data + pos, b.len - pos);
+			*start = from + (int64_t)pos;
+			*end = stop;
+			return 0;
+		}
+		/* Not enough lines in the window: the log grew past size, or lines are long. */
+		if (stop > size)
+			size = stop;
+		window *= 4;
+	}
+}
+
+int follow_to_end(struct pilot_ctx *ctx, struct pilot_api *api, const char *run_id, bool logs)
+{
+	if (logs) {
+		struct follow_opts fo = { .follow = true, .out_fd = STDOUT_FILENO };
+		if (follow_logs(ctx, api, run_id, &fo, NULL) < 0)
+			return cmd_fail(ctx, EXIT_PILOT);
+	}
+	struct pilot_run end = { 0 };
+	if (wait_run(ctx, api, run_id, 0, NULL, NULL, &end) < 0)
+		return cmd_fail(ctx, EXIT_PILOT);
+	int status = run_exit_status(&end);
+	char line[512];
+	run_outcome_line(&end, line, sizeof(line));
+	/* A failure is worth a line even in a script's log; success only on a terminal. */
+	if (status || ctx->stderr_tty)
+		cmd_notef(ctx, "run %s %s", end.id, line);
+	pilot_run_clear(&end);
+	return status;
+}

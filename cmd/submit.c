@@ -1,0 +1,311 @@
+/* pilot submit: queue a project as a run for the agents. Loads the spec (with --param
+ * and the environment), packs the project into a bundle, uploads it unless the server
+ * (or the local store) already has those bytes, and creates the run. Prints the run id;
+ * --wait waits for the run's end and exits with its status, --follow streams its log
+ * first. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "runs.h"
+#include "pilot/bundle.h"
+#include "pilot/config.h"
+#include "pilot/server.h"
+#include "pilot/spec.h"
+#include "pilot/term.h"
+
+struct opts {
+	struct opt_list params;
+	struct opt_list env;
+	const char *name;
+	struct opt_list requires;
+	const char *idempotency_key;
+	bool wait;
+	bool follow;
+	const char *priority_s;
+};
+
+static const struct pilot_opt options[] = {
+	{ OPT_LIST, 'p', "param", "K=V", "override a param of the spec", offsetof(struct opts, params), NULL },
+	{ OPT_LIST, 'e', "env", "K=V", "set an environment variable for the job", offsetof(struct opts, env), NULL },
+	{ OPT_STRING, 0, "name", "NAME", "the run's name (default: the spec's)", offsetof(struct opts, name), NULL },
+	{ OPT_STRING, 0, "priority", "P", "0 to 100, higher runs first (default: the spec's)",
+	  offsetof(struct opts, priority_s), NULL },
+	{ OPT_LIST, 0, "requires", "K=V", "an agent label the run needs, on top of the spec's",
+	  offsetof(struct opts, requires), NULL },
+	{ OPT_STRING, 0, "idempotency-key", "KEY", "submit at most once for KEY (a repeat returns the same run)",
+	  offsetof(struct opts, idempotency_key), NULL },
+	{ OPT_FLAG, 'w', "wait", NULL, "wait for the run to end and exit with its status", offsetof(struct opts, wait),
+	  NULL },
+	{ OPT_FLAG, 'f', "follow", NULL, "print the run's log as it runs, then exit with its status",
+	  offsetof(struct opts, follow), NULL },
+	OPT_END_ROW,
+};
+
+/* KEY=VALUE pairs as a JSON object (NULL when there are none, or on a bad pair). */
+static char *pairs_json(const struct opt_list *l, const char *what, bool env_names)
+{
+	if (!l->n)
+		return NULL;
+	json_t *o = json_object();
+	for (size_t i = 0; i < l->n; i++) {
+		const char *eq = strchr(l->items[i], '=');
+		if (!eq || eq == l->items[i]) {
+			json_decref(o);
+			pilot_error_set(PILOT_EINVALID, "%s '%s' is not KEY=VALUE", what, l->items[i]);
+			return NULL;
+		}
+		_cleanup_free_ char *k = pilot_xstrndup(l->items[i], (size_t)(eq - l->items[i]));
+		if (env_names && !pilot_spec_env_name_valid(k)) {
+			json_decref(o);
+			pilot_error_set(PILOT_EINVALID, "%s '%s': invalid variable name '%s'", what, l->items[i], k);
+			return NULL;
+		}
+		json_object_set_new(o, k, json_string(eq + 1));
+	}
+	char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	return s;
+}
+
+struct progress {
+	struct pilot_ctx *ctx;
+	int64_t started;
+	int64_t last;
+	bool drawn;
+};
+
+static void pack_progress(const struct pilot_pack_progress *p, void *ud)
+{
+	struct progress *pr = ud;
+	if (p->elapsed_ms < 500 && !pr->drawn)
+		return;
+	_cleanup_buf_ struct pilot_buf line = PILOT_BUF_INIT;
+	pilot_progress_line(p->phase == PILOT_PACK_SCANNING ? "scanning" : "packing", p->files, "files", p->bytes,
+			    p->elapsed_ms, &line);
+	fprintf(stderr, "\r\033[K%s%s", pilot_buf_str(&line), p->done ? "\n" : "");
+	pr->drawn = !p->done;
+}
+
+static void upload_progress(uint64_t sent, uint64_t total, void *ud)
+{
+	struct progress *pr = ud;
+	int64_t now = pilot_mono_ms();
+	if (!pr->started)
+		pr->started = now;
+	/* Small uploads finish before a bar would help; then redraw at most 10 times a second. */
+	if (now - pr->started < 300 || (now - pr->last < 100 && sent < total))
+		return;
+	pr->last = now;
+	char done[32], all[32], rate[32];
+	pilot_format_size(sent, done, sizeof(done));
+	pilot_format_size(total, all, sizeof(all));
+	int64_t el = now - pr->started;
+	pilot_format_size(el > 0 ? sent * 1000 / (uint64_t)el : 0, rate, sizeof(rate));
+	_cleanup_buf_ struct pilot_buf bar = PILOT_BUF_INIT;
+	int width = 30, fill = total ? (int)(sent * (uint64_t)width / total) : 0;
+	for (int i = 0; i < width; i++)
+		pilot_buf_puts(&bar, i < fill ? "█" : "░");
+	fprintf(stderr, "\r\033[Kuploading  %s  %s / %s  %s/s", pilot_buf_str(&bar), done, all, rate);
+	pr->drawn = true;
+}
+
+static int open_temp(void)
+{
+	const char *dir = getenv("TMPDIR");
+	if (!dir || !*dir)
+		dir = "/tmp";
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	/* Filesystems without O_TMPFILE: a named file, unlinked at once. */
+	_cleanup_free_ char *path = pilot_xasprintf("%s/pilot-bundle-XXXXXX", dir);
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0)
+		return pilot_error_errno(PILOT_EIO, errno, "cannot create a temporary file in '%s'", dir);
+	unlink(path);
+	return fd;
+}
+
+/* Pack the project and hand the bundle over unless the other side has it already. */
+static int put_bundle(struct pilot_ctx *ctx, struct pilot_api *api, const char *project, const struct pilot_spec *spec,
+		      char sha256[65])
+{
+	struct progress pr = { .ctx = ctx };
+	bool bars = ctx->stderr_tty && !ctx->quiet;
+	struct pilot_pack_opts po = {
+		.dir = project,
+		.extra_ignore = (const char *const *)spec->ignore,
+		.n_extra_ignore = spec->nignore,
+		.progress = bars ? pack_progress : NULL,
+		.userdata = &pr,
+	};
+	const char *max = pilot_config_get(ctx->config, "max_bundle_size", NULL);
+	if (max && *max && pilot_parse_size(max, &po.max_size) < 0)
+		return pilot_error_prefix(PILOT_EINVALID, "config max_bundle_size");
+	_cleanup_close_ int fd = open_temp();
+	if (fd < 0)
+		return fd;
+	struct pilot_bundle_info info;
+	int r = pilot_bundle_pack(&po, fd, &info);
+	if (r < 0)
+		return pilot_error_prefix(r, "cannot pack '%s'", project);
+	memcpy(sha256, info.sha256, 65);
+	r = pilot_api_bundle_has(api, sha256);
+	if (r < 0)
+		return r;
+	char size[32];
+	pilot_format_size(info.compressed_size, size, sizeof(size));
+	if (r > 0) {
+		if (ctx->verbose)
+			cmd_notef(ctx, "bundle %.12s (%s) is there already: nothing to upload", sha256, size);
+		return 0;
+	}
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return pilot_error_errno(PILOT_EIO, errno, "cannot rewind the bundle");
+	pr.drawn = false;
+	if (bars && pilot_api_is_http(api))
+		pilot_http_set_progress(api, upload_progress, &pr);
+	r = pilot_api_bundle_put(api, sha256, fd);
+	if (pilot_api_is_http(api))
+		pilot_http_set_progress(api, NULL, NULL);
+	if (pr.drawn)
+		fputs("\r\033[K", stderr);
+	if (r < 0)
+		return pilot_error_prefix(r, "cannot upload the bundle");
+	if (ctx->verbose)
+		cmd_notef(ctx, "uploaded bundle %.12s (%s)", sha256, size);
+	return 0;
+}
+
+static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
+{
+	struct opts *o = optsp;
+	const struct pilot_cmd *self = pilot_command_find("submit");
+	_cleanup_free_ char *spec_path = NULL, *project = NULL, *params_json = NULL, *env_json = NULL;
+	_cleanup_free_ char *spec_json = NULL;
+	struct pilot_spec *spec = NULL;
+	struct pilot_api *api = NULL;
+	struct pilot_submit_request req = { 0 };
+	struct pilot_run run = { 0 };
+	bool waiting = o->wait || o->follow;
+	/* Waiting, pilot's own failures have their own status (pilot(1)). */
+	int fail_status = waiting ? EXIT_PILOT : EXIT_FAIL;
+	int status = fail_status;
+	int64_t priority = -1;
+
+	if (o->priority_s && pilot_parse_int64(o->priority_s, 0, 100, &priority) < 0)
+		return cmd_usage_error(ctx, self, "--priority: %s", pilot_error_last());
+	if (o->name && !pilot_spec_name_valid(o->name))
+		return cmd_usage_error(ctx, self, "--name '%s': expected [a-z0-9][a-z0-9._-]*, at most 128 characters",
+				       o->name);
+	for (size_t i = 0; i < o->requires.n; i++)
+		if (pilot_kvs_set_pair(&req.requires, o->requires.items[i]) < 0) {
+			pilot_submit_request_clear(&req);
+			return cmd_usage_error(ctx, self, "--requires: %s", pilot_error_last());
+		}
+
+	if (pilot_spec_find(argc ? argv[0] : ".", &spec_path, &project) < 0)
+		goto fail;
+	struct pilot_spec_vars vars = { .params = o->params.items, .nparams = o->params.n };
+	if (pilot_spec_load_file(spec_path, &vars, &spec) < 0)
+		goto fail;
+	params_json = pairs_json(&o->params, "--param", false);
+	env_json = pairs_json(&o->env, "--env", true);
+	if ((o->params.n && !params_json) || (o->env.n && !env_json))
+		goto fail;
+	for (size_t i = 0; i < spec->nsecrets; i++) {
+		const char *v = getenv(spec->secrets[i]);
+		if (!v) {
+			pilot_error_set(PILOT_EINVALID, "secret '%s' is not set in the environment (the spec lists it)",
+					spec->secrets[i]);
+			goto fail;
+		}
+		pilot_kvs_set(&req.secrets, spec->secrets[i], v);
+	}
+	/* The spec's requires, then --requires on top (a repeated key takes the flag's). */
+	struct pilot_kvs flags_req = req.requires;
+	req.requires = (struct pilot_kvs){ 0 };
+	for (size_t i = 0; i < spec->nrequires; i++)
+		pilot_kvs_set(&req.requires, spec->requires[i].key, spec->requires[i].value);
+	for (size_t i = 0; i < flags_req.n; i++)
+		pilot_kvs_set(&req.requires, flags_req.items[i].key, flags_req.items[i].value);
+	pilot_kvs_clear(&flags_req);
+
+	if (runs_open_api(ctx, &api, fail_status))
+		goto out;
+	char sha[65];
+	if (put_bundle(ctx, api, project, spec, sha) < 0)
+		goto fail;
+
+	spec_json = pilot_spec_to_json(spec);
+	req.name = o->name ? o->name : spec->name;
+	req.spec_json = spec_json;
+	req.bundle_sha256 = sha;
+	req.params_json = params_json;
+	req.env_json = env_json;
+	req.priority = priority >= 0 ? (int)priority : spec->priority;
+	req.timeout_ms = spec->timeout_ms;
+	req.retry.max_attempts = spec->retry.max_attempts;
+	req.retry.on = (spec->retry.on & PILOT_SPEC_RETRY_EXIT_CODE ? PILOT_RETRY_ON_EXIT_CODE : 0) |
+		       (spec->retry.on & PILOT_SPEC_RETRY_TIMEOUT ? PILOT_RETRY_ON_TIMEOUT : 0);
+	req.retry.backoff_ms = spec->retry.backoff_ms;
+	req.retry.max_backoff_ms = spec->retry.max_backoff_ms;
+	req.idempotency_key = o->idempotency_key;
+	int r = pilot_api_submit(api, &req, &run);
+	if (r < 0)
+		goto fail;
+
+	if (o->follow) {
+		/* stdout carries the job's log bytes: the id goes to stderr. */
+		cmd_notef(ctx, "run %s%s", run.id, r == 1 ? " (submitted before with this idempotency key)" : "");
+	} else {
+		printf("%s\n", run.id);
+		fflush(stdout);
+		if (r == 1)
+			cmd_notef(ctx, "run %s was submitted before with this idempotency key", run.id);
+		else if (ctx->stderr_tty && ctx->stdout_tty && !waiting)
+			cmd_notef(ctx, "submitted %s (%s); follow it with 'pilot logs -f %s'", run.id, run.name, run.id);
+	}
+	if (!waiting) {
+		status = EXIT_OK;
+		goto out;
+	}
+	status = follow_to_end(ctx, api, run.id, o->follow);
+	goto out;
+fail:
+	status = cmd_fail(ctx, fail_status);
+out:
+	pilot_run_clear(&run);
+	pilot_submit_request_clear(&req);
+	pilot_api_close(api);
+	pilot_spec_free(spec);
+	return status;
+}
+
+const struct pilot_cmd cmd_submit = {
+	.name = "submit",
+	.summary = "queue a project as a run for the agents",
+	.args = "[DIR|SPEC]",
+	.description =
+		"Packs the project (a directory with pilot.yaml, or a spec file; default .), uploads\n"
+		"the bundle unless the server already has the same bytes, queues a run and prints\n"
+		"its id (only the id when stdout is not a terminal). Secrets the spec lists are\n"
+		"taken from the environment. With a server configured the run goes there; without\n"
+		"one it goes to the local store, for a 'pilot agent' on this machine.\n"
+		"--wait waits for the run to end; --follow prints its log as it runs (the id then\n"
+		"goes to stderr). Both exit with the run's status: the job's exit code, 124 when\n"
+		"it timed out, 125 when pilot could not run it, 128+N when signal N killed it, 130\n"
+		"when it was canceled. Interrupting them leaves the run going.",
+	.opts = options,
+	.opts_size = sizeof(struct opts),
+	.min_args = 0,
+	.max_args = 1,
+	.flags = CMD_NEEDS_CONFIG,
+	.run = run,
+	.complete_args = "file",
+};

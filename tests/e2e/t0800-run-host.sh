@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# pilot run on the host runtime: output, exit statuses, timeout, Ctrl-C, 50 MB of
+# output, metrics, artifacts, secrets — the cases every runtime passes (run-cases.sh).
+. "$SRCDIR/tests/e2e/lib.sh"
+. "$SRCDIR/tests/e2e/run-cases.sh"
+RT=host
+RT_IMAGE=
+rt_gone() { ! pgrep -f "sleep 300" >/dev/null; }
+plan $((run_cases_plan + 5))
+run_cases
+
+# The choice of runtime: no image means the host, with a notice.
+p=$(proj noimage <<<'command: echo hi')
+expect_status 0 "a spec without an image runs" "$PILOT" run "$p"
+contains "...on the host, saying it is not isolated" "$ERR" "not isolated"
+expect_status 125 "a bad spec is pilot's failure (125)" "$PILOT" run "$T_TMP/nowhere"
+expect_status 0 "--detach prints the run id" "$PILOT" run -d --runtime host "$p"
+id=$OUT
+for ((i = 0; i < 100; i++)); do "$PILOT" list | grep -q "^$id .*succeeded" && break; sleep 0.1; done
+contains "...and the detached run succeeds" "$("$PILOT" list)" "$id  noimage  succeeded"
+done_testing
