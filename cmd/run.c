@@ -6,19 +6,16 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <jansson.h>
 
 #include "pilot.h"
+#include "project.h"
 #include "pilot/agent.h"
 #include "pilot/api.h"
-#include "pilot/bundle.h"
 #include "pilot/config.h"
 #include "pilot/runtime.h"
 #include "pilot/spec.h"
-#include "pilot/term.h"
 
 struct opts {
 	struct opt_list params;
@@ -100,69 +97,6 @@ static void on_output(int stream, const char *data, size_t len, void *ud)
 		data += n;
 		len -= n;
 	}
-}
-
-static void pack_progress(const struct pilot_pack_progress *p, void *ud)
-{
-	struct pilot_ctx *ctx = ud;
-	if (!ctx->stderr_tty || ctx->quiet || p->elapsed_ms < 500)
-		return;
-	_cleanup_buf_ struct pilot_buf line = PILOT_BUF_INIT;
-	pilot_progress_line(p->phase == PILOT_PACK_SCANNING ? "scanning" : "packing", p->files, "files", p->bytes,
-			    p->elapsed_ms, &line);
-	fprintf(stderr, "\r\033[K%s%s", pilot_buf_str(&line), p->done ? "\n" : "");
-}
-
-/* KEY=VALUE pairs as a JSON object (NULL when there are none). */
-static char *pairs_json(const struct opt_list *l, const char *what)
-{
-	if (!l->n)
-		return NULL;
-	json_t *o = json_object();
-	for (size_t i = 0; i < l->n; i++) {
-		const char *eq = strchr(l->items[i], '=');
-		if (!eq || eq == l->items[i]) {
-			json_decref(o);
-			pilot_error_set(PILOT_EINVALID, "%s '%s' is not KEY=VALUE", what, l->items[i]);
-			return NULL;
-		}
-		_cleanup_free_ char *k = pilot_xstrndup(l->items[i], (size_t)(eq - l->items[i]));
-		json_object_set_new(o, k, json_string(eq + 1));
-	}
-	char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(o);
-	return s;
-}
-
-/* Pack the project into an anonymous file in the data dir and hand it to the store
- * unless the store has that bundle already. */
-static int put_bundle(struct pilot_ctx *ctx, struct pilot_api *api, const char *project, const struct pilot_spec *spec,
-		      const char *tmpdir, char sha256[65])
-{
-	struct pilot_pack_opts po = {
-		.dir = project,
-		.extra_ignore = (const char *const *)spec->ignore,
-		.n_extra_ignore = spec->nignore,
-		.progress = pack_progress,
-		.userdata = ctx,
-	};
-	const char *max = pilot_config_get(ctx->config, "max_bundle_size", NULL);
-	if (max && pilot_parse_size(max, &po.max_size) < 0)
-		return pilot_error_prefix(PILOT_EINVALID, "config max_bundle_size");
-	_cleanup_close_ int fd = open(tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return pilot_error_errno(PILOT_EIO, errno, "cannot create a temporary file in '%s'", tmpdir);
-	struct pilot_bundle_info info;
-	int r = pilot_bundle_pack(&po, fd, &info);
-	if (r < 0)
-		return pilot_error_prefix(r, "cannot pack '%s'", project);
-	memcpy(sha256, info.sha256, 65);
-	r = pilot_api_bundle_has(api, sha256);
-	if (r > 0)
-		return 0;
-	if (r < 0 || lseek(fd, 0, SEEK_SET) < 0)
-		return r < 0 ? r : pilot_error_errno(PILOT_EIO, errno, "cannot rewind the bundle");
-	return pilot_api_bundle_put(api, sha256, fd);
 }
 
 static int choose_runtime(struct pilot_ctx *ctx, const struct opts *o, const struct pilot_spec *spec,
@@ -267,25 +201,12 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 		return cmd_fail(ctx, EXIT_PILOT);
 	if (o->timeout_ms)
 		spec->timeout_ms = o->timeout_ms;
-	params_json = pairs_json(&o->params, "param");
-	env_json = pairs_json(&o->env, "env");
+	params_json = project_pairs_json(&o->params, "--param", false);
+	env_json = project_pairs_json(&o->env, "--env", true);
 	if ((o->params.n && !params_json) || (o->env.n && !env_json))
 		goto fail;
-	for (size_t i = 0; i < o->env.n; i++) {
-		_cleanup_free_ char *k = pilot_xstrndup(o->env.items[i], strcspn(o->env.items[i], "="));
-		if (!pilot_spec_env_name_valid(k)) {
-			pilot_error_set(PILOT_EINVALID, "--env '%s': invalid variable name", o->env.items[i]);
-			goto fail;
-		}
-	}
-	for (size_t i = 0; i < spec->nsecrets; i++) {
-		const char *v = getenv(spec->secrets[i]);
-		if (!v) {
-			pilot_error_set(PILOT_EINVALID, "secret '%s' is not set in the environment", spec->secrets[i]);
-			goto fail;
-		}
-		pilot_kvs_set(&req.secrets, spec->secrets[i], v);
-	}
+	if (project_secrets(spec, &req.secrets) < 0)
+		goto fail;
 	if (choose_runtime(ctx, o, spec, &rt) < 0)
 		goto fail;
 
@@ -295,7 +216,7 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	data_dir = dd ? pilot_xstrdup(dd) : (getenv("PILOT_DATA_DIR") ? pilot_xstrdup(getenv("PILOT_DATA_DIR"))
 								     : pilot_data_home());
 	char sha[65];
-	if (put_bundle(ctx, api, project, spec, data_dir, sha) < 0)
+	if (project_put_bundle(ctx, api, project, spec, sha) < 0)
 		goto fail;
 
 	spec_json = pilot_spec_to_json(spec);

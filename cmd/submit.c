@@ -4,19 +4,15 @@
  * --wait waits for the run's end and exits with its status, --follow streams its log
  * first. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <jansson.h>
 
+#include "project.h"
 #include "runs.h"
-#include "pilot/bundle.h"
 #include "pilot/config.h"
-#include "pilot/server.h"
 #include "pilot/spec.h"
-#include "pilot/term.h"
 
 struct opts {
 	struct opt_list params;
@@ -45,142 +41,6 @@ static const struct pilot_opt options[] = {
 	  offsetof(struct opts, follow), NULL },
 	OPT_END_ROW,
 };
-
-/* KEY=VALUE pairs as a JSON object (NULL when there are none, or on a bad pair). */
-static char *pairs_json(const struct opt_list *l, const char *what, bool env_names)
-{
-	if (!l->n)
-		return NULL;
-	json_t *o = json_object();
-	for (size_t i = 0; i < l->n; i++) {
-		const char *eq = strchr(l->items[i], '=');
-		if (!eq || eq == l->items[i]) {
-			json_decref(o);
-			pilot_error_set(PILOT_EINVALID, "%s '%s' is not KEY=VALUE", what, l->items[i]);
-			return NULL;
-		}
-		_cleanup_free_ char *k = pilot_xstrndup(l->items[i], (size_t)(eq - l->items[i]));
-		if (env_names && !pilot_spec_env_name_valid(k)) {
-			json_decref(o);
-			pilot_error_set(PILOT_EINVALID, "%s '%s': invalid variable name '%s'", what, l->items[i], k);
-			return NULL;
-		}
-		json_object_set_new(o, k, json_string(eq + 1));
-	}
-	char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(o);
-	return s;
-}
-
-struct progress {
-	struct pilot_ctx *ctx;
-	int64_t started;
-	int64_t last;
-	bool drawn;
-};
-
-static void pack_progress(const struct pilot_pack_progress *p, void *ud)
-{
-	struct progress *pr = ud;
-	if (p->elapsed_ms < 500 && !pr->drawn)
-		return;
-	_cleanup_buf_ struct pilot_buf line = PILOT_BUF_INIT;
-	pilot_progress_line(p->phase == PILOT_PACK_SCANNING ? "scanning" : "packing", p->files, "files", p->bytes,
-			    p->elapsed_ms, &line);
-	fprintf(stderr, "\r\033[K%s%s", pilot_buf_str(&line), p->done ? "\n" : "");
-	pr->drawn = !p->done;
-}
-
-static void upload_progress(uint64_t sent, uint64_t total, void *ud)
-{
-	struct progress *pr = ud;
-	int64_t now = pilot_mono_ms();
-	if (!pr->started)
-		pr->started = now;
-	/* Small uploads finish before a bar would help; then redraw at most 10 times a second. */
-	if (now - pr->started < 300 || (now - pr->last < 100 && sent < total))
-		return;
-	pr->last = now;
-	char done[32], all[32], rate[32];
-	pilot_format_size(sent, done, sizeof(done));
-	pilot_format_size(total, all, sizeof(all));
-	int64_t el = now - pr->started;
-	pilot_format_size(el > 0 ? sent * 1000 / (uint64_t)el : 0, rate, sizeof(rate));
-	_cleanup_buf_ struct pilot_buf bar = PILOT_BUF_INIT;
-	int width = 30, fill = total ? (int)(sent * (uint64_t)width / total) : 0;
-	for (int i = 0; i < width; i++)
-		pilot_buf_puts(&bar, i < fill ? "█" : "░");
-	fprintf(stderr, "\r\033[Kuploading  %s  %s / %s  %s/s", pilot_buf_str(&bar), done, all, rate);
-	pr->drawn = true;
-}
-
-static int open_temp(void)
-{
-	const char *dir = getenv("TMPDIR");
-	if (!dir || !*dir)
-		dir = "/tmp";
-	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd >= 0)
-		return fd;
-	/* Filesystems without O_TMPFILE: a named file, unlinked at once. */
-	_cleanup_free_ char *path = pilot_xasprintf("%s/pilot-bundle-XXXXXX", dir);
-	fd = mkostemp(path, O_CLOEXEC);
-	if (fd < 0)
-		return pilot_error_errno(PILOT_EIO, errno, "cannot create a temporary file in '%s'", dir);
-	unlink(path);
-	return fd;
-}
-
-/* Pack the project and hand the bundle over unless the other side has it already. */
-static int put_bundle(struct pilot_ctx *ctx, struct pilot_api *api, const char *project, const struct pilot_spec *spec,
-		      char sha256[65])
-{
-	struct progress pr = { .ctx = ctx };
-	bool bars = ctx->stderr_tty && !ctx->quiet;
-	struct pilot_pack_opts po = {
-		.dir = project,
-		.extra_ignore = (const char *const *)spec->ignore,
-		.n_extra_ignore = spec->nignore,
-		.progress = bars ? pack_progress : NULL,
-		.userdata = &pr,
-	};
-	const char *max = pilot_config_get(ctx->config, "max_bundle_size", NULL);
-	if (max && *max && pilot_parse_size(max, &po.max_size) < 0)
-		return pilot_error_prefix(PILOT_EINVALID, "config max_bundle_size");
-	_cleanup_close_ int fd = open_temp();
-	if (fd < 0)
-		return fd;
-	struct pilot_bundle_info info;
-	int r = pilot_bundle_pack(&po, fd, &info);
-	if (r < 0)
-		return pilot_error_prefix(r, "cannot pack '%s'", project);
-	memcpy(sha256, info.sha256, 65);
-	r = pilot_api_bundle_has(api, sha256);
-	if (r < 0)
-		return r;
-	char size[32];
-	pilot_format_size(info.compressed_size, size, sizeof(size));
-	if (r > 0) {
-		if (ctx->verbose)
-			cmd_notef(ctx, "bundle %.12s (%s) is there already: nothing to upload", sha256, size);
-		return 0;
-	}
-	if (lseek(fd, 0, SEEK_SET) < 0)
-		return pilot_error_errno(PILOT_EIO, errno, "cannot rewind the bundle");
-	pr.drawn = false;
-	if (bars && pilot_api_is_http(api))
-		pilot_http_set_progress(api, upload_progress, &pr);
-	r = pilot_api_bundle_put(api, sha256, fd);
-	if (pilot_api_is_http(api))
-		pilot_http_set_progress(api, NULL, NULL);
-	if (pr.drawn)
-		fputs("\r\033[K", stderr);
-	if (r < 0)
-		return pilot_error_prefix(r, "cannot upload the bundle");
-	if (ctx->verbose)
-		cmd_notef(ctx, "uploaded bundle %.12s (%s)", sha256, size);
-	return 0;
-}
 
 static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 {
@@ -214,19 +74,12 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	struct pilot_spec_vars vars = { .params = o->params.items, .nparams = o->params.n };
 	if (pilot_spec_load_file(spec_path, &vars, &spec) < 0)
 		goto fail;
-	params_json = pairs_json(&o->params, "--param", false);
-	env_json = pairs_json(&o->env, "--env", true);
+	params_json = project_pairs_json(&o->params, "--param", false);
+	env_json = project_pairs_json(&o->env, "--env", true);
 	if ((o->params.n && !params_json) || (o->env.n && !env_json))
 		goto fail;
-	for (size_t i = 0; i < spec->nsecrets; i++) {
-		const char *v = getenv(spec->secrets[i]);
-		if (!v) {
-			pilot_error_set(PILOT_EINVALID, "secret '%s' is not set in the environment (the spec lists it)",
-					spec->secrets[i]);
-			goto fail;
-		}
-		pilot_kvs_set(&req.secrets, spec->secrets[i], v);
-	}
+	if (project_secrets(spec, &req.secrets) < 0)
+		goto fail;
 	/* The spec's requires, then --requires on top (a repeated key takes the flag's). */
 	struct pilot_kvs flags_req = req.requires;
 	req.requires = (struct pilot_kvs){ 0 };
@@ -239,7 +92,7 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	if (runs_open_api(ctx, &api, fail_status))
 		goto out;
 	char sha[65];
-	if (put_bundle(ctx, api, project, spec, sha) < 0)
+	if (project_put_bundle(ctx, api, project, spec, sha) < 0)
 		goto fail;
 
 	spec_json = pilot_spec_to_json(spec);
