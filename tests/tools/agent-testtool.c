@@ -137,7 +137,8 @@ static int follow(struct pilot_api *api, const char *id, int attempt,
 static void to_stdout(const char *p, size_t n, void *ud)
 {
 	(void)ud;
-	fwrite(p, 1, n, stdout);
+	if (n)
+		fwrite(p, 1, n, stdout);
 }
 
 struct lag {
@@ -200,7 +201,8 @@ int main(int argc, char **argv)
 			struct pilot_log_chunk c = { 0 };
 			if (pilot_api_read_logs(api, &q, &c) < 0)
 				return fail("read logs");
-			fwrite(c.data.data, 1, c.data.len, stdout);
+			if (c.data.len)
+				fwrite(c.data.data, 1, c.data.len, stdout);
 			off = c.next_offset;
 			bool more = c.data.len > 0;
 			pilot_log_chunk_clear(&c);
