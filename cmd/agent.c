@@ -248,6 +248,7 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	struct pilot_agent *agent = NULL;
 	struct pilot_api *local_api = NULL;
 	_cleanup_free_ char *token = NULL, *workdir = NULL, *data_home = NULL;
+	_cleanup_buf_ struct pilot_buf lb = PILOT_BUF_INIT; /* the labels, for the start notice */
 	int status = EXIT_FAIL;
 	struct pilot_agent_stats stats = { 0 };
 	int64_t t0 = pilot_mono_ms();
@@ -336,7 +337,6 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	sig_drain_ms = o->drain_timeout_ms;
 	pthread_mutex_unlock(&sig_lock);
 
-	_cleanup_buf_ struct pilot_buf lb = PILOT_BUF_INIT;
 	for (size_t i = 0; i < labels.n; i++)
 		pilot_buf_printf(&lb, "%s%s=%s", i ? "," : "", labels.items[i].key, labels.items[i].value);
 	cmd_notef(ctx, "agent '%s' (%s; labels %s%s) claiming from %s%s", name, pilot_runtime_describe(rt),
