@@ -10,7 +10,7 @@ pilot_install_deps "$PILOT_TEST_PACKAGES" || { echo "0 passed, 1 failed"; exit 1
 dir=${PILOT_BUILD_DIR:-build-test}
 if [ ! -d "$dir" ]; then
 	# shellcheck disable=SC2086
-	meson setup "$dir" ${PILOT_MESON_OPTS:-} >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
+	meson setup "$dir" ${PILOT_MESON_OPTS:-} || { echo "0 passed, 1 failed"; exit 1; }
 fi
 ninja -C "$dir" || { echo "0 passed, 1 failed"; exit 1; }
 meson test -C "$dir" --print-errorlogs --num-processes "${PILOT_TEST_JOBS:-2}" ${PILOT_TEST_ARGS:-}
