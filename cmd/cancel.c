@@ -1,7 +1,8 @@
 /* pilot cancel: stop runs. A queued or waiting run is canceled at once; a running one
- * turns canceling and its agent stops the job (SIGTERM, its grace period, SIGKILL) and
- * reports it canceled. --all cancels every run matching --state/--name, after a
- * confirmation. */
+ * turns canceling and its agent stops the job (SIGTERM, a grace period, SIGKILL) and
+ * reports it canceled. The grace is the agent's own unless --grace asks for one (--now:
+ * none); a second, hastier cancel of a canceling run shortens it. --all cancels every
+ * run matching --state/--name, after a confirmation. */
 #include <stdio.h>
 #include <string.h>
 
@@ -13,7 +14,8 @@ struct opts {
 	const char *name;
 	bool yes;
 	bool wait;
-	int64_t grace;
+	const char *grace;
+	bool now;
 };
 
 static const struct pilot_opt options[] = {
@@ -23,8 +25,9 @@ static const struct pilot_opt options[] = {
 	{ OPT_STRING, 'n', "name", "NAME", "with --all: only runs of this name", offsetof(struct opts, name), NULL },
 	{ OPT_FLAG, 'y', "yes", NULL, "do not ask for confirmation", offsetof(struct opts, yes), NULL },
 	{ OPT_FLAG, 'w', "wait", NULL, "wait until the runs have stopped", offsetof(struct opts, wait), NULL },
-	{ OPT_DURATION, 0, "grace", "DUR", "not supported yet: the agent's grace period applies",
+	{ OPT_STRING, 0, "grace", "DUR", "SIGTERM, then SIGKILL after DUR (default: the agent's grace, 10s)",
 	  offsetof(struct opts, grace), NULL },
+	{ OPT_FLAG, 0, "now", NULL, "kill at once (SIGKILL, no grace period)", offsetof(struct opts, now), NULL },
 	OPT_END_ROW,
 };
 
@@ -60,10 +63,11 @@ static bool confirm(size_t n, const char *what)
 }
 
 /* Cancel one run and say what became of it. 0, or 1 when it failed. */
-static int cancel_one(struct pilot_ctx *ctx, struct pilot_api *api, const char *ref, char id[PILOT_ID_SIZE])
+static int cancel_one(struct pilot_ctx *ctx, struct pilot_api *api, const char *ref, int64_t grace_ms,
+		      char id[PILOT_ID_SIZE])
 {
 	struct pilot_run r = { 0 };
-	int res = pilot_api_cancel(api, ref, NULL, &r);
+	int res = pilot_api_cancel(api, ref, NULL, grace_ms, &r);
 	if (res < 0)
 		return runref_fail(ctx, api, ref, EXIT_FAIL);
 	memcpy(id, r.id, PILOT_ID_SIZE);
@@ -73,6 +77,12 @@ static int cancel_one(struct pilot_ctx *ctx, struct pilot_api *api, const char *
 		char state[64];
 		run_state_cell(&r, state, sizeof(state));
 		printf("%s  already finished: %s\n", r.id, state);
+	} else if (r.state == PILOT_RUN_CANCELING && grace_ms == 0) {
+		printf("%s  canceling (the agent is killing it)\n", r.id);
+	} else if (r.state == PILOT_RUN_CANCELING && grace_ms > 0) {
+		char d[32];
+		pilot_format_duration(grace_ms, d, sizeof(d));
+		printf("%s  canceling (the agent is stopping it, grace %s)\n", r.id, d);
 	} else if (r.state == PILOT_RUN_CANCELING)
 		printf("%s  canceling (the agent is stopping it)\n", r.id);
 	else
@@ -87,15 +97,20 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	struct opts *o = optsp;
 	const struct pilot_cmd *self = pilot_command_find("cancel");
 	unsigned states = 0;
+	int64_t grace_ms = PILOT_CANCEL_GRACE_AGENT;
 
+	if (o->grace && o->now)
+		return cmd_usage_error(ctx, self, "--grace and --now together: --now is no grace at all");
 	if (o->grace) {
-		/* The api's cancel carries no grace period: the agent running the job uses its
-		 * own (pilot agent's PILOT_CANCEL_GRACE, default 10s). Better say so than take
-		 * a value and ignore it. */
-		cmd_errorf(ctx, "--grace is not supported yet: the cancel request carries no grace period; "
-				"the agent's own applies (10s unless it was started with PILOT_CANCEL_GRACE)");
-		return EXIT_FAIL;
+		if (o->grace[0] == '-')
+			return cmd_usage_error(ctx, self, "--grace: a grace period cannot be negative: '%s'", o->grace);
+		if (pilot_parse_duration(o->grace, &grace_ms) < 0)
+			return cmd_usage_error(ctx, self, "--grace: %s", pilot_error_last());
+		if (grace_ms > PILOT_CANCEL_GRACE_MAX_MS)
+			return cmd_usage_error(ctx, self, "--grace: '%s' is longer than a day", o->grace);
 	}
+	if (o->now)
+		grace_ms = 0;
 	if (o->all && argc)
 		return cmd_usage_error(ctx, self, "give run ids or --all, not both");
 	if (!o->all && !argc)
@@ -148,7 +163,7 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	int status = EXIT_OK;
 	char (*done)[PILOT_ID_SIZE] = pilot_xcalloc(n ? n : 1, PILOT_ID_SIZE);
 	for (size_t i = 0; i < n; i++)
-		if (cancel_one(ctx, api, ids[i], done[i]))
+		if (cancel_one(ctx, api, ids[i], grace_ms, done[i]))
 			status = EXIT_FAIL;
 	for (size_t i = 0; i < n && o->wait; i++) {
 		if (!done[i][0])
@@ -176,9 +191,11 @@ const struct pilot_cmd cmd_cancel = {
 	.args = "[RUN...]",
 	.description =
 		"A queued or waiting run is canceled at once. A running run turns 'canceling':\n"
-		"its agent sends the job SIGTERM, waits its grace period (10s by default), sends\n"
-		"SIGKILL, uploads what the job left and reports the run canceled. A run that has\n"
-		"already finished is left alone (and said so). --all cancels every run matching\n"
+		"its agent sends the job SIGTERM, waits a grace period (its own, 10s by default,\n"
+		"or --grace DUR), sends SIGKILL, uploads what the job left and reports the run\n"
+		"canceled; --now sends SIGKILL at once. Canceling a canceling run again with a\n"
+		"shorter grace (or --now) shortens it; anything else leaves it alone. A run that\n"
+		"has already finished is left alone (and said so). --all cancels every run matching\n"
 		"--state (default: every active run) and --name, after asking on a terminal;\n"
 		"without a terminal it needs --yes. RUN is a run id or a unique prefix of one.",
 	.opts = options,

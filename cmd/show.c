@@ -246,8 +246,14 @@ static void print_text(const struct pilot_run *r, const struct pilot_event_list 
 	}
 	if (r->lost_count)
 		printf("%-10s %d attempt%s lost\n", "lost", r->lost_count, r->lost_count == 1 ? "" : "s");
-	if (r->cancel_requested && r->state == PILOT_RUN_CANCELING)
-		printf("%-10s requested; waiting for the agent\n", "cancel");
+	if (r->cancel_requested && r->state == PILOT_RUN_CANCELING) {
+		char g[32] = "the agent's own";
+		if (r->cancel_grace_ms == 0)
+			snprintf(g, sizeof(g), "none, kill at once");
+		else if (r->cancel_grace_ms > 0)
+			pilot_format_duration(r->cancel_grace_ms, g, sizeof(g));
+		printf("%-10s requested (grace: %s); waiting for the agent\n", "cancel", g);
+	}
 	print_metrics(r, ml);
 
 	if (r->nattempts) {

@@ -183,6 +183,9 @@ struct pilot_run {
 	char *submitter;
 	char *retry_of;               /* run id this one re-runs (pilot retry), or NULL */
 	bool cancel_requested;
+	/* With cancel_requested: the grace period (SIGTERM -> SIGKILL) the cancel asked for,
+	 * 0 = kill at once, PILOT_CANCEL_GRACE_AGENT = the agent's own. */
+	int64_t cancel_grace_ms;
 	bool held;                    /* submitted with hold (see struct pilot_submit_request) */
 	char *agent;                  /* agent of the latest attempt, or NULL */
 	/* Filled by get_run only (oldest first). */
@@ -193,7 +196,8 @@ struct pilot_run {
 /* Event types written by the store (more may come; readers ignore unknown ones):
  *   submitted         the run was created (queued, or waiting for not_before)
  *   claimed           queued -> running, attempt N by an agent
- *   cancel_requested  running -> canceling
+ *   cancel_requested  running -> canceling (data.grace_ms when the cancel asked for one)
+ *   cancel_hurried    (no state change) a second cancel shortened the grace: data.grace_ms
  *   canceled          queued/waiting -> canceled
  *   finished          the agent reported the attempt's end (-> terminal)
  *   retry_scheduled   a failed attempt will be retried (-> waiting, data.not_before_ms)
@@ -345,8 +349,18 @@ struct pilot_claim {
 };
 void pilot_claim_clear(struct pilot_claim *c);
 
+/* A cancel that leaves the grace period to the agent that runs the job (its
+ * grace_ms: pilot agent's PILOT_CANCEL_GRACE, 10 s by default). */
+#define PILOT_CANCEL_GRACE_AGENT (-1)
+/* The longest grace a cancel may ask for (a day). */
+#define PILOT_CANCEL_GRACE_MAX_MS (24LL * 3600 * 1000)
+
 struct pilot_heartbeat_reply {
 	bool cancel_requested;        /* stop the job: SIGTERM, grace, SIGKILL, finish canceled */
+	/* With cancel_requested: SIGTERM -> SIGKILL in ms; 0 = SIGKILL at once,
+	 * PILOT_CANCEL_GRACE_AGENT = the agent's own. It may shrink from one heartbeat to
+	 * the next (a second, hastier cancel); an agent never moves its SIGKILL later. */
+	int64_t cancel_grace_ms;
 	int64_t lease_expires_ms;
 	int64_t lease_ttl_ms;
 };
@@ -409,9 +423,14 @@ struct pilot_api_ops {
 	int (*get_run)(struct pilot_api *api, const char *run, struct pilot_run *out);
 	int (*list_runs)(struct pilot_api *api, const struct pilot_run_filter *f, struct pilot_run_list *out);
 	/* queued/waiting -> canceled now; running -> canceling (the agent sees it in its
-	 * next heartbeat). A run already terminal or canceling is left alone: returns 1
-	 * (with the run) instead of 0. actor NULL = the transport's caller. */
-	int (*cancel)(struct pilot_api *api, const char *run, const char *actor, struct pilot_run *out);
+	 * next heartbeat, with grace_ms: the SIGTERM -> SIGKILL period, 0 = SIGKILL at once,
+	 * negative = PILOT_CANCEL_GRACE_AGENT). A run already canceling is hurried when
+	 * grace_ms is shorter than the grace asked before (or none was): the new grace is
+	 * recorded (event "cancel_hurried") and 0 returned. Otherwise a canceling or
+	 * terminal run is left alone: returns 1 (with the run) instead of 0. actor NULL =
+	 * the transport's caller. */
+	int (*cancel)(struct pilot_api *api, const char *run, const char *actor, int64_t grace_ms,
+		      struct pilot_run *out);
 	/* A new run from a terminal run's spec, bundle, params, env and secrets (its
 	 * retry_of names the old one). A run not yet terminal is PILOT_ECONFLICT. */
 	int (*retry)(struct pilot_api *api, const char *run, const char *actor, struct pilot_run *out);
@@ -490,7 +509,8 @@ struct pilot_api {
 int pilot_api_submit(struct pilot_api *api, const struct pilot_submit_request *req, struct pilot_run *out);
 int pilot_api_get_run(struct pilot_api *api, const char *run, struct pilot_run *out);
 int pilot_api_list_runs(struct pilot_api *api, const struct pilot_run_filter *f, struct pilot_run_list *out);
-int pilot_api_cancel(struct pilot_api *api, const char *run, const char *actor, struct pilot_run *out);
+int pilot_api_cancel(struct pilot_api *api, const char *run, const char *actor, int64_t grace_ms,
+		     struct pilot_run *out);
 int pilot_api_retry(struct pilot_api *api, const char *run, const char *actor, struct pilot_run *out);
 int pilot_api_read_logs(struct pilot_api *api, const struct pilot_log_request *req, struct pilot_log_chunk *out);
 int pilot_api_list_events(struct pilot_api *api, const struct pilot_event_filter *f, int64_t wait_ms,

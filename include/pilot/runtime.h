@@ -145,6 +145,8 @@ struct pilot_job_result {
 	bool timed_out;       /* stopped by timeout_ms */
 	bool canceled;        /* stopped (or never started) because of a cancel */
 	bool oom_killed;      /* the engine says the memory limit killed it */
+	bool sent_term;       /* pilot sent it SIGTERM to stop it (cancel, timeout) */
+	bool sent_kill;       /* and SIGKILL: after the grace, or at once */
 	int64_t duration_ms;  /* from start to exit */
 	char id[80];          /* container id, or "pid N"; "" when none */
 };
@@ -179,6 +181,13 @@ int pilot_runtime_cleanup_orphans(struct pilot_runtime *rt, const char *owner, u
 int pilot_job_control_new(struct pilot_job_control **out);
 void pilot_job_control_free(struct pilot_job_control *ctl);
 void pilot_job_control_cancel(struct pilot_job_control *ctl, bool force);
+/* A graceful cancel with its own grace period instead of the job's grace_ms (a cancel
+ * that asked for one: pilot cancel --grace): 0 kills at once, a negative grace_ms is
+ * the job's own. Unlike pilot_job_control_cancel it never counts as a second request:
+ * called again while the job is being stopped, a shorter grace brings the SIGKILL
+ * forward to at most grace_ms from then; a longer one changes nothing. Also
+ * async-signal-safe. */
+void pilot_job_control_cancel_grace(struct pilot_job_control *ctl, int64_t grace_ms);
 bool pilot_job_control_canceled(const struct pilot_job_control *ctl);
 
 /* ---- secret redaction ------------------------------------------------------------------

@@ -24,7 +24,7 @@ struct pilot_store;
 struct pilot_blob_store;
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define PILOT_STORE_SCHEMA_VERSION 2
+#define PILOT_STORE_SCHEMA_VERSION 3
 
 /* Open DIR/pilot.db (creating DIR with mode 0700 and the file with 0600), migrate it,
  * check it (quick_check; a damaged file is refused, naming it). opts may be NULL; its
@@ -43,7 +43,8 @@ int pilot_store_integrity_check(struct pilot_store *st);
 int pilot_store_submit(struct pilot_store *st, const struct pilot_submit_request *req, struct pilot_run *out);
 int pilot_store_get_run(struct pilot_store *st, const char *run, struct pilot_run *out);
 int pilot_store_list_runs(struct pilot_store *st, const struct pilot_run_filter *f, struct pilot_run_list *out);
-int pilot_store_cancel(struct pilot_store *st, const char *run, const char *actor, struct pilot_run *out);
+int pilot_store_cancel(struct pilot_store *st, const char *run, const char *actor, int64_t grace_ms,
+		       struct pilot_run *out);
 int pilot_store_retry(struct pilot_store *st, const char *run, const char *actor, struct pilot_run *out);
 /* Non-blocking: req->wait_ms is ignored. */
 int pilot_store_read_logs(struct pilot_store *st, const struct pilot_log_request *req, struct pilot_log_chunk *out);

@@ -62,6 +62,7 @@ struct exec {
 	bool stop;            /* superseded or lease lost: write nothing more */
 	enum pilot_exec_outcome fatal;
 	bool cancel_requested;
+	int64_t cancel_grace_ms; /* the grace the run's cancel asked for (PILOT_CANCEL_GRACE_AGENT) */
 	bool reporting;       /* a finish went out: its answer decides, not a heartbeat's */
 	int64_t last_renew;   /* monotonic ms */
 	int64_t hb_call_start; /* when the heartbeat in flight went out; 0 = none */
@@ -311,6 +312,27 @@ static void *shipper(void *arg)
 	return NULL;
 }
 
+/* The run's cancel, as a heartbeat brings it: the first one stops the job with the
+ * grace it asked for (or the agent's own), a later one with a shorter grace hurries
+ * the stop. Called with e->lock held. */
+static void heed_cancel(struct exec *e, int64_t grace_ms)
+{
+	if (grace_ms < 0)
+		grace_ms = PILOT_CANCEL_GRACE_AGENT;
+	if (e->cancel_requested &&
+	    (grace_ms < 0 || (e->cancel_grace_ms >= 0 && grace_ms >= e->cancel_grace_ms)))
+		return;
+	char d[32] = "the agent's own";
+	if (grace_ms >= 0)
+		pilot_format_duration(grace_ms, d, sizeof(d));
+	pilot_log(PILOT_LOG_NOTICE, "run %s: cancel %s (grace %s)", e->claim->run.id,
+		  e->cancel_requested ? "hurried" : "requested", d);
+	e->cancel_requested = true;
+	e->cancel_grace_ms = grace_ms;
+	if (e->ctl)
+		pilot_job_control_cancel_grace(e->ctl, grace_ms);
+}
+
 static void *heartbeat(void *arg)
 {
 	struct exec *e = arg;
@@ -344,12 +366,8 @@ static void *heartbeat(void *arg)
 			/* The server renewed from when it got the call, which is after now. */
 			e->last_renew = now;
 			next = pilot_mono_ms() + e->heartbeat_ms;
-			if (reply.cancel_requested && !e->cancel_requested) {
-				e->cancel_requested = true;
-				pilot_log(PILOT_LOG_NOTICE, "run %s: cancel requested", e->claim->run.id);
-				if (e->ctl)
-					pilot_job_control_cancel(e->ctl, false);
-			}
+			if (reply.cancel_requested)
+				heed_cancel(e, reply.cancel_grace_ms);
 		} else if (is_superseded(r, -1) && e->reporting) {
 			/* Maybe our own finish got through and only its answer was lost: the
 			 * replay of the finish tells. */
@@ -700,6 +718,26 @@ static void finish_with(struct pilot_exec_result *res, enum pilot_attempt_state 
 	}
 }
 
+/* How a job that pilot stopped (cancel, timeout) ended, for the run's events: which
+ * signals it was sent and what ended it. "" when it was never sent one. */
+static void stop_note(const struct pilot_job_result *j, char *out, size_t size)
+{
+	/* The host runtime reports the signal; a container's init reports 128+N. */
+	int sig = j->signal > 0 ? j->signal : j->exit_code > 128 && j->exit_code < 160 ? j->exit_code - 128 : 0;
+	if (j->sent_kill && !j->sent_term)
+		snprintf(out, size, "killed with SIGKILL at once, no grace");
+	else if (j->sent_kill && sig == SIGKILL)
+		snprintf(out, size, "SIGTERM, then SIGKILL when the grace ran out");
+	else if (j->sent_term && sig == SIGTERM)
+		snprintf(out, size, "ended by SIGTERM");
+	else if (j->sent_term && sig > 0)
+		snprintf(out, size, "sent SIGTERM, ended by signal %d", sig);
+	else if (j->sent_term && j->exit_code >= 0)
+		snprintf(out, size, "sent SIGTERM, exited %d", j->exit_code);
+	else
+		out[0] = 0;
+}
+
 /* Upload one artifact, retrying passing failures while the lease holds. */
 static int upload_artifact(struct exec *e, const char *path, const char *full)
 {
@@ -841,11 +879,16 @@ static int run_job(struct exec *e, const char *ws, struct pilot_exec_result *res
 		pthread_mutex_lock(&e->lock);
 		bool by_run = e->cancel_requested;
 		pthread_mutex_unlock(&e->lock);
-		finish_with(res, PILOT_ATTEMPT_CANCELED, PILOT_REASON_CANCELED, by_run ? NULL : e->o->cancel_message);
+		char how[64], msg[sizeof(res->message)];
+		stop_note(&res->job, how, sizeof(how));
+		const char *who = by_run ? NULL : e->o->cancel_message;
+		snprintf(msg, sizeof(msg), "%s%s%s", who ? who : "", who && *how ? ": " : "", how);
+		finish_with(res, PILOT_ATTEMPT_CANCELED, PILOT_REASON_CANCELED, *msg ? msg : NULL);
 	} else if (res->job.timed_out) {
-		char msg[64], d[32];
+		char msg[128], d[32], how[64];
 		pilot_format_duration(run->timeout_ms, d, sizeof(d));
-		snprintf(msg, sizeof(msg), "timed out after %s", d);
+		stop_note(&res->job, how, sizeof(how));
+		snprintf(msg, sizeof(msg), "timed out after %s%s%s", d, *how ? ": " : "", how);
 		finish_with(res, PILOT_ATTEMPT_FAILED, PILOT_REASON_TIMEOUT, msg);
 	} else {
 		int code = res->job.exit_code >= 0 ? res->job.exit_code : 128 + res->job.signal;
@@ -877,7 +920,8 @@ static void report(struct exec *e, struct pilot_exec_result *res)
 	if (res->finish.state == PILOT_ATTEMPT_CANCELED && !e->cancel_requested && !stopped(e)) {
 		struct pilot_run after = { 0 };
 		pthread_mutex_lock(&e->api_lock);
-		int r = pilot_api_cancel(e->o->api, e->claim->run.id, e->claim->run.agent, &after);
+		int r = pilot_api_cancel(e->o->api, e->claim->run.id, e->claim->run.agent, PILOT_CANCEL_GRACE_AGENT,
+					 &after);
 		pthread_mutex_unlock(&e->api_lock);
 		if (r < 0)
 			pilot_log(PILOT_LOG_DEBUG, "run %s: cannot cancel: %s", e->claim->run.id, pilot_error_last());
@@ -927,6 +971,7 @@ static void exec_init(struct exec *e, const struct pilot_exec_opts *o, const str
 	e->claim = claim;
 	e->ctl = ctl;
 	e->dir = dir;
+	e->cancel_grace_ms = PILOT_CANCEL_GRACE_AGENT;
 	int64_t ttl = claim->lease_ttl_ms > 0 ? claim->lease_ttl_ms : 60000;
 	e->heartbeat_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : PILOT_AGENT_HEARTBEAT_MS;
 	if (o->heartbeat_ms <= 0 && e->heartbeat_ms > ttl / 4)

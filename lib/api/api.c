@@ -21,9 +21,10 @@ int pilot_api_list_runs(struct pilot_api *api, const struct pilot_run_filter *f,
 	return api->ops->list_runs(api, f, out);
 }
 
-int pilot_api_cancel(struct pilot_api *api, const char *run, const char *actor, struct pilot_run *out)
+int pilot_api_cancel(struct pilot_api *api, const char *run, const char *actor, int64_t grace_ms,
+		     struct pilot_run *out)
 {
-	return api->ops->cancel(api, run, actor, out);
+	return api->ops->cancel(api, run, actor, grace_ms < 0 ? PILOT_CANCEL_GRACE_AGENT : grace_ms, out);
 }
 
 int pilot_api_retry(struct pilot_api *api, const char *run, const char *actor, struct pilot_run *out)

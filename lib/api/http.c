@@ -713,8 +713,9 @@ static int h_list_runs(struct pilot_api *api, const struct pilot_run_filter *f, 
 	return r;
 }
 
-static int run_action(struct pilot_api *api, const char *run, const char *what, const char *actor, bool idempotent,
-		      struct pilot_run *out, bool *unchanged)
+/* grace_ms >= 0 goes in the body as "grace_ms" (cancel). */
+static int run_action(struct pilot_api *api, const char *run, const char *what, const char *actor, int64_t grace_ms,
+		      bool idempotent, struct pilot_run *out, bool *unchanged)
 {
 	struct http_api *h = H(api);
 	struct call c;
@@ -722,8 +723,12 @@ static int run_action(struct pilot_api *api, const char *run, const char *what, 
 	path_run(&c, run, what);
 	c.idempotent = idempotent;
 	_cleanup_free_ char *body = NULL;
-	if (actor && *actor) {
-		json_t *j = json_pack("{s:s}", "actor", actor);
+	if ((actor && *actor) || grace_ms >= 0) {
+		json_t *j = json_object();
+		if (actor && *actor)
+			json_object_set_new(j, "actor", json_string(actor));
+		if (grace_ms >= 0)
+			json_object_set_new(j, "grace_ms", json_integer((json_int_t)grace_ms));
 		set_body_json(&c, j, &body);
 		json_decref(j);
 	}
@@ -740,13 +745,15 @@ static int run_action(struct pilot_api *api, const char *run, const char *what, 
 	return r;
 }
 
-static int h_cancel(struct pilot_api *api, const char *run, const char *actor, struct pilot_run *out)
+static int h_cancel(struct pilot_api *api, const char *run, const char *actor, int64_t grace_ms,
+		    struct pilot_run *out)
 {
 	/* The server records the token's name as the actor unless the token is an
-	 * admin's, which may name someone else. */
+	 * admin's, which may name someone else. A replay is harmless: a second cancel
+	 * with the same grace changes nothing. */
 	bool unchanged = false;
 	struct pilot_run tmp = { 0 };
-	int r = run_action(api, run, "/cancel", actor, true, out ? out : &tmp, &unchanged);
+	int r = run_action(api, run, "/cancel", actor, grace_ms, true, out ? out : &tmp, &unchanged);
 	pilot_run_clear(&tmp);
 	if (r < 0)
 		return r;
@@ -756,7 +763,7 @@ static int h_cancel(struct pilot_api *api, const char *run, const char *actor, s
 static int h_retry(struct pilot_api *api, const char *run, const char *actor, struct pilot_run *out)
 {
 	struct pilot_run tmp = { 0 };
-	int r = run_action(api, run, "/retry", actor, false, out ? out : &tmp, NULL);
+	int r = run_action(api, run, "/retry", actor, -1, false, out ? out : &tmp, NULL);
 	pilot_run_clear(&tmp);
 	return r;
 }

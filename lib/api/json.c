@@ -118,6 +118,13 @@ static int64_t d_int(struct dec *d, const char *key)
 	return json_integer_value(v);
 }
 
+/* An integer that may be absent (or null): def then. */
+static int64_t d_int_or(struct dec *d, const char *key, int64_t def)
+{
+	json_t *v = json_object_get(d->o, key);
+	return !v || json_is_null(v) ? def : d_int(d, key);
+}
+
 static int d_int32(struct dec *d, const char *key)
 {
 	int64_t v = d_int(d, key);
@@ -375,6 +382,10 @@ json_t *pilot_run_to_json(const struct pilot_run *r)
 	json_object_set_new(o, "submitter", jstr(r->submitter));
 	json_object_set_new(o, "retry_of", jstr(r->retry_of));
 	json_object_set_new(o, "cancel_requested", json_boolean(r->cancel_requested));
+	/* null: no cancel, or one that leaves the grace to the agent */
+	json_object_set_new(o, "cancel_grace_ms", r->cancel_requested && r->cancel_grace_ms >= 0
+							  ? json_integer((json_int_t)r->cancel_grace_ms)
+							  : json_null());
 	json_object_set_new(o, "held", json_boolean(r->held));
 	json_object_set_new(o, "agent", jstr(r->agent));
 	if (r->nattempts) {
@@ -418,6 +429,9 @@ int pilot_run_from_json(const json_t *j, struct pilot_run *out)
 	r.submitter = d_dup(&d, "submitter");
 	r.retry_of = d_dup(&d, "retry_of");
 	r.cancel_requested = d_bool(&d, "cancel_requested");
+	r.cancel_grace_ms = d_int_or(&d, "cancel_grace_ms", PILOT_CANCEL_GRACE_AGENT);
+	if (r.cancel_grace_ms < 0)
+		r.cancel_grace_ms = PILOT_CANCEL_GRACE_AGENT;
 	r.held = d_bool(&d, "held");
 	r.agent = d_dup(&d, "agent");
 	json_t *atts = json_object_get(j, "attempts");
@@ -796,8 +810,11 @@ int pilot_finish_from_json(const json_t *j, struct pilot_finish *out)
 
 json_t *pilot_heartbeat_reply_to_json(const struct pilot_heartbeat_reply *h)
 {
-	return json_pack("{s:b,s:I,s:I}", "cancel_requested", h->cancel_requested, "lease_expires_ms",
-			 (json_int_t)h->lease_expires_ms, "lease_ttl_ms", (json_int_t)h->lease_ttl_ms);
+	json_t *o = json_pack("{s:b,s:I,s:I}", "cancel_requested", h->cancel_requested, "lease_expires_ms",
+			      (json_int_t)h->lease_expires_ms, "lease_ttl_ms", (json_int_t)h->lease_ttl_ms);
+	if (o && h->cancel_requested && h->cancel_grace_ms >= 0)
+		json_object_set_new(o, "cancel_grace_ms", json_integer((json_int_t)h->cancel_grace_ms));
+	return o;
 }
 
 int pilot_heartbeat_reply_from_json(const json_t *j, struct pilot_heartbeat_reply *out)
@@ -807,6 +824,10 @@ int pilot_heartbeat_reply_from_json(const json_t *j, struct pilot_heartbeat_repl
 	if (!dec_start(&d, j, "heartbeat reply"))
 		return d.err;
 	h.cancel_requested = d_bool(&d, "cancel_requested");
+	/* Absent (a server from before grace periods, or none asked): the agent's own. */
+	h.cancel_grace_ms = d_int_or(&d, "cancel_grace_ms", PILOT_CANCEL_GRACE_AGENT);
+	if (h.cancel_grace_ms < 0)
+		h.cancel_grace_ms = PILOT_CANCEL_GRACE_AGENT;
 	h.lease_expires_ms = d_int(&d, "lease_expires_ms");
 	h.lease_ttl_ms = d_int(&d, "lease_ttl_ms");
 	if (d.err)

@@ -69,10 +69,11 @@ static int l_list_runs(struct pilot_api *api, const struct pilot_run_filter *f, 
 	return pilot_store_list_runs(L(api)->st, f, out);
 }
 
-static int l_cancel(struct pilot_api *api, const char *run, const char *actor, struct pilot_run *out)
+static int l_cancel(struct pilot_api *api, const char *run, const char *actor, int64_t grace_ms,
+		    struct pilot_run *out)
 {
 	maybe_reap(L(api));
-	return pilot_store_cancel(L(api)->st, run, actor, out);
+	return pilot_store_cancel(L(api)->st, run, actor, grace_ms, out);
 }
 
 static int l_retry(struct pilot_api *api, const char *run, const char *actor, struct pilot_run *out)

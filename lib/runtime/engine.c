@@ -678,6 +678,7 @@ static int follow(struct pilot_runtime *rt, const struct pilot_job *job, struct 
 	int64_t deadline = job->timeout_ms ? start + job->timeout_ms : 0;
 	int64_t grace = job->grace_ms ? job->grace_ms : PILOT_JOB_DEFAULT_GRACE_MS;
 	int64_t kill_at = 0, give_up_at = 0, exited_at = 0;
+	int64_t asked = -1; /* the cancel's own grace, as last applied to kill_at */
 	bool stopping = false, killed = false;
 	int r = 0;
 	for (;;) {
@@ -707,26 +708,35 @@ static int follow(struct pilot_runtime *rt, const struct pilot_job *job, struct 
 			stopping = true;
 			if (cs == 2) {
 				stop_signal(rt, id, "SIGKILL");
-				killed = true;
+				killed = res->sent_kill = true;
 				give_up_at = now + GIVE_UP_AFTER_KILL_MS;
 			} else {
 				stop_signal(rt, id, "SIGTERM");
-				kill_at = now + grace;
+				res->sent_term = true;
+				asked = runtime_control_grace(ctl, -1);
+				kill_at = now + (asked >= 0 ? asked : grace);
 			}
 		} else if (cs == 2 && !killed) {
 			stop_signal(rt, id, "SIGKILL");
-			killed = true;
+			killed = res->sent_kill = true;
 			give_up_at = now + GIVE_UP_AFTER_KILL_MS;
 		}
 		if (deadline && now >= deadline && !stopping) {
 			res->timed_out = true;
 			stopping = true;
 			stop_signal(rt, id, "SIGTERM");
+			res->sent_term = true;
 			kill_at = now + grace;
+		}
+		if (kill_at && !killed && runtime_control_grace(ctl, -1) != asked) {
+			/* A hastier cancel while the job is being stopped. */
+			asked = runtime_control_grace(ctl, -1);
+			if (now + asked < kill_at)
+				kill_at = now + asked;
 		}
 		if (kill_at && now >= kill_at && !killed) {
 			stop_signal(rt, id, "SIGKILL");
-			killed = true;
+			killed = res->sent_kill = true;
 			give_up_at = now + GIVE_UP_AFTER_KILL_MS;
 		}
 		if (killed && now >= give_up_at) {

@@ -321,6 +321,7 @@ int runtime_host_run(struct pilot_runtime *rt, const struct pilot_job *job, stru
 	int64_t deadline = job->timeout_ms ? start + job->timeout_ms : 0;
 	int64_t grace = job->grace_ms ? job->grace_ms : PILOT_JOB_DEFAULT_GRACE_MS;
 	int64_t kill_at = 0, give_up_at = 0, exited_at = 0;
+	int64_t asked = -1; /* the cancel's own grace, as last applied to kill_at */
 	bool stopping = false, killed = false, exited = false;
 	int status = 0;
 	for (;;) {
@@ -354,26 +355,35 @@ int runtime_host_run(struct pilot_runtime *rt, const struct pilot_job *job, stru
 				stopping = true;
 				if (cs == 2) {
 					group_kill(pid, SIGKILL);
-					killed = true;
+					killed = res->sent_kill = true;
 					give_up_at = now + GIVE_UP_AFTER_KILL_MS;
 				} else {
 					group_kill(pid, SIGTERM);
-					kill_at = now + grace;
+					res->sent_term = true;
+					asked = runtime_control_grace(ctl, -1);
+					kill_at = now + (asked >= 0 ? asked : grace);
 				}
 			} else if (cs == 2 && !killed) {
 				group_kill(pid, SIGKILL);
-				killed = true;
+				killed = res->sent_kill = true;
 				give_up_at = now + GIVE_UP_AFTER_KILL_MS;
 			}
 			if (deadline && now >= deadline && !stopping) {
 				res->timed_out = true;
 				stopping = true;
 				group_kill(pid, SIGTERM);
+				res->sent_term = true;
 				kill_at = now + grace;
+			}
+			if (kill_at && !killed && runtime_control_grace(ctl, -1) != asked) {
+				/* A hastier cancel while the job is being stopped. */
+				asked = runtime_control_grace(ctl, -1);
+				if (now + asked < kill_at)
+					kill_at = now + asked;
 			}
 			if (kill_at && now >= kill_at && !killed) {
 				group_kill(pid, SIGKILL);
-				killed = true;
+				killed = res->sent_kill = true;
 				give_up_at = now + GIVE_UP_AFTER_KILL_MS;
 			}
 			if (killed && now >= give_up_at) {

@@ -33,11 +33,14 @@ struct pilot_runtime {
 struct pilot_job_control {
 	atomic_int requests;
 	atomic_bool force;
+	atomic_llong grace_ms; /* the shortest grace a cancel asked for; -1 = the job's own */
 	int fds[2];          /* a write to fds[1] wakes the run loop */
 };
 
 /* The run loop's view of a control: 0 nothing asked, 1 graceful stop, 2 kill now. */
 int runtime_control_state(struct pilot_job_control *ctl);
+/* The grace a cancel asked for (pilot_job_control_cancel_grace), else def. */
+int64_t runtime_control_grace(struct pilot_job_control *ctl, int64_t def);
 /* The fd to poll (-1 for a NULL control); drained by runtime_control_state. */
 int runtime_control_fd(const struct pilot_job_control *ctl);
 

@@ -233,6 +233,7 @@ int pilot_job_control_new(struct pilot_job_control **out)
 	}
 	atomic_init(&ctl->requests, 0);
 	atomic_init(&ctl->force, false);
+	atomic_init(&ctl->grace_ms, -1);
 	*out = ctl;
 	return 0;
 }
@@ -256,6 +257,30 @@ void pilot_job_control_cancel(struct pilot_job_control *ctl, bool force)
 	ssize_t n = write(ctl->fds[1], "c", 1);
 	(void)n;
 	errno = saved;
+}
+
+void pilot_job_control_cancel_grace(struct pilot_job_control *ctl, int64_t grace_ms)
+{
+	int saved = errno;
+	if (grace_ms == 0) {
+		atomic_store(&ctl->force, true);
+	} else if (grace_ms > 0) {
+		long long cur = atomic_load(&ctl->grace_ms);
+		while ((cur < 0 || grace_ms < cur) && !atomic_compare_exchange_weak(&ctl->grace_ms, &cur, grace_ms))
+			;
+	}
+	/* The first request starts the stop; later ones only pass the grace on. */
+	int none = 0;
+	atomic_compare_exchange_strong(&ctl->requests, &none, 1);
+	ssize_t n = write(ctl->fds[1], "c", 1);
+	(void)n;
+	errno = saved;
+}
+
+int64_t runtime_control_grace(struct pilot_job_control *ctl, int64_t def)
+{
+	long long g = ctl ? atomic_load(&ctl->grace_ms) : -1;
+	return g >= 0 ? (int64_t)g : def;
 }
 
 bool pilot_job_control_canceled(const struct pilot_job_control *ctl)

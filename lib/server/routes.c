@@ -360,13 +360,31 @@ static int h_get_run(struct req *rq)
 	return R(respond_json(rq, MHD_HTTP_OK, j));
 }
 
+/* The cancel's optional body: {"grace_ms": N} (and "actor" for an admin); absent or
+ * null grace_ms leaves the grace to the agent. */
 static int h_cancel(struct req *rq)
 {
 	const char *who = actor_of_body(rq);
 	if (!who)
 		return 1;
+	int64_t grace_ms = PILOT_CANCEL_GRACE_AGENT;
+	if (rq->body.len) {
+		json_t *b = body_json(rq);
+		if (!b)
+			return 1;
+		if (!json_is_object(b))
+			return bad_request(rq, "invalid JSON body: expected an object such as {\"grace_ms\": 2000}");
+		json_t *g = json_object_get(b, "grace_ms");
+		if (g && !json_is_null(g)) {
+			if (!json_is_integer(g) || json_integer_value(g) < 0 ||
+			    json_integer_value(g) > PILOT_CANCEL_GRACE_MAX_MS)
+				return bad_request(rq, "body field 'grace_ms': expected milliseconds from 0 to %lld",
+						   (long long)PILOT_CANCEL_GRACE_MAX_MS);
+			grace_ms = json_integer_value(g);
+		}
+	}
 	struct pilot_run run = { 0 };
-	int r = pilot_api_cancel(rq->srv->api, rq->params[0], who, &run);
+	int r = pilot_api_cancel(rq->srv->api, rq->params[0], who, grace_ms, &run);
 	if (r < 0)
 		return R(respond_last_error(rq));
 	if (r == 0)

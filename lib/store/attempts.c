@@ -86,7 +86,7 @@ int pilot_store_heartbeat(struct pilot_store *st, const char *attempt_id, const 
 			  struct pilot_heartbeat_reply *reply)
 {
 	static const char upd[] = "UPDATE attempts SET heartbeat_ms = ?2, lease_expires_ms = ?3 WHERE id = ?1";
-	static const char cancel[] = "SELECT cancel_requested FROM runs WHERE id = ?1";
+	static const char cancel[] = "SELECT cancel_requested, cancel_grace_ms FROM runs WHERE id = ?1";
 	STORE_LOCKED(st);
 	struct lease l;
 	int64_t now = store_now();
@@ -110,13 +110,20 @@ int pilot_store_heartbeat(struct pilot_store *st, const char *attempt_id, const 
 		goto fail_l;
 	}
 	bind_text(s, 1, l.run_id);
-	bool cancel_requested = sqlite3_step(s) == SQLITE_ROW && col_int(s, 0);
+	bool cancel_requested = false;
+	int64_t grace_ms = PILOT_CANCEL_GRACE_AGENT;
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		cancel_requested = col_int(s, 0) != 0;
+		if (cancel_requested && sqlite3_column_type(s, 1) != SQLITE_NULL)
+			grace_ms = col_int(s, 1);
+	}
 	sqlite3_reset(s);
 	lease_clear(&l);
 	if ((r = db_commit(st)) < 0)
 		return r;
 	if (reply) {
 		reply->cancel_requested = cancel_requested;
+		reply->cancel_grace_ms = grace_ms;
 		reply->lease_expires_ms = now + st->opt.lease_ttl_ms;
 		reply->lease_ttl_ms = st->opt.lease_ttl_ms;
 	}

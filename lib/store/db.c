@@ -150,6 +150,9 @@ static const char *const migrations[] = {
 	"CREATE INDEX tokens_name ON tokens(name);\n",
 	/* 2: runs held for their submitter (pilot run). */
 	"ALTER TABLE runs ADD COLUMN held INTEGER NOT NULL DEFAULT 0;\n",
+	/* 3: the grace period a cancel asked for (pilot cancel --grace/--now), which the
+	 * agent learns with its next heartbeat; NULL = the agent's own. */
+	"ALTER TABLE runs ADD COLUMN cancel_grace_ms INTEGER;\n",
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == PILOT_STORE_SCHEMA_VERSION, "one migration per schema version");

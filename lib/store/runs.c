@@ -10,7 +10,8 @@
 	"bundle_sha256, params_json, env_json, requires_json, secrets_json, priority, state, reason, "   \
 	"message, exit_code, created_ms, started_ms, finished_ms, not_before_ms, updated_ms, "            \
 	"attempt_count, lost_count, retry_max, retry_on, backoff_ms, max_backoff_ms, timeout_ms, "        \
-	"idempotency_key, submitter, retry_of, cancel_requested, agent, failed_count, held"
+	"idempotency_key, submitter, retry_of, cancel_requested, agent, failed_count, held, "         \
+	"cancel_grace_ms"
 #define RUN_COLS "id, name, spec_json, " RUN_COLS_TAIL
 /* Lists leave the spec out: it can be large and a table does not show it. */
 #define RUN_COLS_LIST "id, name, NULL, " RUN_COLS_TAIL
@@ -54,6 +55,7 @@ static void load_run(sqlite3_stmt *s, struct pilot_run *r, bool secret_values)
 	r->cancel_requested = col_int(s, 28) != 0;
 	r->agent = col_dup(s, 29);
 	r->held = col_int(s, 31) != 0;
+	r->cancel_grace_ms = sqlite3_column_type(s, 32) == SQLITE_NULL ? PILOT_CANCEL_GRACE_AGENT : col_int(s, 32);
 }
 
 static void load_attempt(sqlite3_stmt *s, struct pilot_attempt *a)
@@ -291,6 +293,7 @@ struct run_row {
 	unsigned retry_on;
 	int64_t backoff_ms, max_backoff_ms;
 	bool cancel_requested;
+	int64_t cancel_grace_ms;      /* PILOT_CANCEL_GRACE_AGENT when none was asked */
 	bool held;
 };
 
@@ -298,7 +301,7 @@ static int run_row(struct pilot_store *st, const char *id, struct run_row *out)
 {
 	static const char sql[] =
 		"SELECT state, attempt_count, failed_count, lost_count, retry_max, retry_on, backoff_ms, "
-		"max_backoff_ms, cancel_requested, held FROM runs WHERE id = ?1";
+		"max_backoff_ms, cancel_requested, held, cancel_grace_ms FROM runs WHERE id = ?1";
 	sqlite3_stmt *s = db_stmt(st, sql);
 	if (!s)
 		return pilot_error_code();
@@ -320,6 +323,7 @@ static int run_row(struct pilot_store *st, const char *id, struct run_row *out)
 	out->max_backoff_ms = col_int(s, 7);
 	out->cancel_requested = col_int(s, 8) != 0;
 	out->held = col_int(s, 9) != 0;
+	out->cancel_grace_ms = sqlite3_column_type(s, 10) == SQLITE_NULL ? PILOT_CANCEL_GRACE_AGENT : col_int(s, 10);
 	sqlite3_reset(s);
 	return 0;
 }
@@ -728,44 +732,89 @@ int pilot_store_list_runs(struct pilot_store *st, const struct pilot_run_filter 
 
 /* ---- cancel, retry ---- */
 
-int pilot_store_cancel(struct pilot_store *st, const char *run, const char *actor, struct pilot_run *out)
+/* " (grace 2s)", " (now)" or "" for the agent's own, for the events' messages. */
+static void grace_note(int64_t grace_ms, char *out, size_t size)
+{
+	char d[32];
+	if (grace_ms < 0) {
+		out[0] = 0;
+		return;
+	}
+	if (grace_ms == 0) {
+		snprintf(out, size, " (now: no grace)");
+		return;
+	}
+	pilot_format_duration(grace_ms, d, sizeof(d));
+	snprintf(out, size, " (grace %s)", d);
+}
+
+static int set_cancel(struct pilot_store *st, const char *id, int64_t grace_ms)
+{
+	static const char sql[] = "UPDATE runs SET cancel_requested = 1, cancel_grace_ms = ?2 WHERE id = ?1";
+	sqlite3_stmt *s = db_stmt(st, sql);
+	if (!s)
+		return pilot_error_code();
+	bind_text(s, 1, id);
+	if (grace_ms < 0)
+		sqlite3_bind_null(s, 2);
+	else
+		bind_int(s, 2, grace_ms);
+	return db_done(st, s, "cannot cancel run");
+}
+
+int pilot_store_cancel(struct pilot_store *st, const char *run, const char *actor, int64_t grace_ms,
+		       struct pilot_run *out)
 {
 	STORE_LOCKED(st);
 	char id[PILOT_ID_SIZE];
+	char note[48];
 	struct run_row row;
 	int result = 0;
 	_cleanup_free_ char *msg = NULL;
 	if (!actor || !*actor)
 		actor = st->actor;
+	if (grace_ms < 0)
+		grace_ms = PILOT_CANCEL_GRACE_AGENT;
+	if (grace_ms > PILOT_CANCEL_GRACE_MAX_MS)
+		return pilot_error_set(PILOT_EINVALID, "cannot cancel run '%s': a grace period of %lld ms is longer than a day",
+				       run, (long long)grace_ms);
+	grace_note(grace_ms, note, sizeof(note));
 	int r = db_begin(st, true);
 	if (r < 0)
 		return r;
 	if ((r = resolve_run(st, run, id)) < 0 || (r = run_row(st, id, &row)) < 0)
 		goto fail;
-	msg = pilot_xasprintf("canceled by %s", actor);
 	switch (row.state) {
 	case PILOT_RUN_QUEUED:
 	case PILOT_RUN_WAITING:
+		/* Nothing runs yet: a grace has nothing to apply to. */
+		msg = pilot_xasprintf("canceled by %s", actor);
 		r = transition(st, id, row.state, PILOT_RUN_CANCELED, PILOT_REASON_CANCELED, "canceled", actor, 0, msg,
 			       NULL);
 		break;
-	case PILOT_RUN_RUNNING: {
-		static const char sql[] = "UPDATE runs SET cancel_requested = 1 WHERE id = ?1";
-		sqlite3_stmt *s = db_stmt(st, sql);
-		if (!s) {
-			r = pilot_error_code();
+	case PILOT_RUN_RUNNING:
+		msg = pilot_xasprintf("cancel requested by %s%s", actor, note);
+		if ((r = set_cancel(st, id, grace_ms)) == 0)
+			r = transition(st, id, row.state, PILOT_RUN_CANCELING, PILOT_REASON_NONE, "cancel_requested", actor,
+				       row.attempt_count, msg,
+				       grace_ms >= 0 ? json_pack("{s:I}", "grace_ms", (json_int_t)grace_ms) : NULL);
+		break;
+	case PILOT_RUN_CANCELING:
+		/* A second cancel may only hurry the first one ("kill it now"): a grace
+		 * shorter than the one asked before (any grace after a cancel that left it to
+		 * the agent) is recorded and reaches the agent with its next heartbeat, which
+		 * never moves the SIGKILL later. Anything else changes nothing. */
+		if (grace_ms < 0 || (row.cancel_grace_ms >= 0 && grace_ms >= row.cancel_grace_ms)) {
+			result = 1;
 			break;
 		}
-		bind_text(s, 1, id);
-		free(msg);
-		msg = pilot_xasprintf("cancel requested by %s", actor);
-		if ((r = db_done(st, s, "cannot cancel run")) == 0)
-			r = transition(st, id, row.state, PILOT_RUN_CANCELING, PILOT_REASON_NONE, "cancel_requested", actor,
-				       row.attempt_count, msg, NULL);
+		msg = pilot_xasprintf("cancel hurried by %s%s", actor, note);
+		if ((r = set_cancel(st, id, grace_ms)) == 0)
+			r = add_event(st, id, row.attempt_count, "cancel_hurried", actor, msg,
+				      json_pack("{s:I}", "grace_ms", (json_int_t)grace_ms), PILOT_RUN_CANCELING);
 		break;
-	}
 	default:
-		/* Canceling already, or finished: nothing to do, and the caller is told. */
+		/* Finished: nothing to do, and the caller is told. */
 		result = 1;
 		break;
 	}
@@ -912,9 +961,12 @@ int store_attempt_ended(struct pilot_store *st, const char *run_id, int attempt,
 		if (how == PILOT_ATTEMPT_SUCCEEDED)
 			return transition(st, run_id, row.state, PILOT_RUN_SUCCEEDED, PILOT_REASON_EXIT_CODE, type, actor,
 					  attempt, detail, NULL);
+		/* The attempt's own account (which signals ended the job) when it gave one. */
+		_cleanup_free_ char *msg = how == PILOT_ATTEMPT_LOST ? pilot_xstrdup("canceled (the agent was lost while canceling)")
+					   : how == PILOT_ATTEMPT_CANCELED && detail ? pilot_xstrdup(detail)
+					   : pilot_xasprintf("canceled; %s", detail ? detail : "the attempt ended");
 		return transition(st, run_id, row.state, PILOT_RUN_CANCELED, PILOT_REASON_CANCELED, type, actor, attempt,
-				  how == PILOT_ATTEMPT_LOST ? "canceled (the agent was lost while canceling)" : "canceled",
-				  NULL);
+				  msg, NULL);
 	}
 	if (row.state != PILOT_RUN_RUNNING)
 		return 0;
@@ -1158,7 +1210,7 @@ int pilot_store_claim(struct pilot_store *st, const struct pilot_claim_request *
 		goto fail;
 	}
 	static const char upd[] = "UPDATE runs SET attempt_count = ?2, agent = ?3, started_ms = COALESCE(started_ms, ?4), "
-				  "cancel_requested = 0 WHERE id = ?1";
+				  "cancel_requested = 0, cancel_grace_ms = NULL WHERE id = ?1";
 	s = db_stmt(st, upd);
 	if (!s) {
 		r = pilot_error_code();

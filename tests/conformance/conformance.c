@@ -268,7 +268,8 @@ static void t_get_unknown_ambiguous(struct ctx *c)
 	snprintf(prefix, sizeof(prefix), "%.*s", (int)common, a.id);
 	CHECK_RC(pilot_api_get_run(c->api, prefix, &r), PILOT_EAMBIGUOUS, "a shared prefix '%s' is ambiguous", prefix);
 	CHECK(strstr(pilot_error_last(), a.id) && strstr(pilot_error_last(), b.id), "the message lists the candidates");
-	CHECK_RC(pilot_api_cancel(c->api, prefix, NULL, &r), PILOT_EAMBIGUOUS, "cancel by an ambiguous prefix is refused");
+	CHECK_RC(pilot_api_cancel(c->api, prefix, NULL, PILOT_CANCEL_GRACE_AGENT, &r), PILOT_EAMBIGUOUS,
+		 "cancel by an ambiguous prefix is refused");
 	CHECK(state_of(c, a.id) == PILOT_RUN_QUEUED && state_of(c, b.id) == PILOT_RUN_QUEUED, "nothing was canceled");
 	pilot_run_clear(&a);
 	pilot_run_clear(&b);
@@ -430,7 +431,7 @@ static void t_list_pagination(struct ctx *c)
 
 	/* Filters: state, since. */
 	struct pilot_run x = { 0 };
-	pilot_api_cancel(c->api, ids[3], NULL, &x);
+	pilot_api_cancel(c->api, ids[3], NULL, PILOT_CANCEL_GRACE_AGENT, &x);
 	pilot_run_clear(&x);
 	struct pilot_run_list l = { 0 };
 	struct pilot_run_filter fs = { .name = c->name, .states = PILOT_RUN_STATE_BIT(PILOT_RUN_CANCELED) };
@@ -460,7 +461,6 @@ static void t_list_pagination(struct ctx *c)
 	ft.limit = 1000;
 	pilot_api_list_runs(c->api, &ft, &l);
 	CHECK(l.n == N, "since ten minutes ago finds all");
-	CHECK(l.n == 0 || l.items[0].spec_json == NULL || 1, "list items may leave the spec out");
 	pilot_run_list_clear(&l);
 }
 
@@ -670,21 +670,25 @@ static void t_heartbeat_cancel(struct ctx *c)
 	CHECK(hb.lease_expires_ms >= pilot_now_ms() + T->lease_ttl_ms / 2, "the lease is renewed");
 	CHECK_RC(pilot_api_heartbeat(c->api, cl.attempt_id, "0000", &hb), PILOT_ECONFLICT, "a wrong token is refused");
 	CHECK(strstr(pilot_error_last(), "superseded") != NULL, "as superseded");
-	CHECK_RC(pilot_api_cancel(c->api, r.id, "bob", &x), 0, "cancel a running run");
+	CHECK_RC(pilot_api_cancel(c->api, r.id, "bob", PILOT_CANCEL_GRACE_AGENT, &x), 0, "cancel a running run");
 	CHECK(x.state == PILOT_RUN_CANCELING && x.cancel_requested, "it is canceling");
 	pilot_run_clear(&x);
-	CHECK_RC(pilot_api_cancel(c->api, r.id, "bob", &x), 1, "a second cancel is a no-op that says so");
+	CHECK_RC(pilot_api_cancel(c->api, r.id, "bob", PILOT_CANCEL_GRACE_AGENT, &x), 1,
+		 "a second cancel is a no-op that says so");
 	CHECK(x.state == PILOT_RUN_CANCELING, "still canceling");
 	pilot_run_clear(&x);
 	CHECK_RC(pilot_api_heartbeat(c->api, cl.attempt_id, cl.lease_token, &hb), 0, "heartbeat");
 	CHECK(hb.cancel_requested, "the heartbeat reports the cancel");
+	CHECK(hb.cancel_grace_ms == PILOT_CANCEL_GRACE_AGENT, "leaving the grace to the agent (%lld)",
+	      (long long)hb.cancel_grace_ms);
 	struct pilot_finish f = outcome(PILOT_ATTEMPT_CANCELED, PILOT_REASON_CANCELED, 0);
 	CHECK_RC(pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &f, &x), 0, "the agent finishes canceled");
 	CHECK(x.state == PILOT_RUN_CANCELED && x.reason == PILOT_REASON_CANCELED, "the run is canceled (canceled)");
 	CHECK(x.nattempts == 1 && x.attempts[0].state == PILOT_ATTEMPT_CANCELED, "the attempt is canceled");
 	pilot_run_clear(&x);
 	CHECK(has_event(c, r.id, "cancel_requested"), "a 'cancel_requested' event");
-	CHECK_RC(pilot_api_cancel(c->api, r.id, NULL, &x), 1, "cancel of a finished run is a no-op that says so");
+	CHECK_RC(pilot_api_cancel(c->api, r.id, NULL, PILOT_CANCEL_GRACE_AGENT, &x), 1,
+		 "cancel of a finished run is a no-op that says so");
 	CHECK(x.state == PILOT_RUN_CANCELED, "unchanged");
 	pilot_run_clear(&x);
 	pilot_claim_clear(&cl);
@@ -693,7 +697,7 @@ static void t_heartbeat_cancel(struct ctx *c)
 	/* A job that completes while the cancel is on its way still succeeded. */
 	submit(c, &r);
 	claim(c, &cl);
-	pilot_api_cancel(c->api, r.id, NULL, NULL);
+	pilot_api_cancel(c->api, r.id, NULL, PILOT_CANCEL_GRACE_AGENT, NULL);
 	f = outcome(PILOT_ATTEMPT_SUCCEEDED, PILOT_REASON_EXIT_CODE, 0);
 	CHECK_RC(pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &f, &x), 0, "finish succeeded while canceling");
 	CHECK(x.state == PILOT_RUN_SUCCEEDED, "the run succeeded");
@@ -709,7 +713,7 @@ static void t_heartbeat_cancel(struct ctx *c)
 	pilot_api_submit(c->api, &q, &r);
 	pilot_submit_request_clear(&q);
 	claim(c, &cl);
-	pilot_api_cancel(c->api, r.id, NULL, NULL);
+	pilot_api_cancel(c->api, r.id, NULL, PILOT_CANCEL_GRACE_AGENT, NULL);
 	f = outcome(PILOT_ATTEMPT_FAILED, PILOT_REASON_EXIT_CODE, 143);
 	CHECK_RC(pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &f, &x), 0, "finish failed while canceling");
 	CHECK(x.state == PILOT_RUN_CANCELED && x.reason == PILOT_REASON_CANCELED, "the run is canceled, not retried");
@@ -718,11 +722,83 @@ static void t_heartbeat_cancel(struct ctx *c)
 	pilot_run_clear(&r);
 }
 
+/* The grace a cancel asks for is kept with the run and reaches the agent in its
+ * heartbeat; a second cancel may only shorten it. */
+static void t_cancel_grace(struct ctx *c)
+{
+	struct pilot_run r = { 0 }, x = { 0 };
+	struct pilot_claim cl = { 0 };
+	struct pilot_heartbeat_reply hb = { 0 };
+	submit(c, &r);
+	claim(c, &cl);
+	CHECK_RC(pilot_api_heartbeat(c->api, cl.attempt_id, cl.lease_token, &hb), 0, "heartbeat");
+	CHECK(!hb.cancel_requested && hb.cancel_grace_ms == PILOT_CANCEL_GRACE_AGENT, "no cancel, no grace");
+	CHECK_RC(pilot_api_cancel(c->api, r.id, "bob", 2000, &x), 0, "cancel a running run with a 2 s grace");
+	CHECK(x.state == PILOT_RUN_CANCELING && x.cancel_grace_ms == 2000, "canceling, grace 2000 ms (%lld)",
+	      (long long)x.cancel_grace_ms);
+	pilot_run_clear(&x);
+	CHECK_RC(pilot_api_heartbeat(c->api, cl.attempt_id, cl.lease_token, &hb), 0, "heartbeat");
+	CHECK(hb.cancel_requested && hb.cancel_grace_ms == 2000, "the heartbeat carries the grace (%lld)",
+	      (long long)hb.cancel_grace_ms);
+	CHECK_RC(pilot_api_cancel(c->api, r.id, "bob", 5000, &x), 1, "a longer grace changes nothing");
+	CHECK(x.cancel_grace_ms == 2000, "the grace stays 2000 ms");
+	pilot_run_clear(&x);
+	CHECK_RC(pilot_api_cancel(c->api, r.id, "bob", PILOT_CANCEL_GRACE_AGENT, &x), 1,
+		 "nor does a cancel that leaves it to the agent");
+	pilot_run_clear(&x);
+	CHECK_RC(pilot_api_cancel(c->api, r.id, "dave", 0, &x), 0, "a cancel with no grace hurries it");
+	CHECK(x.state == PILOT_RUN_CANCELING && x.cancel_grace_ms == 0, "still canceling, grace 0");
+	pilot_run_clear(&x);
+	CHECK(has_event(c, r.id, "cancel_hurried"), "a 'cancel_hurried' event");
+	CHECK_RC(pilot_api_cancel(c->api, r.id, "dave", 0, &x), 1, "the same again changes nothing");
+	pilot_run_clear(&x);
+	CHECK_RC(pilot_api_heartbeat(c->api, cl.attempt_id, cl.lease_token, &hb), 0, "heartbeat");
+	CHECK(hb.cancel_requested && hb.cancel_grace_ms == 0, "the heartbeat says: kill it now (%lld)",
+	      (long long)hb.cancel_grace_ms);
+	CHECK_RC(pilot_api_get_run(c->api, r.id, &x), 0, "get the run");
+	CHECK(x.cancel_requested && x.cancel_grace_ms == 0, "it shows the grace asked for");
+	pilot_run_clear(&x);
+	struct pilot_finish f = outcome(PILOT_ATTEMPT_CANCELED, PILOT_REASON_CANCELED, 0);
+	CHECK_RC(pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &f, &x), 0, "the agent finishes canceled");
+	CHECK(x.state == PILOT_RUN_CANCELED, "the run is canceled");
+	pilot_run_clear(&x);
+	CHECK_RC(pilot_api_cancel(c->api, r.id, NULL, 0, &x), 1, "a finished run is left alone, grace or not");
+	pilot_run_clear(&x);
+	pilot_claim_clear(&cl);
+	pilot_run_clear(&r);
+
+	/* A plain cancel first, then one with a grace: any grace hurries the agent's own. */
+	submit(c, &r);
+	claim(c, &cl);
+	CHECK_RC(pilot_api_cancel(c->api, r.id, NULL, PILOT_CANCEL_GRACE_AGENT, &x), 0, "a plain cancel");
+	CHECK(x.cancel_grace_ms == PILOT_CANCEL_GRACE_AGENT, "leaves the grace to the agent");
+	pilot_run_clear(&x);
+	CHECK_RC(pilot_api_cancel(c->api, r.id, NULL, 3000, &x), 0, "then one with a 3 s grace");
+	pilot_run_clear(&x);
+	CHECK_RC(pilot_api_heartbeat(c->api, cl.attempt_id, cl.lease_token, &hb), 0, "heartbeat");
+	CHECK(hb.cancel_requested && hb.cancel_grace_ms == 3000, "the heartbeat carries 3000 ms (%lld)",
+	      (long long)hb.cancel_grace_ms);
+	CHECK_RC(pilot_api_cancel(c->api, r.id, NULL, PILOT_CANCEL_GRACE_MAX_MS + 1, &x), PILOT_EINVALID,
+		 "a grace longer than a day is refused");
+	f = outcome(PILOT_ATTEMPT_CANCELED, PILOT_REASON_CANCELED, 0);
+	CHECK_RC(pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &f, &x), 0, "the agent finishes canceled");
+	pilot_run_clear(&x);
+	pilot_claim_clear(&cl);
+	pilot_run_clear(&r);
+
+	/* Nothing runs yet: canceled at once, the grace has nothing to apply to. */
+	submit(c, &r);
+	CHECK_RC(pilot_api_cancel(c->api, r.id, NULL, 2000, &x), 0, "cancel a queued run with a grace");
+	CHECK(x.state == PILOT_RUN_CANCELED && x.reason == PILOT_REASON_CANCELED, "canceled at once");
+	pilot_run_clear(&x);
+	pilot_run_clear(&r);
+}
+
 static void t_cancel_queued_waiting(struct ctx *c)
 {
 	struct pilot_run r = { 0 }, x = { 0 };
 	submit(c, &r);
-	CHECK_RC(pilot_api_cancel(c->api, r.id, "carol", &x), 0, "cancel a queued run");
+	CHECK_RC(pilot_api_cancel(c->api, r.id, "carol", PILOT_CANCEL_GRACE_AGENT, &x), 0, "cancel a queued run");
 	CHECK(x.state == PILOT_RUN_CANCELED && x.reason == PILOT_REASON_CANCELED && x.finished_ms > 0,
 	      "canceled at once, with a reason and an end time");
 	pilot_run_clear(&x);
@@ -736,11 +812,12 @@ static void t_cancel_queued_waiting(struct ctx *c)
 	pilot_api_submit(c->api, &q, &r);
 	pilot_submit_request_clear(&q);
 	CHECK(r.state == PILOT_RUN_WAITING && r.not_before_ms > 0, "a run with a future start is waiting");
-	CHECK_RC(pilot_api_cancel(c->api, r.id, NULL, &x), 0, "cancel a waiting run");
+	CHECK_RC(pilot_api_cancel(c->api, r.id, NULL, PILOT_CANCEL_GRACE_AGENT, &x), 0, "cancel a waiting run");
 	CHECK(x.state == PILOT_RUN_CANCELED, "canceled at once");
 	pilot_run_clear(&x);
 	pilot_run_clear(&r);
-	CHECK_RC(pilot_api_cancel(c->api, "rzzzzzzzzzzzzzz", NULL, &x), PILOT_ENOTFOUND, "cancel of an unknown run");
+	CHECK_RC(pilot_api_cancel(c->api, "rzzzzzzzzzzzzzz", NULL, PILOT_CANCEL_GRACE_AGENT, &x), PILOT_ENOTFOUND,
+		 "cancel of an unknown run");
 }
 
 static void t_not_before(struct ctx *c)
@@ -1101,7 +1178,7 @@ static void t_retry_policy(struct ctx *c)
 	CHECK(x.state == PILOT_RUN_WAITING, "a timeout is retried when asked");
 	pilot_run_clear(&x);
 	pilot_claim_clear(&cl);
-	CHECK_RC(pilot_api_cancel(c->api, r.id, NULL, &x), 0, "cancel during the backoff");
+	CHECK_RC(pilot_api_cancel(c->api, r.id, NULL, PILOT_CANCEL_GRACE_AGENT, &x), 0, "cancel during the backoff");
 	CHECK(x.state == PILOT_RUN_CANCELED, "canceled at once");
 	pilot_run_clear(&x);
 	pilot_run_clear(&r);
@@ -1117,7 +1194,7 @@ static void t_retry_op(struct ctx *c)
 	pilot_api_submit(c->api, &q, &r);
 	pilot_submit_request_clear(&q);
 	CHECK_RC(pilot_api_retry(c->api, r.id, "dave", &n), PILOT_ECONFLICT, "a queued run cannot be retried");
-	pilot_api_cancel(c->api, r.id, NULL, NULL);
+	pilot_api_cancel(c->api, r.id, NULL, PILOT_CANCEL_GRACE_AGENT, NULL);
 	CHECK_RC(pilot_api_retry(c->api, r.id, "dave", &n), 0, "a finished run can");
 	CHECK(strcmp(n.id, r.id) && n.state == PILOT_RUN_QUEUED, "a new queued run");
 	CHECK(n.retry_of && !strcmp(n.retry_of, r.id), "that names the old one");
@@ -1287,7 +1364,7 @@ static void t_lost_while_canceling(struct ctx *c)
 	struct pilot_claim cl = { 0 };
 	submit(c, &r);
 	claim(c, &cl);
-	pilot_api_cancel(c->api, r.id, NULL, NULL);
+	pilot_api_cancel(c->api, r.id, NULL, PILOT_CANCEL_GRACE_AGENT, NULL);
 	sleep_ms(T->lease_ttl_ms + 50);
 	enum pilot_run_state s = wait_leave(c, r.id, PILOT_RUN_CANCELING, T->lease_ttl_ms * 4 + 5000);
 	CHECK(s == PILOT_RUN_CANCELED, "a canceling run whose agent vanished ends canceled (%s)", pilot_run_state_name(s));
@@ -1494,6 +1571,7 @@ static const struct {
 	{ "claim_order_labels", t_claim_order_labels },
 	{ "concurrent_claims", t_concurrent_claims },
 	{ "heartbeat_cancel", t_heartbeat_cancel },
+	{ "cancel_grace", t_cancel_grace },
 	{ "cancel_queued_waiting", t_cancel_queued_waiting },
 	{ "not_before", t_not_before },
 	{ "logs", t_logs },

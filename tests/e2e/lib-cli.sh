@@ -8,7 +8,9 @@
 #                            with its own config and data directories, a server (http)
 #                            and an agent; everything is stopped afterwards
 #   start_agent [ARGS...]    (re)start the transport's agent; AGENT_PID. Heartbeat every
-#                            $AGENT_HEARTBEAT (100ms), giving up after $AGENT_GIVE_UP
+#                            $AGENT_HEARTBEAT (100ms), giving up after $AGENT_GIVE_UP;
+#                            its own cancel grace $AGENT_GRACE (1s); runtime
+#                            $AGENT_RUNTIME (host, with --allow-host; or docker, podman)
 #   stop_agent               stop it (SIGTERM, then wait)
 #   restart_server [SECS]    (http) kill -9 the server, wait SECS (0), start it again on the
 #                            same port and data
@@ -51,9 +53,11 @@ start_agent() {
 	stop_agent
 	local srv=() before
 	if [ "$CLI_TRANSPORT" = http ]; then srv=(--server "$SRV_URL" --token-file "$CLI_DIR/agent.token"); fi
+	local rt=(--runtime "${AGENT_RUNTIME:-host}")
+	[ "${AGENT_RUNTIME:-host}" = host ] && rt+=(--allow-host)
 	before=$(grep -c claiming "$CLI_DIR/agent.log" 2>/dev/null)
-	PILOT_HEARTBEAT=${AGENT_HEARTBEAT:-100ms} PILOT_LEASE_GIVE_UP=${AGENT_GIVE_UP:-} PILOT_CANCEL_GRACE=1s PILOT_CLAIM_WAIT=2s \
-		"$PILOT" agent "${srv[@]}" --runtime host --allow-host --name "agent-$CLI_TRANSPORT" "$@" \
+	PILOT_HEARTBEAT=${AGENT_HEARTBEAT:-100ms} PILOT_LEASE_GIVE_UP=${AGENT_GIVE_UP:-} PILOT_CANCEL_GRACE=${AGENT_GRACE:-1s} PILOT_CLAIM_WAIT=2s \
+		"$PILOT" agent "${srv[@]}" "${rt[@]}" --name "agent-$CLI_TRANSPORT" "$@" \
 		2>>"$CLI_DIR/agent.log" &
 	AGENT_PID=$!
 	# Up and claiming before anything else happens (a signal sent to the shell's fork

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # pilot cancel over both transports: a queued run, a running one (the agent stops it),
 # one already finished, --wait, --all with --state/--name and its confirmation (--yes,
-# refused without a terminal, asked on one), --grace refused honestly, unknown and
-# ambiguous runs, usage errors.
+# refused without a terminal, asked on one), unknown and ambiguous runs, usage errors.
+# --grace and --now are t0707's.
 . "$SRCDIR/tests/e2e/lib.sh"
 . "$SRCDIR/tests/e2e/lib-cli.sh"
 
@@ -34,8 +34,7 @@ command: echo other; sleep 300'
 	expect_status 2 "$(t 'runs and --all together')" "$PILOT" cancel --all "$o1"
 	expect_status 2 "$(t 'nothing to cancel')" "$PILOT" cancel
 	expect_status 2 "$(t '--state without --all')" "$PILOT" cancel --state queued "$o1"
-	expect_status 1 "$(t '--grace is refused, not ignored')" "$PILOT" cancel --grace 30s "$o1"
-	contains "$(t 'saying whose grace applies')" "$ERR" "the agent's own applies"
+	expect_status 2 "$(t '--grace with --now')" "$PILOT" cancel --grace 30s --now "$o1"
 	equals "$(t 'and nothing was canceled')" "$(run_field "$o1" 'j["state"]')" "queued"
 	expect_status 1 "$(t 'an unknown run')" "$PILOT" cancel rzzzzzzzzzzzzzz "$o1"
 	contains "$(t 'is reported')" "$ERR" "not found"

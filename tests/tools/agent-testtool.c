@@ -212,7 +212,7 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "cancel")) {
 		struct pilot_run run = { 0 };
-		if (pilot_api_cancel(api, id, NULL, &run) < 0)
+		if (pilot_api_cancel(api, id, NULL, PILOT_CANCEL_GRACE_AGENT, &run) < 0)
 			return fail("cancel");
 		pilot_run_clear(&run);
 		return 0;

@@ -237,9 +237,10 @@ static int x_bundle_get(struct pilot_api *api, const char *sha, int *fd)
 	return pilot_api_bundle_get(LOSSY(api)->inner, sha, fd);
 }
 
-static int x_cancel(struct pilot_api *api, const char *run, const char *actor, struct pilot_run *out)
+static int x_cancel(struct pilot_api *api, const char *run, const char *actor, int64_t grace_ms,
+		    struct pilot_run *out)
 {
-	return pilot_api_cancel(LOSSY(api)->inner, run, actor, out);
+	return pilot_api_cancel(LOSSY(api)->inner, run, actor, grace_ms, out);
 }
 
 static void x_close(struct pilot_api *api)
@@ -462,7 +463,7 @@ static void *cancel_later(void *arg)
 		return NULL;
 	sleep_ms(300);
 	struct pilot_run run = { 0 };
-	pilot_api_cancel(api, k->id, "tester", &run);
+	pilot_api_cancel(api, k->id, "tester", PILOT_CANCEL_GRACE_AGENT, &run);
 	pilot_run_clear(&run);
 	pilot_api_close(api);
 	return NULL;

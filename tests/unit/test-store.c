@@ -81,7 +81,7 @@ static void make_run_in(struct pilot_store *st, enum pilot_run_state s, char id[
 	if (s == PILOT_RUN_QUEUED || s == PILOT_RUN_WAITING)
 		return;
 	if (s == PILOT_RUN_CANCELED) {
-		assert_int_equal(pilot_store_cancel(st, id, NULL, NULL), 0);
+		assert_int_equal(pilot_store_cancel(st, id, NULL, PILOT_CANCEL_GRACE_AGENT, NULL), 0);
 		return;
 	}
 	struct pilot_claim_request q = { .agent = "a1" };
@@ -99,7 +99,7 @@ static void make_run_in(struct pilot_store *st, enum pilot_run_state s, char id[
 		break;
 	}
 	if (s == PILOT_RUN_CANCELING)
-		assert_int_equal(pilot_store_cancel(st, id, NULL, NULL), 0);
+		assert_int_equal(pilot_store_cancel(st, id, NULL, PILOT_CANCEL_GRACE_AGENT, NULL), 0);
 	if (s == PILOT_RUN_SUCCEEDED || s == PILOT_RUN_FAILED) {
 		struct pilot_finish f = { .state = s == PILOT_RUN_SUCCEEDED ? PILOT_ATTEMPT_SUCCEEDED : PILOT_ATTEMPT_FAILED,
 					  .reason = s == PILOT_RUN_FAILED ? PILOT_REASON_RUNTIME_ERROR : PILOT_REASON_NONE };
