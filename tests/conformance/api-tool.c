@@ -68,7 +68,7 @@ int main(int argc, char **argv)
 		for (long i = 0; i < n; i++) {
 			if (submit(api, "crash", NULL, id) < 0)
 				return fail("submit");
-			char line[PILOT_ID_SIZE + 1];
+			char line[PILOT_ID_LEN + 1];
 			memcpy(line, id, PILOT_ID_LEN);
 			line[PILOT_ID_LEN] = '\n';
 			if (pilot_write_all(fd, line, sizeof(line)) < 0)

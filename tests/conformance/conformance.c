@@ -592,15 +592,17 @@ static int claim_child(struct ctx *c, int i, void *ud)
 			continue;
 		}
 		misses = 0;
-		char line[64];
-		int n = snprintf(line, sizeof(line), "%s %d\n", cl.run.id, cl.attempt);
-		/* Finish at once: an unfinished claim would expire and be claimed again. */
+		/* Finish at once. On two busy cores (sanitizers, 20 writers) a claimer can
+		 * still be starved past the short lease: its attempt is then superseded and
+		 * the run claimed again, which is the lease doing its job. Recorded as such. */
 		struct pilot_finish f = outcome(PILOT_ATTEMPT_SUCCEEDED, PILOT_REASON_EXIT_CODE, 0);
 		r = pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &f, NULL);
 		if (pilot_mono_ms() - t0 > worst)
 			worst = pilot_mono_ms() - t0;
+		char line[64];
+		int n = snprintf(line, sizeof(line), "%s %d %s\n", cl.run.id, cl.attempt, r == 0 ? "ok" : "superseded");
 		pilot_claim_clear(&cl);
-		if (r < 0)
+		if (r < 0 && r != PILOT_ECONFLICT)
 			return 1;
 		if (write(job->fd, line, (size_t)n) != n)
 			return 1;
@@ -631,30 +633,42 @@ static void t_concurrent_claims(struct ctx *c)
 	pread(fd, buf, (size_t)size, 0);
 	buf[size] = '\0';
 	close(fd);
-	char **ids = pilot_xcalloc((size_t)runs * 2 + 1, sizeof(char *));
-	size_t n = 0;
-	bool first_attempts = true;
+	/* Lines "RUN ATTEMPT ok|superseded": every (run, attempt) held once, and one
+	 * accepted finish per run. */
+	char **claims = pilot_xcalloc((size_t)runs * 4 + 1, sizeof(char *));
+	char **oks = pilot_xcalloc((size_t)runs * 4 + 1, sizeof(char *));
+	size_t n = 0, nok = 0, superseded = 0;
 	char *save = NULL;
 	for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *sp = strchr(line, ' ');
-		if (!sp)
+		char *st = strrchr(line, ' ');
+		if (!st || st == line)
 			continue;
-		*sp = '\0';
-		first_attempts &= !strcmp(sp + 1, "1");
-		if (n < (size_t)runs * 2)
-			ids[n++] = line;
+		*st++ = '\0';
+		if (n < (size_t)runs * 4)
+			claims[n++] = line;
+		if (!strcmp(st, "ok") && nok < (size_t)runs * 4)
+			oks[nok++] = pilot_xstrndup(line, strcspn(line, " "));
+		else if (strcmp(st, "ok"))
+			superseded++;
 	}
-	qsort(ids, n, sizeof(*ids), cmp_str);
-	size_t dups = 0;
+	qsort(claims, n, sizeof(*claims), cmp_str);
+	qsort(oks, nok, sizeof(*oks), cmp_str);
+	size_t two_holders = 0, dups = 0;
 	for (size_t i = 1; i < n; i++)
-		dups += !strcmp(ids[i - 1], ids[i]);
-	CHECK(n == (size_t)runs, "%d runs were claimed %zu times in all", runs, n);
-	CHECK(dups == 0, "no run was claimed twice (%zu duplicates)", dups);
-	CHECK(first_attempts, "every claim was attempt 1");
+		two_holders += !strcmp(claims[i - 1], claims[i]);
+	for (size_t i = 1; i < nok; i++)
+		dups += !strcmp(oks[i - 1], oks[i]);
+	CHECK(n == (size_t)runs + superseded, "%d runs were claimed %zu times in all (%zu superseded)", runs, n,
+	      superseded);
+	CHECK(two_holders == 0, "no attempt had two holders (%zu)", two_holders);
+	CHECK(nok == (size_t)runs && dups == 0, "each run was finished once (%zu finishes, %zu twice)", nok, dups);
 	CHECK(count_runs(c, PILOT_RUN_STATE_BIT(PILOT_RUN_SUCCEEDED)) == (size_t)runs, "all runs succeeded");
-	diag("%d claims+finishes by %d processes in %lld ms (%.0f/s)", runs, procs, (long long)dt,
-	     dt ? runs * 1000.0 / (double)dt : 0.0);
-	free(ids);
+	diag("%d claims+finishes by %d processes in %lld ms (%.0f/s), %zu leases expired under load", runs, procs,
+	     (long long)dt, dt ? runs * 1000.0 / (double)dt : 0.0, superseded);
+	for (size_t i = 0; i < nok; i++)
+		free(oks[i]);
+	free(oks);
+	free(claims);
 	free(buf);
 }
 
