@@ -2,7 +2,9 @@
  * addresses and image references, pull progress, redaction, metrics, globs, artifact
  * collection, exit statuses) and a few host-runtime runs. The engines themselves are
  * exercised by the e2e tests t04NN-runtime-*. */
+#include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -763,6 +765,98 @@ static void test_control(void **state)
 	assert_int_equal(runtime_control_state(ctl), 2);
 	pilot_job_control_free(ctl);
 	assert_false(pilot_job_control_canceled(NULL));
+
+	/* A cancel's own grace: the first request starts a graceful stop, a later one only
+	 * shortens the grace (never lengthens it) and is not a second request; 0 kills. */
+	assert_int_equal(pilot_job_control_new(&ctl), 0);
+	assert_int_equal(runtime_control_grace(ctl, -7), -7);
+	pilot_job_control_cancel_grace(ctl, -1);
+	assert_int_equal(runtime_control_state(ctl), 1);
+	assert_int_equal(runtime_control_grace(ctl, -7), -7);
+	pilot_job_control_cancel_grace(ctl, 5000);
+	assert_int_equal(runtime_control_state(ctl), 1);
+	assert_int_equal(runtime_control_grace(ctl, -7), 5000);
+	pilot_job_control_cancel_grace(ctl, 9000);
+	assert_int_equal(runtime_control_grace(ctl, -7), 5000);
+	pilot_job_control_cancel_grace(ctl, 2000);
+	assert_int_equal(runtime_control_grace(ctl, -7), 2000);
+	assert_int_equal(runtime_control_state(ctl), 1);
+	pilot_job_control_cancel_grace(ctl, 0);
+	assert_int_equal(runtime_control_state(ctl), 2);
+	pilot_job_control_free(ctl);
+}
+
+/* The host runtime applies a cancel's grace and says which signals it sent: a job that
+ * ignores SIGTERM is killed when a 300 ms grace runs out (not the job's 20 s); a grace
+ * that shrinks while the job is being stopped brings the SIGKILL forward; 0 kills at
+ * once without SIGTERM; a job that exits on SIGTERM is not sent SIGKILL. */
+struct grace_case {
+	struct pilot_job_control *ctl;
+	int64_t first;  /* the grace asked 300 ms in */
+	bool hurry;     /* and then, 200 ms later, second */
+	int64_t second;
+};
+
+static void *ask_grace(void *arg)
+{
+	struct grace_case *g = arg;
+	usleep(300 * 1000);
+	pilot_job_control_cancel_grace(g->ctl, g->first);
+	if (g->hurry) {
+		usleep(200 * 1000);
+		pilot_job_control_cancel_grace(g->ctl, g->second);
+	}
+	return NULL;
+}
+
+static int64_t run_grace_case(const char *script, int64_t first, bool hurry, int64_t second,
+			      struct pilot_job_result *res)
+{
+	struct pilot_runtime *rt;
+	assert_int_equal(pilot_runtime_open("host", NULL, &rt), 0);
+	_cleanup_free_ char *ws = tmpdir_new();
+	const char *argv[] = { script };
+	struct pilot_job job = { .run_id = "r1", .attempt = 1, .argv = argv, .argc = 1, .shell = true,
+				 .workspace = ws, .grace_ms = 20000 };
+	struct grace_case g = { .first = first, .hurry = hurry, .second = second };
+	assert_int_equal(pilot_job_control_new(&g.ctl), 0);
+	pthread_t t;
+	pthread_create(&t, NULL, ask_grace, &g);
+	int64_t t0 = pilot_mono_ms();
+	assert_int_equal(pilot_runtime_run(rt, &job, g.ctl, res), 0);
+	int64_t dt = pilot_mono_ms() - t0;
+	pthread_join(t, NULL);
+	pilot_job_control_free(g.ctl);
+	pilot_runtime_close(rt);
+	pilot_rm_rf(ws);
+	assert_true(res->canceled);
+	return dt;
+}
+
+static void test_cancel_grace(void **state)
+{
+	(void)state;
+	static const char stubborn[] = "trap '' TERM; while :; do sleep 0.05; done";
+	struct pilot_job_result res;
+	/* The bounds only tell the cancel's grace from the job's 20 s. */
+	int64_t dt = run_grace_case(stubborn, 300, false, 0, &res);
+	assert_true(res.sent_term && res.sent_kill);
+	assert_int_equal(res.signal, SIGKILL);
+	assert_in_range(dt, 450, 10000);
+
+	dt = run_grace_case(stubborn, -1, true, 100, &res);
+	assert_true(res.sent_term && res.sent_kill);
+	assert_in_range(dt, 450, 10000);
+
+	dt = run_grace_case(stubborn, 0, false, 0, &res);
+	assert_true(!res.sent_term && res.sent_kill);
+	assert_int_equal(res.signal, SIGKILL);
+	assert_in_range(dt, 250, 10000);
+
+	dt = run_grace_case("trap 'exit 3' TERM; while :; do sleep 0.05; done", 5000, false, 0, &res);
+	assert_true(res.sent_term && !res.sent_kill);
+	assert_int_equal(res.exit_code, 3);
+	assert_in_range(dt, 250, 4000);
 }
 
 /* ---- opening ---- */
@@ -970,6 +1064,7 @@ int main(void)
 		cmocka_unit_test(test_artifacts_collect),
 		cmocka_unit_test(test_exit_status),
 		cmocka_unit_test(test_control),
+		cmocka_unit_test(test_cancel_grace),
 		cmocka_unit_test(test_open),
 		cmocka_unit_test(test_host_env),
 		cmocka_unit_test(test_host_run),
