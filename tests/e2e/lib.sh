@@ -27,9 +27,11 @@ plan() { echo "1..$1"; }
 ok() { T_NUM=$((T_NUM + 1)); echo "ok $T_NUM - $1"; }
 not_ok() {
 	T_NUM=$((T_NUM + 1)); T_FAILED=$((T_FAILED + 1)); echo "not ok $T_NUM - $1"
+	# Also on stderr, which 'meson test --print-errorlogs' shows (and CI's log keeps).
+	echo "not ok $T_NUM - $1" >&2
 	shift
 	local line
-	for line in "$@"; do printf '#   %s\n' "$line"; done
+	for line in "$@"; do printf '#   %s\n' "$line"; printf '#   %s\n' "$line" >&2; done
 }
 skip_all() { echo "1..0 # SKIP $1"; exit 0; }
 

@@ -40,6 +40,8 @@ term_to_kill_ms() {
 		END { if (t == "") print "none"; else print last - t }'
 }
 
+# The time bounds below only tell the grace asked for from the agent's own 20s (or from
+# no grace at all), with room for a loaded machine: they are not measurements.
 between() { [ "$1" != none ] && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
 
 # The message of the run's "finished" event (how the agent says the job ended).
@@ -62,9 +64,9 @@ grace_cases() {
 	gap=$(term_to_kill_ms "$RUN")
 	diag_line="SIGTERM -> SIGKILL ${gap} ms, cancel -> canceled ${dt} ms"
 	echo "# [$CLI_TRANSPORT] --grace 2s: $diag_line"
-	if between "$gap" 1700 2600; then ok "$(t "SIGKILL came ~2s after SIGTERM ($gap ms)")"; else
+	if between "$gap" 1200 3500; then ok "$(t "SIGKILL came ~2s after SIGTERM ($gap ms)")"; else
 		not_ok "$(t 'SIGKILL came ~2s after SIGTERM')" "$diag_line" "$("$PILOT" logs "$RUN" | tail -n 5)"; fi
-	if [ "$dt" -lt 6000 ]; then ok "$(t "canceled in ${dt} ms, not the agent's 20s")"; else
+	if [ "$dt" -lt 12000 ]; then ok "$(t "canceled in ${dt} ms, not the agent's 20s")"; else
 		not_ok "$(t 'canceled well before the agent grace')" "$diag_line"; fi
 	equals "$(t 'canceled (canceled)')" "$(run_field "$RUN" 'j["state"] + " " + j["reason"]')" "canceled canceled"
 	contains "$(t 'the cancel event names the grace')" \
@@ -82,7 +84,7 @@ grace_cases() {
 	echo "# [$CLI_TRANSPORT] --now: cancel -> canceled ${dt} ms"
 	if got_term "$RUN"; then not_ok "$(t 'the job never saw SIGTERM')" "$("$PILOT" logs "$RUN" | tail -n 3)"; else
 		ok "$(t 'the job never saw SIGTERM')"; fi
-	if [ "$dt" -lt 3000 ]; then ok "$(t "canceled in ${dt} ms")"; else not_ok "$(t 'canceled fast')" "${dt} ms"; fi
+	if [ "$dt" -lt 10000 ]; then ok "$(t "canceled in ${dt} ms")"; else not_ok "$(t 'canceled fast')" "${dt} ms"; fi
 	equals "$(t 'the events say SIGKILL at once')" "$(finished_msg "$RUN")" \
 		"attempt 1 canceled: killed with SIGKILL at once, no grace"
 
@@ -94,13 +96,15 @@ grace_cases() {
 	dt=$(($(now_ms) - t0))
 	echo "# [$CLI_TRANSPORT] exits on SIGTERM: cancel -> canceled ${dt} ms"
 	check "$(t 'it got SIGTERM')" got_term "$RUN"
-	if [ "$dt" -lt 3000 ]; then ok "$(t "canceled in ${dt} ms, not after the grace")"; else
+	if [ "$dt" -lt 8000 ]; then ok "$(t "canceled in ${dt} ms, not after the grace")"; else
 		not_ok "$(t 'canceled fast')" "${dt} ms"; fi
 	equals "$(t 'canceled (canceled), not failed')" "$(run_field "$RUN" 'j["state"] + " " + j["reason"]')" \
 		"canceled canceled"
 	equals "$(t 'the events say it exited after SIGTERM')" "$(finished_msg "$RUN")" \
 		"attempt 1 canceled: sent SIGTERM, exited 3"
-	contains "$(t 'its last line is in the log')" "$("$PILOT" logs "$RUN" | tail -n 1)" "TERM "
+	# The shell's own "Terminated" note for the sleep that SIGTERM killed comes on
+	# stderr, in either order with the job's stdout: it is not the job's line.
+	contains "$(t 'its last line is in the log')" "$("$PILOT" logs "$RUN" | grep -vx Terminated | tail -n 1)" "TERM "
 
 	# A plain cancel (the agent's 20s) hurried by --now.
 	submit_started "$CLI_DIR/stubborn"
@@ -114,7 +118,7 @@ grace_cases() {
 	wait_state "$RUN" canceled
 	dt=$(($(now_ms) - t0))
 	echo "# [$CLI_TRANSPORT] plain cancel, then --now: --now -> canceled ${dt} ms"
-	if [ "$dt" -lt 3000 ]; then ok "$(t "killed ${dt} ms after --now")"; else not_ok "$(t 'killed soon after --now')" "${dt} ms"; fi
+	if [ "$dt" -lt 10000 ]; then ok "$(t "killed ${dt} ms after --now")"; else not_ok "$(t 'killed soon after --now')" "${dt} ms"; fi
 	contains "$(t 'the hurry is an event')" \
 		"$(run_field "$RUN" '[e["message"] for e in j["events"] if e["type"] == "cancel_hurried"][0]')" \
 		"(now: no grace)"
@@ -128,7 +132,7 @@ grace_cases() {
 	wait_state "$RUN" canceled
 	gap=$(term_to_kill_ms "$RUN")
 	echo "# [$CLI_TRANSPORT] --all --grace 1s: SIGTERM -> SIGKILL ${gap} ms"
-	if between "$gap" 700 1600; then ok "$(t "SIGKILL ~1s after SIGTERM ($gap ms)")"; else
+	if between "$gap" 500 1900; then ok "$(t "SIGKILL ~1s after SIGTERM ($gap ms)")"; else
 		not_ok "$(t 'SIGKILL ~1s after SIGTERM')" "$gap ms"; fi
 
 	# Usage errors: nothing is canceled.
