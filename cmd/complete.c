@@ -7,7 +7,7 @@
 #include "pilot.h"
 
 static const char *const global_long[] = {
-	"--server", "--profile", "--config", "--verbose", "--quiet", "--no-color", "--version", "--help",
+	"--server", "--local", "--profile", "--config", "--verbose", "--quiet", "--no-color", "--version", "--help",
 };
 
 static bool global_takes_value(const char *w)

@@ -5,6 +5,7 @@
  * with backoff, and reading resumes at the byte offset already written: the bytes
  * come out exactly once, in order. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,12 +51,88 @@ void retry_ok(struct pilot_ctx *ctx, struct retry_state *rs)
 	rs->failures = 0;
 }
 
+/* ---- why a run stays queued ---- */
+
+void queued_note_init(struct queued_note *qn)
+{
+	const char *env = getenv("PILOT_QUEUED_NOTE");
+	int64_t after = QUEUED_NOTE_MS;
+	if (env && *env && (pilot_parse_duration(env, &after) < 0 || after < 0))
+		after = QUEUED_NOTE_MS;
+	qn->at = pilot_mono_ms() + after;
+	qn->said[0] = '\0';
+}
+
+int64_t queued_note_wait(const struct queued_note *qn, int64_t wait_ms)
+{
+	int64_t left = qn->at - pilot_mono_ms();
+	if (left < 0)
+		return wait_ms;
+	return left < wait_ms ? left + 1 : wait_ms;
+}
+
+/* "k=v,k=v" of a label list. */
+static void kvs_text(const struct pilot_kvs *kv, struct pilot_buf *b)
+{
+	for (size_t i = 0; i < kv->n; i++)
+		pilot_buf_printf(b, "%s%s=%s", i ? "," : "", kv->items[i].key, kv->items[i].value);
+}
+
+void queued_note(struct pilot_ctx *ctx, struct pilot_api *api, const char *run_id, struct queued_note *qn)
+{
+	if (pilot_mono_ms() < qn->at)
+		return;
+	struct pilot_run run = { 0 };
+	struct pilot_agent_list l = { 0 };
+	if (pilot_api_get_run(api, run_id, &run) < 0 || run.state != PILOT_RUN_QUEUED ||
+	    pilot_api_list_agents(api, &l) < 0) {
+		pilot_error_clear();
+		pilot_run_clear(&run);
+		return;
+	}
+	size_t live = 0, match = 0, idle = 0, shown = 0;
+	_cleanup_buf_ struct pilot_buf others = PILOT_BUF_INIT, req = PILOT_BUF_INIT, msg = PILOT_BUF_INIT;
+	for (size_t i = 0; i < l.n; i++) {
+		const struct pilot_agent_info *a = &l.items[i];
+		if (a->state == PILOT_AGENT_GONE || a->state == PILOT_AGENT_LOST)
+			continue;
+		live++;
+		if (pilot_kvs_satisfies(&a->labels, &run.requires)) {
+			match++;
+			idle += a->state == PILOT_AGENT_IDLE;
+		} else if (shown++ < 5) {
+			pilot_buf_printf(&others, "%s%s (", shown > 1 ? ", " : "", a->name);
+			kvs_text(&a->labels, &others);
+			pilot_buf_putc(&others, ')');
+		}
+	}
+	kvs_text(&run.requires, &req);
+	pilot_buf_putc(&others, '\0');
+	pilot_buf_putc(&req, '\0');
+	if (!live)
+		pilot_buf_printf(&msg, "run %s is queued: no agent is connected to take it (start one with 'pilot agent')",
+				 run.id);
+	else if (!match)
+		pilot_buf_printf(&msg, "run %s is queued: no connected agent matches requires %s (%zu agent%s: %s%s)",
+				 run.id, req.data, live, live == 1 ? "" : "s", others.data, shown > 5 ? ", ..." : "");
+	else if (!idle)
+		pilot_buf_printf(&msg, "run %s is queued: the %zu agent%s that can take it %s busy", run.id, match,
+				 match == 1 ? "" : "s", match == 1 ? "is" : "are");
+	/* Said once, and again only when the reason changes. */
+	if (msg.len && strncmp(msg.data, qn->said, sizeof(qn->said) - 1)) {
+		cmd_notef(ctx, "%s", msg.data);
+		snprintf(qn->said, sizeof(qn->said), "%s", msg.data);
+	}
+	pilot_agent_list_clear(&l);
+	pilot_run_clear(&run);
+}
+
 /* Wait (a long-poll on the run's events) until something happens to the run. */
-static int wait_event(struct pilot_api *api, const char *run_id, int64_t *cursor)
+static int wait_event(struct pilot_api *api, const char *run_id, int64_t *cursor, int64_t wait_ms)
 {
 	struct pilot_event_filter f = { .run = run_id, .after_seq = *cursor, .limit = 1000 };
 	struct pilot_event_list ev = { 0 };
-	int r = pilot_api_list_events(api, &f, LONG_POLL_MS, &ev);
+	int r = pilot_api_list_events(api, &f, wait_ms, &ev);
 	if (r < 0)
 		return r;
 	*cursor = ev.last_seq;
@@ -70,13 +147,16 @@ int follow_logs(struct pilot_ctx *ctx, struct pilot_api *api, const char *run_id
 	int64_t offset = opts->offset;
 	int64_t ev_cursor = 0;
 	struct retry_state rs = { 0 };
+	struct queued_note qn;
+	queued_note_init(&qn);
 	int result = 0;
 	for (;;) {
 		struct pilot_log_request q = {
 			.run = run_id,
 			.attempt = attempt,
 			.offset = offset,
-			.wait_ms = opts->follow ? LONG_POLL_MS : 0,
+			/* Before its first attempt, back in time to say why it waits. */
+			.wait_ms = !opts->follow ? 0 : attempt ? LONG_POLL_MS : queued_note_wait(&qn, LONG_POLL_MS),
 		};
 		struct pilot_log_chunk c = { 0 };
 		int r = pilot_api_read_logs(api, &q, &c);
@@ -119,10 +199,12 @@ int follow_logs(struct pilot_ctx *ctx, struct pilot_api *api, const char *run_id
 		}
 		if ((complete || read_attempt == 0) && terminal)
 			break;
+		if (read_attempt == 0)
+			queued_note(ctx, api, run_id, &qn);
 		if (complete) {
 			/* Ended, but the run goes on (a retry backoff, a lost attempt requeued):
 			 * wait for its next event rather than read the finished log again. */
-			if ((r = wait_event(api, run_id, &ev_cursor)) < 0) {
+			if ((r = wait_event(api, run_id, &ev_cursor, LONG_POLL_MS)) < 0) {
 				if (should_retry(ctx, &rs, r))
 					continue;
 				result = r;
@@ -140,6 +222,8 @@ int wait_run(struct pilot_ctx *ctx, struct pilot_api *api, const char *run_id, i
 {
 	int64_t cursor = after_seq;
 	struct retry_state rs = { 0 };
+	struct queued_note qn;
+	queued_note_init(&qn);
 	for (;;) {
 		struct pilot_run run = { 0 };
 		int r = pilot_api_get_run(api, run_id, &run);
@@ -149,11 +233,14 @@ int wait_run(struct pilot_ctx *ctx, struct pilot_api *api, const char *run_id, i
 			return r;
 		}
 		bool terminal = pilot_run_state_terminal(run.state);
+		if (run.state == PILOT_RUN_QUEUED)
+			queued_note(ctx, api, run.id, &qn);
+		int64_t wait = terminal ? 0 : run.state == PILOT_RUN_QUEUED ? queued_note_wait(&qn, LONG_POLL_MS) : LONG_POLL_MS;
 		/* Events first, so that a caller printing them sees the last one too. */
 		for (;;) {
 			struct pilot_event_filter f = { .run = run.id, .after_seq = cursor, .limit = 1000 };
 			struct pilot_event_list ev = { 0 };
-			r = pilot_api_list_events(api, &f, terminal ? 0 : LONG_POLL_MS, &ev);
+			r = pilot_api_list_events(api, &f, wait, &ev);
 			if (r < 0)
 				break;
 			for (size_t i = 0; i < ev.n && on_event; i++)

@@ -10,8 +10,6 @@ struct opts {
 	bool follow;
 	int64_t attempt;
 	const char *tail;
-	int64_t since;
-	bool timestamps;
 };
 
 static const struct pilot_opt options[] = {
@@ -20,10 +18,6 @@ static const struct pilot_opt options[] = {
 	{ OPT_INT, 'a', "attempt", "N", "the log of attempt N (default: the latest)", offsetof(struct opts, attempt),
 	  NULL },
 	{ OPT_STRING, 'n', "tail", "N", "only the last N lines ('all' = everything)", offsetof(struct opts, tail), NULL },
-	{ OPT_DURATION, 0, "since", "DUR", "not supported yet (log times are not stored)", offsetof(struct opts, since),
-	  NULL },
-	{ OPT_FLAG, 't', "timestamps", NULL, "not supported yet (log times are not stored)",
-	  offsetof(struct opts, timestamps), NULL },
 	OPT_END_ROW,
 };
 
@@ -34,13 +28,6 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	int64_t tail = -1;
 	(void)argc;
 
-	if (o->since || o->timestamps) {
-		/* The store keeps log bytes by offset, not by time: printing a time we do not
-		 * know would be a guess dressed up as a fact. */
-		cmd_errorf(ctx, "%s is not supported yet: pilot does not record when log bytes were written",
-			   o->since ? "--since" : "--timestamps");
-		return EXIT_FAIL;
-	}
 	if (o->attempt < 0)
 		return cmd_usage_error(ctx, self, "--attempt must be 1 or more");
 	if (o->tail && strcmp(o->tail, "all") && pilot_parse_int64(o->tail, 0, INT64_MAX, &tail) < 0)

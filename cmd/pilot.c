@@ -11,8 +11,8 @@
 #include "pilot/config.h"
 
 static const char global_usage[] =
-	"usage: pilot [--server URL] [--profile NAME] [--config FILE] [-v|--verbose]... [-q|--quiet]\n"
-	"             [--no-color] [--version] [-h|--help] COMMAND [ARGS]\n";
+	"usage: pilot [--server URL | --local] [--profile NAME] [--config FILE] [-v|--verbose]...\n"
+	"             [-q|--quiet] [--no-color] [--version] [-h|--help] COMMAND [ARGS]\n";
 
 static void log_to_stderr(enum pilot_log_level level, const char *msg, void *userdata)
 {
@@ -101,7 +101,11 @@ void pilot_list_commands(FILE *out)
 	fputs("\nRun a project directory as a batch job, here or on a fleet of agents.\n\ncommands:\n", out);
 	for (size_t i = 0; i < pilot_commands_count; i++) {
 		const struct pilot_cmd *c = pilot_commands[i];
-		if (!(c->flags & CMD_HIDDEN))
+		if (c->flags & CMD_HIDDEN)
+			continue;
+		if (c->alias)
+			fprintf(out, "  %-12s %s (alias: %s)\n", c->name, c->summary, c->alias);
+		else
 			fprintf(out, "  %-12s %s\n", c->name, c->summary);
 	}
 	fputs("\nSee 'pilot help COMMAND' or 'man pilot-COMMAND' for a command's options.\n", out);
@@ -151,7 +155,7 @@ static int unknown_command(const char *name, char **argv)
 			if (pilot_edit_distance(name, names[i]) == d)
 				fprintf(stderr, "\t%s\n", names[i]);
 	}
-	return EXIT_FAIL;
+	return EXIT_USAGE;
 }
 
 static bool want_color(int fd, bool no_color_flag)
@@ -205,7 +209,7 @@ static int run_command(struct pilot_ctx *ctx, const struct pilot_cmd *cmd, int a
 int main(int argc, char **argv)
 {
 	struct pilot_ctx ctx = { 0 };
-	bool no_color = false;
+	bool no_color = false, local = false;
 	int i;
 
 	/* A closed pipe shows up as EPIPE on write and the command stops quietly; a
@@ -225,6 +229,8 @@ int main(int argc, char **argv)
 			slot = &ctx.config_flag;
 		else if (!strncmp(a, "--server=", 9))
 			ctx.server_flag = a + 9;
+		else if (!strcmp(a, "--local"))
+			local = true;
 		else if (!strncmp(a, "--profile=", 10))
 			ctx.profile_flag = a + 10;
 		else if (!strncmp(a, "--config=", 9))
@@ -255,6 +261,14 @@ int main(int argc, char **argv)
 		}
 	}
 
+	if (local && ctx.server_flag) {
+		fprintf(stderr, "pilot: --server and --local together: choose one\n%s", global_usage);
+		return EXIT_USAGE;
+	}
+	/* The local store even when a server is configured: an empty server beats the
+	 * profile's, as a flag does. */
+	if (local)
+		ctx.server_flag = "";
 	ctx.stdout_tty = isatty(STDOUT_FILENO);
 	ctx.stderr_tty = isatty(STDERR_FILENO);
 	ctx.stdin_tty = isatty(STDIN_FILENO);

@@ -174,11 +174,18 @@ static int execute(struct pilot_ctx *ctx, const struct opts *o, struct pilot_api
 	} else if (res.outcome != PILOT_EXEC_REPORTED) {
 		cmd_errorf(ctx, "run %s: the result could not be recorded", run_id);
 		status = EXIT_PILOT;
+	} else if (res.finish.reason == PILOT_REASON_TIMEOUT) {
+		cmd_errorf(ctx, "run %s: %s", run_id, res.message);
 	} else if (foreground && ctx->verbose) {
 		cmd_notef(ctx, "run %s %s", run_id, res.finish.state == PILOT_ATTEMPT_SUCCEEDED ? "succeeded" : "ended");
 	}
 	pilot_job_control_free(ctl);
 	pilot_claim_clear(&claim);
+	/* This process was the run's only agent: it goes with the run rather than linger
+	 * as a lost agent in 'pilot agents' (another pilot run of this host that is still
+	 * running stays busy through its own lease). */
+	if (pilot_api_agent_leave(api, agent) < 0)
+		pilot_error_clear();
 	return status;
 }
 

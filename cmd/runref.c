@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "runs.h"
+#include "pilot/config.h"
 #include "pilot/term.h"
 
 static const char b32[] = "0123456789abcdefghjkmnpqrstvwxyz";
@@ -67,6 +68,16 @@ static void list_candidates(struct pilot_api *api, const char *ref)
 int runref_fail(struct pilot_ctx *ctx, struct pilot_api *api, const char *ref, int status)
 {
 	int code = pilot_error_code();
+	if (code == PILOT_ENOTFOUND && ref) {
+		/* After 'pilot login' the commands ask the server, while 'pilot run' keeps
+		 * recording on this machine: say where we looked and where else to look. */
+		const char *server = ctx->config ? pilot_config_get(ctx->config, "server", NULL) : NULL;
+		cmd_fail(ctx, status);
+		if (server && *server)
+			fprintf(stderr, "pilot: hint: this asked the server '%s'; runs made with 'pilot run' are in "
+					"this machine's local store: pilot --local %s %s\n", server, ctx->cmd_name, ref);
+		return status;
+	}
 	if (code != PILOT_EAMBIGUOUS || !ref)
 		return cmd_fail(ctx, status);
 	cmd_errorf(ctx, "run prefix '%s' is ambiguous; it matches:", ref);

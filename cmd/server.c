@@ -97,9 +97,14 @@ static int serve(struct pilot_ctx *ctx, struct pilot_server_options *so)
 	if (pilot_server_start(so, &srv) < 0)
 		return cmd_fail(ctx, EXIT_FAIL);
 	_cleanup_free_ char *def = so->data_dir ? NULL : pilot_server_default_data_dir();
-	cmd_notef(ctx, "listening on %s (data in %s)", pilot_server_url(srv), so->data_dir ? so->data_dir : def);
+	const char *url = pilot_server_url(srv);
+	cmd_notef(ctx, "listening on %s (data in %s)", url, so->data_dir ? so->data_dir : def);
+	/* The default serves this machine only: say how to serve agents elsewhere. */
+	if (strstr(url, "://127.") || strstr(url, "://localhost") || strstr(url, "://[::1]"))
+		cmd_notef(ctx, "only this machine can reach it; to serve agents and users elsewhere: "
+			       "pilot server --listen 0.0.0.0:8421");
 	/* The URL on stdout lets a script that asked for port 0 find the server. */
-	printf("%s\n", pilot_server_url(srv));
+	printf("%s\n", url);
 	fflush(stdout);
 	int sig = 0;
 	for (;;) {

@@ -1,7 +1,10 @@
 /* pilot token create|list|revoke: manage the server's API tokens, through the server's
  * API (needs an admin token) or, with --data DIR, directly on a server's data directory
- * (for the first tokens, or when the server is down). */
+ * (for the first tokens, or when the server is down). With no server configured and no
+ * --data, the default server data directory of this machine is used when there is one:
+ * right after 'pilot server init' on the server's machine. */
 #include <string.h>
+#include <sys/stat.h>
 
 #include "pilot.h"
 #include "pilot/api.h"
@@ -14,6 +17,7 @@ struct opts {
 	const char *name;
 	int64_t expires;
 	const char *data;
+	const char *output;
 };
 
 static const struct pilot_opt options[] = {
@@ -25,6 +29,8 @@ static const struct pilot_opt options[] = {
 	  offsetof(struct opts, expires), NULL },
 	{ OPT_STRING, 'd', "data", "DIR", "work on this server data directory instead of through the server",
 	  offsetof(struct opts, data), "dir" },
+	{ OPT_STRING, 'o', "output", "FILE", "create: write the token to FILE (mode 0600) instead of stdout",
+	  offsetof(struct opts, output), "file" },
 	OPT_END_ROW,
 };
 
@@ -36,15 +42,20 @@ struct target {
 
 static int open_target(struct pilot_ctx *ctx, struct opts *o, struct target *t)
 {
-	if (o->data) {
-		struct pilot_local_options lo = { .no_auto_reap = true, .quick_check = -1 };
+	struct pilot_local_options lo = { .no_auto_reap = true, .quick_check = -1 };
+	if (o->data)
 		return pilot_store_open(o->data, &lo, &t->st);
-	}
 	const char *server = pilot_config_get(ctx->config, "server", NULL);
-	if (!server || !*server)
+	if (server && *server)
+		return pilot_api_open_from_config(ctx->config, &t->api);
+	_cleanup_free_ char *def = pilot_server_default_data_dir();
+	_cleanup_free_ char *db = pilot_path_join(def, "pilot.db");
+	struct stat st;
+	if (stat(db, &st) < 0)
 		return pilot_error_set(PILOT_EINVALID, "no server configured: log in with 'pilot login --server URL', or "
 						       "pass --data DIR to work on a server's data directory");
-	return pilot_api_open_from_config(ctx->config, &t->api);
+	cmd_notef(ctx, "no server configured: using this machine's server data directory '%s'", def);
+	return pilot_store_open(def, &lo, &t->st);
 }
 
 static void close_target(struct target *t)
@@ -89,17 +100,29 @@ static int do_create(struct pilot_ctx *ctx, struct opts *o, struct target *t)
 			return cmd_fail(ctx, EXIT_FAIL);
 		secret = remote;
 	}
-	if (ctx->stdout_tty)
-		printf("Token '%s' (%s), scopes: %s. It is shown only this once:\n\n    %s\n\n", rec.name, rec.id, rec.scopes,
-		       secret);
-	else
-		printf("%s\n", secret);
-	cmd_notef(ctx, "created token '%s' (%s)", rec.name, rec.id);
+	int status = EXIT_OK;
+	if (o->output) {
+		/* 0600 whatever the umask: pilot agent --token-file refuses anything looser. */
+		_cleanup_free_ char *line = pilot_xasprintf("%s\n", secret);
+		if (pilot_write_file_atomic(o->output, line, strlen(line), 0600) < 0)
+			status = cmd_fail(ctx, EXIT_FAIL);
+		else
+			cmd_notef(ctx, "created token '%s' (%s), scopes %s, written to '%s' (mode 0600)", rec.name, rec.id,
+				  rec.scopes, o->output);
+		explicit_bzero(line, strlen(line));
+	} else {
+		if (ctx->stdout_tty)
+			printf("Token '%s' (%s), scopes: %s. It is shown only this once:\n\n    %s\n\n", rec.name, rec.id,
+			       rec.scopes, secret);
+		else
+			printf("%s\n", secret);
+		cmd_notef(ctx, "created token '%s' (%s)", rec.name, rec.id);
+	}
 	explicit_bzero(local, sizeof(local));
 	if (remote)
 		explicit_bzero(remote, strlen(remote));
 	pilot_token_record_clear(&rec);
-	return EXIT_OK;
+	return status;
 }
 
 static int do_list(struct pilot_ctx *ctx, struct target *t)
@@ -151,8 +174,8 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 		return cmd_usage_error(ctx, self, "'%s' takes no arguments", verb);
 	if (revoke && argc != 2)
 		return cmd_usage_error(ctx, self, "'revoke' takes one ID or NAME");
-	if (!create && (o->scope || o->name || o->expires))
-		return cmd_usage_error(ctx, self, "--scope, --name and --expires go with 'create'");
+	if (!create && (o->scope || o->name || o->expires || o->output))
+		return cmd_usage_error(ctx, self, "--scope, --name, --expires and --output go with 'create'");
 	struct target t = { 0 };
 	if (open_target(ctx, o, &t) < 0) {
 		close_target(&t);
@@ -169,8 +192,10 @@ const struct pilot_cmd cmd_token = {
 	.args = "create | list | revoke ID",
 	.description =
 		"Works through the configured server (which needs an admin token), or with --data DIR\n"
-		"directly on a server's data directory. A new token is printed once: alone on stdout\n"
-		"when stdout is not a terminal. The server stores only its sha256.",
+		"directly on a server's data directory; with neither, on this machine's default server\n"
+		"data directory when there is one. A new token is printed once: alone on stdout when\n"
+		"stdout is not a terminal, or written to --output FILE with mode 0600. The server\n"
+		"stores only its sha256.",
 	.opts = options,
 	.opts_size = sizeof(struct opts),
 	.min_args = 1,

@@ -16,7 +16,7 @@ struct opts {
 static const struct pilot_opt options[] = {
 	{ OPT_STRING, 'o', "output", "FORMAT", "text (default) or json: the spec's normal form",
 	  offsetof(struct opts, output), "text json" },
-	{ OPT_LIST, 0, "param", "NAME=VALUE", "override a param's default (repeatable)",
+	{ OPT_LIST, 'p', "param", "K=V", "override a param's default (repeatable)",
 	  offsetof(struct opts, params), NULL },
 	OPT_END_ROW,
 };

@@ -14,10 +14,8 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	(void)argv;
 	const char *server = pilot_config_get(ctx->config, "server", NULL);
 	if (!server || !*server) {
-		const char *user = getenv("USER");
-		char host[256] = "localhost";
-		gethostname(host, sizeof(host) - 1);
-		printf("%s@%s (local, no server configured)\n", user && *user ? user : "unknown", host);
+		_cleanup_free_ char *me = pilot_local_identity();
+		printf("%s (local, no server configured)\n", me);
 		return EXIT_OK;
 	}
 	struct pilot_api *api = NULL;

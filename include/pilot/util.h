@@ -148,6 +148,9 @@ int pilot_write_all(int fd, const void *p, size_t n);
 /* $XDG_DATA_HOME/pilot or ~/.local/share/pilot; $XDG_CONFIG_HOME/pilot or ~/.config/pilot. */
 char *pilot_data_home(void);
 char *pilot_config_home(void);
+/* "user@host" for this process: $USER, else the password database's name of the
+ * effective uid, else "uid-N"; the host name up to its first dot. */
+char *pilot_local_identity(void);
 /* Join two path parts with exactly one '/'. */
 char *pilot_path_join(const char *a, const char *b);
 

@@ -368,20 +368,6 @@ static void effective_options(const struct pilot_local_options *in, struct pilot
 	o->actor = NULL;
 }
 
-static char *default_actor(void)
-{
-	const char *u = getenv("USER");
-	char host[256] = "";
-	if (gethostname(host, sizeof(host) - 1) < 0)
-		host[0] = '\0';
-	char *dot = strchr(host, '.');
-	if (dot)
-		*dot = '\0';
-	if (!u || !*u)
-		u = "unknown";
-	return host[0] ? pilot_xasprintf("%s@%s", u, host) : pilot_xstrdup(u);
-}
-
 /* ---- open ---- */
 
 static int get_user_version(struct pilot_store *st, int *v)
@@ -526,7 +512,7 @@ int pilot_store_open(const char *dir, const struct pilot_local_options *opts, st
 	st->dir = pilot_xstrdup(dir);
 	st->db_path = pilot_path_join(dir, "pilot.db");
 	effective_options(opts, &st->opt);
-	st->actor = opts && opts->actor ? pilot_xstrdup(opts->actor) : default_actor();
+	st->actor = opts && opts->actor ? pilot_xstrdup(opts->actor) : pilot_local_identity();
 	st->opt.actor = st->actor;
 	st->opened_ms = pilot_now_ms();
 

@@ -168,6 +168,25 @@ char *pilot_config_home(void)
 	return xdg_dir("XDG_CONFIG_HOME", ".config");
 }
 
+char *pilot_local_identity(void)
+{
+	const char *u = getenv("USER");
+	_cleanup_free_ char *from_uid = NULL;
+	if (!u || !*u) {
+		struct passwd *pw = getpwuid(geteuid());
+		from_uid = pw && pw->pw_name && *pw->pw_name ? pilot_xstrdup(pw->pw_name)
+							      : pilot_xasprintf("uid-%u", (unsigned)geteuid());
+		u = from_uid;
+	}
+	char host[256] = "";
+	if (gethostname(host, sizeof(host) - 1) < 0)
+		host[0] = '\0';
+	char *dot = strchr(host, '.');
+	if (dot)
+		*dot = '\0';
+	return host[0] ? pilot_xasprintf("%s@%s", u, host) : pilot_xstrdup(u);
+}
+
 char *pilot_path_join(const char *a, const char *b)
 {
 	size_t la = strlen(a);

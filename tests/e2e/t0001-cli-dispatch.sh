@@ -8,9 +8,9 @@ contains "help lists commands with summaries" "$OUT" "version      print pilot's
 expect_status 0 "bare pilot prints the command list" "$PILOT"
 contains "bare pilot shows usage" "$OUT" "usage: pilot"
 
-expect_status 1 "unknown command exits 1" "$PILOT" sumbit
+expect_status 2 "an unknown command is a usage error (exit 2)" "$PILOT" sumbit
 contains "unknown command message" "$ERR" "pilot: 'sumbit' is not a pilot command. See 'pilot --help'."
-expect_status 1 "a near miss is suggested" "$PILOT" confg
+expect_status 2 "a near miss is suggested" "$PILOT" confg
 contains "suggestion names the command" "$ERR" "config"
 
 mkdir -p "$T_TMP/bin"

@@ -4,7 +4,7 @@
 # 413 before the body), /metrics accepted by promtool, the access log, a clean stop.
 . "$SRCDIR/tests/e2e/lib.sh"
 command -v curl >/dev/null || skip_all "curl is not installed"
-plan 77
+plan 81
 
 DATA="$T_TMP/data"
 SRV_PID=
@@ -175,9 +175,13 @@ contains "runs by state" "$BODY" 'pilot_runs{state="queued"} 1'
 contains "the claim latency histogram" "$BODY" 'pilot_claim_latency_seconds_bucket{le="+Inf"}'
 
 # ---- logout ----
-expect_status 0 "logout" "$PILOT" logout
-expect_status 1 "whoami after logout: 401" "$PILOT" whoami
+expect_status 0 "logout --keep-server" "$PILOT" logout --keep-server
+expect_status 1 "whoami after logout --keep-server: 401" "$PILOT" whoami
 contains "with the hint" "$ERR" "pilot login"
+expect_status 0 "logout" "$PILOT" logout
+contains "says pilot works locally again" "$ERR" "commands use this machine's local store again"
+expect_status 0 "whoami after logout: the local store" "$PILOT" whoami
+contains "says so" "$OUT" "no server configured"
 
 # ---- stop, access log, check ----
 if srv_stop; then ok "SIGTERM: exit 0"; else not_ok "SIGTERM: exit 0" "$(tail -5 "$T_TMP/server.log")"; fi

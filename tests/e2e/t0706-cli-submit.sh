@@ -2,8 +2,8 @@
 # pilot submit over both transports: what goes to stdout (only the id without a
 # terminal; a friendly line on one), --param/--env/--name/--priority/--requires, the
 # spec's ignore list, secrets from the environment (and redacted from the log), the
-# bundle uploaded once, --idempotency-key, max_bundle_size, --follow of a queued run,
-# and the mistakes: unknown params, bad names and values, a missing project.
+# bundle uploaded once, --idempotency-key, max_bundle_size, --follow and --wait of a
+# queued run (which say why it is still queued), and the mistakes: unknown params, bad names and values, a missing project.
 . "$SRCDIR/tests/e2e/lib.sh"
 . "$SRCDIR/tests/e2e/lib-cli.sh"
 
@@ -91,15 +91,30 @@ command: echo "key=$API_KEY"'
 	contains "$(t 'is refused before upload')" "$ERR" "cannot pack"
 	rm -f "$p/blob.bin"
 
-	# --follow of a run that waits for an agent.
+	# --follow of a run that waits for an agent: after a while (PILOT_QUEUED_NOTE) it
+	# says why the run is still queued.
 	stop_agent
-	timeout 120 "$PILOT" submit -f -p lr=7 "$p" >"$CLI_DIR/f.out" 2>"$CLI_DIR/f.err" &
+	PILOT_QUEUED_NOTE=1s timeout 120 "$PILOT" submit -f -p lr=7 "$p" >"$CLI_DIR/f.out" 2>"$CLI_DIR/f.err" &
 	local fpid=$! st=0
-	wait_for grep -q "pilot: run r" "$CLI_DIR/f.err"
+	wait_for grep -q "is queued" "$CLI_DIR/f.err"
+	contains "$(t 'submit -f says no agent is connected')" "$(cat "$CLI_DIR/f.err")" \
+		"is queued: no agent is connected to take it (start one with 'pilot agent')"
 	start_agent
 	wait "$fpid" || st=$?
 	equals "$(t 'submit -f waits for the agent, then exits 0')" "$st" 0
 	contains "$(t 'with the log on stdout')" "$(cat "$CLI_DIR/f.out")" "lr=7"
+
+	# An agent is there, but its labels do not match the run's requires.
+	PILOT_QUEUED_NOTE=1s timeout 120 "$PILOT" submit --wait --requires gpu=a100 "$p" >"$CLI_DIR/w.out" \
+		2>"$CLI_DIR/w.err" &
+	fpid=$!
+	wait_for grep -q "is queued" "$CLI_DIR/w.err"
+	contains "$(t 'submit --wait names the requires no agent matches')" "$(cat "$CLI_DIR/w.err")" \
+		"is queued: no connected agent matches requires gpu=a100 (1 agent: agent-$CLI_TRANSPORT (runtime=host))"
+	"$PILOT" cancel --all --state queued --yes >/dev/null
+	st=0
+	wait "$fpid" || st=$?
+	equals "$(t 'and exits 130 once canceled')" "$st" 130
 }
 
 for_transports submits
