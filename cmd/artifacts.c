@@ -210,6 +210,12 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	struct pilot_run r = { 0 };
 	if ((st = runref_get(ctx, api, argv[0], &r, EXIT_FAIL)))
 		return st;
+	if (o->attempt > r.attempt_count) {
+		/* As pilot metrics says: an attempt that never was is not an empty list. */
+		cmd_errorf(ctx, "run %s has no attempt %lld", r.id, (long long)o->attempt);
+		pilot_run_clear(&r);
+		return EXIT_FAIL;
+	}
 	struct pilot_artifact_list l = { 0 };
 	if (pilot_api_list_artifacts(api, r.id, (int)o->attempt, &l) < 0) {
 		pilot_run_clear(&r);

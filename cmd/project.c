@@ -162,3 +162,12 @@ int project_secrets(const struct pilot_spec *spec, struct pilot_kvs *out)
 	}
 	return 0;
 }
+
+void project_retry_policy(const struct pilot_spec *spec, struct pilot_retry_policy *out)
+{
+	out->max_attempts = spec->retry.max_attempts;
+	out->on = (spec->retry.on & PILOT_SPEC_RETRY_EXIT_CODE ? PILOT_RETRY_ON_EXIT_CODE : 0) |
+		  (spec->retry.on & PILOT_SPEC_RETRY_TIMEOUT ? PILOT_RETRY_ON_TIMEOUT : 0);
+	out->backoff_ms = spec->retry.backoff_ms;
+	out->max_backoff_ms = spec->retry.max_backoff_ms;
+}

@@ -235,7 +235,9 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	req.priority = spec->priority;
 	req.timeout_ms = spec->timeout_ms;
 	req.hold = true;
-	/* pilot run makes one attempt: a retry policy is for queued runs. */
+	/* pilot run makes one attempt: a retry policy is for queued runs. The rest of the
+	 * spec's policy is recorded as it is, so the run shows what the spec says. */
+	project_retry_policy(spec, &req.retry);
 	req.retry.max_attempts = 1;
 	if (pilot_api_submit(api, &req, &run) < 0)
 		goto fail;

@@ -103,11 +103,7 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	req.env_json = env_json;
 	req.priority = priority >= 0 ? (int)priority : spec->priority;
 	req.timeout_ms = spec->timeout_ms;
-	req.retry.max_attempts = spec->retry.max_attempts;
-	req.retry.on = (spec->retry.on & PILOT_SPEC_RETRY_EXIT_CODE ? PILOT_RETRY_ON_EXIT_CODE : 0) |
-		       (spec->retry.on & PILOT_SPEC_RETRY_TIMEOUT ? PILOT_RETRY_ON_TIMEOUT : 0);
-	req.retry.backoff_ms = spec->retry.backoff_ms;
-	req.retry.max_backoff_ms = spec->retry.max_backoff_ms;
+	project_retry_policy(spec, &req.retry);
 	req.idempotency_key = o->idempotency_key;
 	int r = pilot_api_submit(api, &req, &run);
 	if (r < 0)

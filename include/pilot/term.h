@@ -18,7 +18,8 @@ struct pilot_table;
 struct pilot_table *pilot_table_new(size_t ncols, const char *const *headers);
 void pilot_table_add(struct pilot_table *t, const char *const *cells);
 /* Left-aligned columns separated by two spaces; the last column is not padded.
- * max_width > 0 shrinks the widest column (with a trailing '…') to fit. */
+ * max_width > 0 shrinks the widest column but the first (with a trailing '…') to fit:
+ * the first holds ids, which are never cut. */
 void pilot_table_render(const struct pilot_table *t, int max_width, struct pilot_buf *out);
 size_t pilot_table_rows(const struct pilot_table *t);
 void pilot_table_free(struct pilot_table *t);

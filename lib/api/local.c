@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "pilot/api.h"
+#include "pilot/spec.h"
 #include "pilot/store.h"
 
 struct local_api {
@@ -54,6 +55,15 @@ static int64_t next_interval(int64_t cur)
 
 static int l_submit(struct pilot_api *api, const struct pilot_submit_request *req, struct pilot_run *out)
 {
+	/* Nothing is queued that no agent could start: the spec is decoded as an agent
+	 * will decode it, and a mistake is refused now, naming the field. (The server
+	 * submits through this transport too, so REST clients get the same check.) */
+	if (req->spec_json) {
+		struct pilot_spec *spec = NULL;
+		if (pilot_spec_from_json(req->spec_json, &spec) < 0)
+			return pilot_error_code();
+		pilot_spec_free(spec);
+	}
 	return pilot_store_submit(L(api)->st, req, out);
 }
 

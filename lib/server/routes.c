@@ -288,7 +288,9 @@ static int h_submit(struct req *rq)
 	struct pilot_run run = { 0 };
 	int r = pilot_api_submit(rq->srv->api, &req, &run);
 	pilot_submit_request_clear(&req);
-	if (r == PILOT_ECONFLICT)
+	/* A body that decoded but asks for something invalid (a spec no agent could run, a
+	 * bad name), or an idempotency key reused for another payload: 422. */
+	if (r == PILOT_ECONFLICT || r == PILOT_EINVALID)
 		return R(respond_error_status(rq, MHD_HTTP_UNPROCESSABLE_CONTENT, r, pilot_error_last(), NULL));
 	if (r < 0)
 		return R(respond_last_error(rq));

@@ -3,8 +3,11 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "pilot/server.h"
 #include "pilot/store.h"
@@ -248,6 +251,18 @@ int pilot_server_check(const char *data_dir)
 	struct stat sb;
 	if (stat(dir, &sb) < 0)
 		return pilot_error_errno(PILOT_ENOTFOUND, errno, "cannot open data directory '%s'", dir);
+	/* The data at rest: the lock a running server holds (server.c) is taken for the
+	 * check, so no server is running now and none starts meanwhile. */
+	_cleanup_free_ char *lock = pilot_path_join(dir, "server.lock");
+	_cleanup_close_ int lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lock_fd < 0)
+		return pilot_error_errno(PILOT_EIO, errno, "cannot open '%s'", lock);
+	if (flock(lock_fd, LOCK_EX | LOCK_NB) < 0)
+		return errno == EWOULDBLOCK
+			       ? pilot_error_set(PILOT_EUNAVAILABLE,
+						 "a pilot server is running on '%s': stop it first (check reads the data at rest)",
+						 dir)
+			       : pilot_error_errno(PILOT_EIO, errno, "cannot lock '%s'", lock);
 	struct pilot_local_options lo = { .quick_check = -1, .no_auto_reap = true };
 	struct pilot_store *st = NULL;
 	int r = pilot_store_open(dir, &lo, &st);

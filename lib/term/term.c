@@ -89,10 +89,11 @@ void pilot_table_render(const struct pilot_table *t, int max_width, struct pilot
 		size_t total = 0;
 		for (size_t c = 0; c < t->ncols; c++)
 			total += width[c] + (c ? 2 : 0);
-		/* Shrink the widest column until it fits, but never below 8 columns. */
-		while (total > (size_t)max_width) {
-			size_t wide = 0;
-			for (size_t c = 1; c < t->ncols; c++)
+		/* Shrink the widest column until it fits, but never below 8 columns, and never
+		 * the first: it holds the ids, and a cut id is an ambiguous prefix. */
+		while (total > (size_t)max_width && t->ncols > 1) {
+			size_t wide = 1;
+			for (size_t c = 2; c < t->ncols; c++)
 				if (width[c] > width[wide])
 					wide = c;
 			if (width[wide] <= 8)

@@ -30,7 +30,7 @@ static int submit(struct pilot_api *api, const char *name, const char *key, char
 {
 	struct pilot_submit_request q = {
 		.name = name,
-		.spec_json = "{\"name\":\"e2e\",\"command\":\"true\"}",
+		.spec_json = "{\"name\":\"e2e\",\"command\":[\"true\"]}",
 		.idempotency_key = key,
 		.submitter = "e2e",
 	};

@@ -104,7 +104,7 @@ static void req_init(struct ctx *c, struct pilot_submit_request *q)
 {
 	memset(q, 0, sizeof(*q));
 	q->name = c->name;
-	q->spec_json = "{\"name\":\"ct\",\"command\":\"true\"}";
+	q->spec_json = "{\"name\":\"ct\",\"command\":[\"true\"]}";
 	pilot_kvs_set(&q->requires, "ct", c->tag);
 }
 
@@ -200,7 +200,7 @@ static void t_submit_get(struct ctx *c)
 	CHECK(r.created_ms > 0 && r.attempt_count == 0, "created time set, no attempts");
 	CHECK_RC(pilot_api_get_run(c->api, r.id, &g), 0, "get by full id");
 	CHECK(!strcmp(g.name, c->name), "name kept");
-	CHECK(g.spec_json && !strcmp(g.spec_json, "{\"name\":\"ct\",\"command\":\"true\"}"), "spec kept byte for byte");
+	CHECK(g.spec_json && !strcmp(g.spec_json, "{\"name\":\"ct\",\"command\":[\"true\"]}"), "spec kept byte for byte");
 	CHECK(g.params_json && !strcmp(g.params_json, "{\"lr\":0.1}"), "params kept byte for byte");
 	CHECK(g.env_json && !strcmp(g.env_json, "{\"EPOCHS\":\"5\"}"), "env kept");
 	CHECK(g.priority == 7 && g.timeout_ms == 120000, "priority and timeout kept");
@@ -236,7 +236,14 @@ static void t_submit_invalid(struct ctx *c)
 	q.name = c->name;
 	q.spec_json = "{not json";
 	CHECK_RC(pilot_api_submit(c->api, &q, &r), PILOT_EINVALID, "a spec that is not JSON is refused");
-	q.spec_json = "{}";
+	/* JSON, but not a spec an agent could run: refused now, not failed later. */
+	q.spec_json = "{\"name\":\"ct\",\"command\":\"true\"}";
+	CHECK_RC(pilot_api_submit(c->api, &q, &r), PILOT_EINVALID, "a spec whose command is a string is refused");
+	CHECK(strstr(pilot_error_last(), "command: expected an array") != NULL, "naming the field: %s",
+	      pilot_error_last());
+	q.spec_json = "{\"name\":\"ct\",\"command\":[\"true\"],\"imag\":\"x\"}";
+	CHECK_RC(pilot_api_submit(c->api, &q, &r), PILOT_EINVALID, "a spec with an unknown field is refused");
+	q.spec_json = "{\"name\":\"ct\",\"command\":[\"true\"]}";
 	q.params_json = "[1,2]";
 	CHECK_RC(pilot_api_submit(c->api, &q, &r), PILOT_EINVALID, "params that are not an object are refused");
 	q.params_json = NULL;

@@ -5,7 +5,7 @@
 #   rt_gone     a function: succeeds when no job of this runtime is left running
 #   RT_SELF_KILL (optional) the command of a job that kills itself with SIGKILL
 # Counts: run_cases_plan test points.
-run_cases_plan=23
+run_cases_plan=24
 
 proj() { # proj DIR: a project with the given pilot.yaml body on stdin
 	mkdir -p "$T_TMP/$1"
@@ -41,6 +41,7 @@ run_cases() {
 
 	p=$(proj slow <<<'command: "echo started; sleep 300"')
 	expect_status 124 "$RT: a timeout exits 124" "$PILOT" run --runtime "$RT" --timeout 2s "$p"
+	contains "$RT: and says it timed out" "$ERR" "timed out after 2.0s"
 	contains "$RT: the run failed with reason timeout" "$("$PILOT" list --limit 1)" "timeout"
 	if rt_gone; then ok "$RT: nothing is left running after the timeout"; else not_ok "$RT: nothing is left running after the timeout"; fi
 

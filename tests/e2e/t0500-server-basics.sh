@@ -4,7 +4,7 @@
 # 413 before the body), /metrics accepted by promtool, the access log, a clean stop.
 . "$SRCDIR/tests/e2e/lib.sh"
 command -v curl >/dev/null || skip_all "curl is not installed"
-plan 81
+plan 87
 
 DATA="$T_TMP/data"
 SRV_PID=
@@ -108,7 +108,7 @@ expect_status 2 "an unknown scope is a usage error" "$PILOT" token create --scop
 contains "with a suggestion" "$ERR" "read"
 
 # ---- submit, idempotency, lookups ----
-SUB='{"name":"hello","spec_json":"{\"name\":\"hello\",\"command\":\"true\"}"}'
+SUB='{"name":"hello","spec_json":"{\"name\":\"hello\",\"command\":[\"true\"]}"}'
 http -H "Authorization: Bearer $ALICE" -H 'Idempotency-Key: k1' -H 'Content-Type: application/json' -d "$SUB" "$URL/v1/runs"
 equals "submit: 201" "$CODE" "201"
 RUN=$(sed -n 's/.*"id":"\(r[0-9a-z]*\)".*/\1/p' <<<"$BODY" | head -1)
@@ -117,8 +117,15 @@ http -H "Authorization: Bearer $ALICE" -H 'Idempotency-Key: k1' -H 'Content-Type
 equals "a replay: 200" "$CODE" "200"
 contains "with the same run" "$BODY" "\"id\":\"$RUN\""
 http -H "Authorization: Bearer $ALICE" -H 'Idempotency-Key: k1' -H 'Content-Type: application/json' \
-	-d '{"name":"other","spec_json":"{}"}' "$URL/v1/runs"
+	-d '{"name":"other","spec_json":"{\"name\":\"other\",\"command\":[\"true\"]}"}' "$URL/v1/runs"
 equals "the same key with another payload: 422" "$CODE" "422"
+contains "as a conflict" "$BODY" '"code":"conflict"'
+http -H "Authorization: Bearer $ALICE" -H 'Content-Type: application/json' \
+	-d '{"name":"hello","spec_json":"{\"name\":\"hello\",\"command\":\"true\"}"}' "$URL/v1/runs"
+equals "a spec no agent could run (command a string): 422" "$CODE" "422"
+contains "naming the field" "$BODY" "command: expected an array, not a string"
+http -H "Authorization: Bearer $ALICE" -H 'Content-Type: application/json' -d '{"name":"hello","spec_json":"{}"}' "$URL/v1/runs"
+equals "a spec without a name: 422" "$CODE:$(grep -o '"code":"[a-z_]*"' <<<"$BODY")" '422:"code":"invalid"'
 http -H "Authorization: Bearer $ALICE" "$URL/v1/runs/${RUN:0:12}"
 equals "get by prefix" "$CODE" "200"
 http -H "Authorization: Bearer $ALICE" "$URL/v1/runs/rzzzzzzzz"
@@ -184,6 +191,8 @@ expect_status 0 "whoami after logout: the local store" "$PILOT" whoami
 contains "says so" "$OUT" "no server configured"
 
 # ---- stop, access log, check ----
+expect_status 1 "server check refuses a running server" "$PILOT" server check --data "$DATA"
+contains "saying why" "$ERR" "a pilot server is running on '$DATA': stop it first"
 if srv_stop; then ok "SIGTERM: exit 0"; else not_ok "SIGTERM: exit 0" "$(tail -5 "$T_TMP/server.log")"; fi
 contains "it says it stopped" "$(cat "$T_TMP/server.log")" "stopped"
 contains "a text access log line per request" "$(cat "$T_TMP/server.log")" " GET /healthz 200 "

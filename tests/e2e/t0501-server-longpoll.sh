@@ -41,7 +41,7 @@ json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 submit() {
 	local retry=${2:-null}
 	api POST /v1/runs -H 'Content-Type: application/json' \
-		-d "{\"name\":\"$1\",\"spec_json\":\"{}\",\"requires\":{\"pool\":\"lp\"},\"retry\":$retry}"
+		-d "{\"name\":\"$1\",\"spec_json\":\"{\\\"name\\\":\\\"$1\\\",\\\"command\\\":[\\\"true\\\"]}\",\"requires\":{\"pool\":\"lp\"},\"retry\":$retry}"
 	json 'd["id"]' <<<"$BODY"
 }
 

@@ -43,7 +43,7 @@ submitter() {
 		fi
 		code=$(curl -s -o "$T_TMP/sub.out" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
 			-H "Idempotency-Key: kill9-$i" -H 'Content-Type: application/json' \
-			-d "{\"name\":\"k9\",\"spec_json\":\"{}\",\"bundle_sha256\":$bundle}" "http://$LISTEN/v1/runs") || true
+			-d "{\"name\":\"k9\",\"spec_json\":\"{\\\"name\\\":\\\"k9\\\",\\\"command\\\":[\\\"true\\\"]}\",\"bundle_sha256\":$bundle}" "http://$LISTEN/v1/runs") || true
 		case $code in
 		2??) grep -o '"id":"r[0-9a-z]*"' "$T_TMP/sub.out" | head -1 | cut -d'"' -f4 >>"$T_TMP/acked" ;;
 		*) echo "$i $code" >>"$T_TMP/refused" ;;

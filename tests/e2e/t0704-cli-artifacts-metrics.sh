@@ -67,6 +67,9 @@ retry: {max_attempts: 2, backoff: 100ms}'
 	expect_status 0 "$(t 'metrics -o json')" "$PILOT" metrics -o json "$id"
 	equals "$(t 'the records as stored')" "$(python3 -c 'import json,sys; m=json.load(sys.stdin)["metrics"]; print(len(m), m[0]["attempt"], m[0]["values"])' <<<"$OUT")" "6 2 {'loss': 0.5, 'step': 1}"
 	expect_status 1 "$(t 'metrics of a missing attempt')" "$PILOT" metrics --attempt 9 "$id"
+	contains "$(t 'says so')" "$ERR" "has no attempt 9"
+	expect_status 1 "$(t 'artifacts of a missing attempt: the same')" "$PILOT" artifacts --attempt 9 "$id"
+	contains "$(t 'says so')" "$ERR" "has no attempt 9"
 
 	expect_status 0 "$(t 'show -o json')" "$PILOT" show -o json "$id"
 	equals "$(t 'json: spec, last metrics, every attempt s artifacts, attempts, events')" "$(python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["spec"]["command"][2], j["metrics"], len(j["artifacts"]), len(j["attempts"]), j["events"][0]["type"])' <<<"$OUT")" "sh job.sh {'loss': 0.1, 'step': 5, 'acc': 0.9} 8 2 submitted"
@@ -76,6 +79,8 @@ retry: {max_attempts: 2, backoff: 100ms}'
 
 	expect_status 0 "$(t 'status -o json')" "$PILOT" status -o json
 	equals "$(t 'json: the counts and the transport')" "$(python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["runs"]["succeeded"], j["transport"], j["version"] != "")' <<<"$OUT")" "1 $CLI_TRANSPORT True"
+	equals "$(t 'json: the keys pilot-status(1) documents')" "$(python3 -c 'import json,sys; print(" ".join(sorted(json.load(sys.stdin))))' <<<"$OUT")" \
+		"agents data_dir now_ms oldest_queued_ms runs server transport version"
 	expect_status 0 "$(t 'status -o yaml')" "$PILOT" status -o yaml
 	equals "$(t 'yaml: the same')" "$(python3 -c 'import yaml,sys; j=yaml.safe_load(sys.stdin); print(j["runs"]["succeeded"], j["agents"]["idle"])' <<<"$OUT")" "1 1"
 }

@@ -6,7 +6,7 @@
 RT=host
 RT_IMAGE=
 rt_gone() { ! pgrep -f "sleep 300" >/dev/null; }
-plan $((run_cases_plan + 5))
+plan $((run_cases_plan + 7))
 run_cases
 
 # The choice of runtime: no image means the host, with a notice.
@@ -18,4 +18,9 @@ expect_status 0 "--detach prints the run id" "$PILOT" run -d --runtime host "$p"
 id=$OUT
 for ((i = 0; i < 100; i++)); do "$PILOT" list | grep -q "^$id .*succeeded" && break; sleep 0.1; done
 contains "...and the detached run succeeds" "$("$PILOT" list)" "$id  noimage  succeeded"
+# One attempt, but the rest of the spec's retry policy is recorded as the spec says.
+expect_status 0 "show -o json of a pilot run" "$PILOT" show -o json "$id"
+equals "...its retry policy: one attempt, the spec's backoff" \
+	"$(python3 -c 'import json,sys; r=json.load(sys.stdin)["retry"]; print(r["max_attempts"], r["backoff_ms"], r["max_backoff_ms"])' <<<"$OUT")" \
+	"1 5000 300000"
 done_testing

@@ -31,6 +31,16 @@ static void test_table(void **state)
 			    "r22  x         queued\n");
 	pilot_table_free(t);
 	pilot_table_free(NULL);
+
+	/* The first column holds ids: never cut, even when it is the widest. */
+	t = pilot_table_new(3, h);
+	pilot_table_add(t, (const char *[]){ "r01rr0tnx5c0srt", "train", "succeeded" });
+	pilot_buf_reset(&b);
+	pilot_table_render(t, 24, &b);
+	assert_string_equal(b.data,
+			    "ID               NAME   STATE\n"
+			    "r01rr0tnx5c0srt  train  succeed…\n");
+	pilot_table_free(t);
 }
 
 static void test_sparkline(void **state)
