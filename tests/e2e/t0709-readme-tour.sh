@@ -85,7 +85,9 @@ while IFS= read -r cmd; do
 		SRV_PID=$!
 		# A server prints its URL on stdout once it listens.
 		for i in $(seq 100); do [ -s "$T_TMP/bg.out" ] && break; sleep 0.1; done
-		contains "$cmd" "$(cat "$T_TMP/bg.out")" "127.0.0.1:$PORT" ;;
+		contains "$cmd" "$(cat "$T_TMP/bg.out")" "127.0.0.1:$PORT"
+		contains "  it says only this machine can reach a loopback address, and how to serve others" \
+			"$(cat "$T_TMP/bg.err")" "only this machine can reach it; to serve agents and users elsewhere: pilot server --listen 0.0.0.0:8421" ;;
 	"pilot agent "*)
 		eval "$run >'$T_TMP/agent.out' 2>'$T_TMP/agent.err' &"
 		AGENT_PID=$!
