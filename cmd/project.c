@@ -168,6 +168,7 @@ void project_retry_policy(const struct pilot_spec *spec, struct pilot_retry_poli
 	out->max_attempts = spec->retry.max_attempts;
 	out->on = (spec->retry.on & PILOT_SPEC_RETRY_EXIT_CODE ? PILOT_RETRY_ON_EXIT_CODE : 0) |
 		  (spec->retry.on & PILOT_SPEC_RETRY_TIMEOUT ? PILOT_RETRY_ON_TIMEOUT : 0);
-	out->backoff_ms = spec->retry.backoff_ms;
+	/* The spec's 0 is "retry at once"; a request's 0 would be the default. */
+	out->backoff_ms = spec->retry.backoff_ms ? spec->retry.backoff_ms : PILOT_RETRY_AT_ONCE;
 	out->max_backoff_ms = spec->retry.max_backoff_ms;
 }

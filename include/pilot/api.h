@@ -126,7 +126,10 @@ enum {
 /* max_attempts counts the attempts the user's budget allows (1 = no retry); lost
  * attempts are retried apart from it (up to 3 losses). backoff_ms is the base b:
  * the wait before attempt n+1 is uniform in [0, min(max_backoff_ms, b * 2^(n-1))].
- * Zeros take the defaults: 1 attempt, 5 s, 5 min. */
+ * In a submit request zeros take the defaults (1 attempt, 5 s, 5 min) and a
+ * backoff_ms of PILOT_RETRY_AT_ONCE asks for no wait; a run holds the values in
+ * force, where a backoff_ms of 0 is no wait. */
+#define PILOT_RETRY_AT_ONCE (-1)
 struct pilot_retry_policy {
 	int max_attempts;
 	unsigned on;            /* PILOT_RETRY_ON_* */

@@ -385,7 +385,8 @@ static int validate_submit(struct pilot_store *st, const struct pilot_submit_req
 	if ((r = check_json("spec", req->spec_json, false)) < 0 ||
 	    (r = check_json("params", req->params_json, true)) < 0 || (r = check_json("env", req->env_json, true)) < 0)
 		return r;
-	if (req->retry.max_attempts < 0 || req->retry.max_attempts > 1000 || req->retry.backoff_ms < 0 ||
+	if (req->retry.max_attempts < 0 || req->retry.max_attempts > 1000 ||
+	    (req->retry.backoff_ms < 0 && req->retry.backoff_ms != PILOT_RETRY_AT_ONCE) ||
 	    req->retry.max_backoff_ms < 0 || req->timeout_ms < 0 || req->not_before_ms < 0)
 		return pilot_error_set(PILOT_EINVALID, "invalid submit: negative or out-of-range retry/timeout values");
 	if (req->idempotency_key && (!*req->idempotency_key || strlen(req->idempotency_key) > 255))
@@ -496,8 +497,12 @@ static int insert_run(struct pilot_store *st, const struct pilot_submit_request 
 		bind_int_or_null(s, 12, state == PILOT_RUN_WAITING ? req->not_before_ms : 0);
 		bind_int(s, 13, req->retry.max_attempts > 0 ? req->retry.max_attempts : 1);
 		bind_int(s, 14, req->retry.on);
-		bind_int(s, 15, req->retry.backoff_ms);
-		bind_int(s, 16, req->retry.max_backoff_ms);
+		/* The values in force are stored, so that the run shows them: zeros take the
+		 * store's defaults, and "at once" is a backoff of 0. */
+		bind_int(s, 15, req->retry.backoff_ms == PILOT_RETRY_AT_ONCE ? 0
+				: req->retry.backoff_ms > 0                ? req->retry.backoff_ms
+									   : st->opt.backoff_base_ms);
+		bind_int(s, 16, req->retry.max_backoff_ms > 0 ? req->retry.max_backoff_ms : st->opt.backoff_cap_ms);
 		bind_int(s, 17, req->timeout_ms);
 		bind_text(s, 18, req->idempotency_key);
 		bind_text(s, 19, submitter);
@@ -866,6 +871,9 @@ int pilot_store_retry(struct pilot_store *st, const char *run, const char *actor
 		.retry = old.retry,
 		.timeout_ms = old.timeout_ms,
 	};
+	/* The old run holds the values in force; its 0 is "at once", not "the default". */
+	if (!req.retry.backoff_ms)
+		req.retry.backoff_ms = PILOT_RETRY_AT_ONCE;
 	secrets = kvs_to_text(&old.secrets);
 	if ((r = insert_run(st, &req, actor, id, secrets, nid)) < 0)
 		goto fail;
@@ -894,10 +902,9 @@ fail:
 /* ---- retry policy ---- */
 
 /* base * 2^(n-1), capped, with full jitter: uniform in [0, that]. */
-static int64_t backoff_delay(struct pilot_store *st, const struct run_row *row, int n)
+static int64_t backoff_delay(const struct run_row *row, int n)
 {
-	int64_t base = row->backoff_ms > 0 ? row->backoff_ms : st->opt.backoff_base_ms;
-	int64_t cap = row->max_backoff_ms > 0 ? row->max_backoff_ms : st->opt.backoff_cap_ms;
+	int64_t base = row->backoff_ms, cap = row->max_backoff_ms;
 	int64_t d = base;
 	for (int i = 1; i < n && d < cap; i++)
 		d *= 2;
@@ -923,7 +930,7 @@ int store_after_failure(struct pilot_store *st, const char *run_id, const struct
 		       : reason == PILOT_REASON_TIMEOUT ? PILOT_RETRY_ON_TIMEOUT
 							: 0;
 	bool again = (row->retry_on & bit) && failures < row->retry_max;
-	int64_t delay = again ? backoff_delay(st, row, failures) : 0;
+	int64_t delay = again ? backoff_delay(row, failures) : 0;
 	int64_t not_before = again ? store_now() + delay : 0;
 	sqlite3_stmt *s = db_stmt(st, sql);
 	if (!s)

@@ -1171,6 +1171,47 @@ static void t_retry_policy(struct ctx *c)
 	CHECK(has_event(c, r.id, "retry_scheduled"), "'retry_scheduled' events");
 	pilot_run_clear(&r);
 
+	/* No backoff asked (PILOT_RETRY_AT_ONCE, pilot.yaml's backoff: 0): the next attempt
+	 * may start at once; a request's zeros take the defaults, which the run shows. */
+	req_init(c, &q);
+	q.retry.max_attempts = 2;
+	q.retry.on = PILOT_RETRY_ON_EXIT_CODE;
+	q.retry.backoff_ms = PILOT_RETRY_AT_ONCE;
+	CHECK_RC(pilot_api_submit(c->api, &q, &r), 0, "a policy with no backoff");
+	pilot_submit_request_clear(&q);
+	CHECK(r.retry.backoff_ms == 0 && r.retry.max_backoff_ms > 0, "the run holds backoff 0 (%lld, cap %lld)",
+	      (long long)r.retry.backoff_ms, (long long)r.retry.max_backoff_ms);
+	{
+		struct pilot_claim c1 = { 0 };
+		claim(c, &c1);
+		struct pilot_finish f1 = outcome(PILOT_ATTEMPT_FAILED, PILOT_REASON_EXIT_CODE, 1);
+		pilot_api_finish(c->api, c1.attempt_id, c1.lease_token, &f1, &x);
+		CHECK(x.state == PILOT_RUN_WAITING && x.not_before_ms <= pilot_now_ms(), "retried with no wait");
+		pilot_run_clear(&x);
+		pilot_claim_clear(&c1);
+		int got = claim(c, &c1);
+		CHECK(got == 1 && c1.attempt == 2, "attempt 2 is claimed at once (%d, %d)", got, c1.attempt);
+		if (got == 1) {
+			f1 = outcome(PILOT_ATTEMPT_SUCCEEDED, PILOT_REASON_EXIT_CODE, 0);
+			pilot_api_finish(c->api, c1.attempt_id, c1.lease_token, &f1, NULL);
+		}
+		pilot_claim_clear(&c1);
+	}
+	pilot_run_clear(&r);
+	req_init(c, &q);
+	q.retry.max_attempts = 2;
+	CHECK_RC(pilot_api_submit(c->api, &q, &r), 0, "a policy that leaves the backoff to the defaults");
+	pilot_submit_request_clear(&q);
+	CHECK(r.retry.backoff_ms > 0 && r.retry.max_backoff_ms >= r.retry.backoff_ms,
+	      "the run shows the defaults in force (%lld, cap %lld)", (long long)r.retry.backoff_ms,
+	      (long long)r.retry.max_backoff_ms);
+	pilot_api_cancel(c->api, r.id, NULL, PILOT_CANCEL_GRACE_AGENT, NULL);
+	pilot_run_clear(&r);
+	req_init(c, &q);
+	q.retry.backoff_ms = -5;
+	CHECK_RC(pilot_api_submit(c->api, &q, &r), PILOT_EINVALID, "any other negative backoff is refused");
+	pilot_submit_request_clear(&q);
+
 	/* A cause the policy does not name is not retried. */
 	req_init(c, &q);
 	q.retry.max_attempts = 3;

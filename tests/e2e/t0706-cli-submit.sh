@@ -91,6 +91,21 @@ command: echo "key=$API_KEY"'
 	contains "$(t 'is refused before upload')" "$ERR" "cannot pack"
 	rm -f "$p/blob.bin"
 
+	# retry.backoff: 0 retries at once, as pilot.yaml(5) says (the run holds backoff 0).
+	project "$CLI_DIR/flaky" 'name: flaky
+command: exit 3
+retry: {max_attempts: 3, on: [exit_code], backoff: 0}'
+	expect_status 3 "$(t 'backoff: 0: submit --wait ends with the job s code')" "$PILOT" submit --wait "$CLI_DIR/flaky"
+	local fl
+	fl=$("$PILOT" list -q --limit 1 --name flaky)
+	equals "$(t 'three attempts, the run holds backoff 0')" \
+		"$(run_field "$fl" 'str(len(j["attempts"])) + " " + str(j["retry"]["backoff_ms"])')" "3 0"
+	local gaps
+	gaps=$(run_field "$fl" 'sum(j["attempts"][i + 1]["started_ms"] - j["attempts"][i]["finished_ms"] for i in range(2))')
+	echo "# [$CLI_TRANSPORT] backoff 0: $gaps ms between the attempts in all"
+	if [ "$gaps" -lt 5000 ]; then ok "$(t "the retries came at once ($gaps ms in all)")"; else
+		not_ok "$(t 'the retries came at once')" "$gaps ms"; fi
+
 	# --follow of a run that waits for an agent: after a while (PILOT_QUEUED_NOTE) it
 	# says why the run is still queued.
 	stop_agent
