@@ -155,8 +155,8 @@ static const char *const migrations[] = {
 	"ALTER TABLE runs ADD COLUMN cancel_grace_ms INTEGER;\n",
 	/* 4: runs hold the retry backoff in force (a 0 meant the default, now it is no
 	 * wait, as pilot.yaml's backoff: 0 says). */
-	"UPDATE runs SET backoff_ms = 5000 WHERE backoff_ms = 0;\n"
-	"UPDATE runs SET max_backoff_ms = 300000 WHERE max_backoff_ms = 0;\n",
+	("UPDATE runs SET backoff_ms = 5000 WHERE backoff_ms = 0;\n"
+	 "UPDATE runs SET max_backoff_ms = 300000 WHERE max_backoff_ms = 0;\n"),
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == PILOT_STORE_SCHEMA_VERSION, "one migration per schema version");
