@@ -4,12 +4,13 @@
  * DIR/pilot.db holds the tables (WAL, synchronous=FULL; every write is one BEGIN
  * IMMEDIATE transaction, so several processes can share it); DIR/blobs is the blob
  * store. The schema is versioned by numbered migrations (PRAGMA user_version): an older
- * pilot refuses a newer database. The state machine lives in one function; every
- * transition writes an event.
+ * pilot refuses a newer database. Every state change goes through one function, which
+ * asks the model's table (pilot_run_transition_allowed) and writes an event.
  *
- * The calls mirror struct pilot_api_ops (same contracts, see api.h) but never block:
- * the local transport adds the long-poll waits and opportunistic reaping on top. A
- * store handle may be used from several threads (calls are serialized on it). */
+ * The calls mirror struct pilot_api_ops (same contracts, see api.h, which builds on
+ * this module) but never block: the local transport adds the long-poll waits and
+ * opportunistic reaping on top. A store handle may be used from several threads (calls
+ * are serialized on it). */
 #ifndef PILOT_STORE_H
 #define PILOT_STORE_H
 
@@ -17,18 +18,36 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pilot/api.h"
+#include "pilot/model.h"
 #include "pilot/util.h"
 
 struct pilot_store;
 struct pilot_blob_store;
+
+/* Knobs of the store and of the local transport over it (the server passes its config;
+ * tests shorten them). A zero field takes the environment variable named beside it (a
+ * duration such as "2s"), else the default. */
+struct pilot_local_options {
+	int64_t lease_ttl_ms;      /* PILOT_LEASE_TTL, 60s */
+	int64_t timeout_grace_ms;  /* PILOT_TIMEOUT_GRACE, 60s: backstop past a run's timeout */
+	int64_t reap_delay_ms;     /* PILOT_REAP_DELAY, 0: no reaping until this long after
+	                            * open (a restarted server passes one TTL) */
+	int64_t backoff_base_ms;   /* PILOT_BACKOFF_BASE, 5s: default retry backoff base */
+	int64_t backoff_cap_ms;    /* PILOT_BACKOFF_CAP, 5min: default cap */
+	int max_lost;              /* PILOT_MAX_LOST, 3: losses retried before failing (lost) */
+	bool no_auto_reap;         /* do not reap inside calls (the server reaps on a timer) */
+	const char *actor;         /* default actor/submitter; NULL = $USER@hostname */
+	/* PRAGMA quick_check at open: 0 = only for small files (it reads the whole file),
+	 * 1 = always (the server at start), -1 = never. */
+	int quick_check;
+};
 
 /* The schema version this build writes (PRAGMA user_version). */
 #define PILOT_STORE_SCHEMA_VERSION 4
 
 /* Open DIR/pilot.db (creating DIR with mode 0700 and the file with 0600), migrate it,
  * check it (quick_check; a damaged file is refused, naming it). opts may be NULL; its
- * zero fields take the PILOT_* environment variables, then the defaults (api.h). */
+ * zero fields take the PILOT_* environment variables, then the defaults (above). */
 int pilot_store_open(const char *dir, const struct pilot_local_options *opts, struct pilot_store **out);
 void pilot_store_close(struct pilot_store *st);
 PILOT_DEFINE_CLEANUP(struct pilot_store, pilot_store_close)
@@ -81,8 +100,6 @@ bool pilot_store_reap_due(struct pilot_store *st);
 
 /* ---- the state machine ---------------------------------------------------------- */
 
-/* Whether a run may move from one state to another (the table transition() applies). */
-bool pilot_store_transition_allowed(enum pilot_run_state from, enum pilot_run_state to);
 /* Move a run's state directly through transition() (checks, event, counters) without
  * touching its attempts. For tests and administrative repair; PILOT_ECONFLICT when the
  * table refuses it. */
@@ -90,23 +107,6 @@ int pilot_store_transition(struct pilot_store *st, const char *run_id, enum pilo
 			   enum pilot_reason reason, const char *actor, const char *message);
 
 /* ---- API tokens (the server's; stored only as sha256 of the secret) ---------------- */
-
-struct pilot_token_record {
-	char id[PILOT_ID_SIZE];       /* 't' + ... */
-	char *name;
-	char sha256[65];
-	char *scopes;                 /* space-separated: "read submit cancel agent admin" */
-	int64_t created_ms;
-	int64_t expires_ms;           /* 0 = never */
-	int64_t revoked_ms;           /* 0 = live */
-	int64_t last_used_ms;
-};
-struct pilot_token_list {
-	struct pilot_token_record *items; /* oldest first */
-	size_t n;
-};
-void pilot_token_record_clear(struct pilot_token_record *t);
-void pilot_token_list_clear(struct pilot_token_list *l);
 
 /* A name used by a live token is PILOT_ECONFLICT; a hash already stored too. */
 int pilot_store_token_create(struct pilot_store *st, const char *name, const char *sha256, const char *scopes,

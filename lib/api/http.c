@@ -17,8 +17,6 @@
 #include <curl/curl.h>
 
 #include "pilot/api.h"
-#include "pilot/server.h"
-#include "pilot/store.h"
 #include "pilot/version.h"
 
 #define POOL_MAX 8

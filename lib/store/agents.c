@@ -173,25 +173,6 @@ static void load_token(sqlite3_stmt *s, struct pilot_token_record *t)
 	t->last_used_ms = col_int(s, 7);
 }
 
-void pilot_token_record_clear(struct pilot_token_record *t)
-{
-	if (!t)
-		return;
-	free(t->name);
-	free(t->scopes);
-	memset(t, 0, sizeof(*t));
-}
-
-void pilot_token_list_clear(struct pilot_token_list *l)
-{
-	if (!l)
-		return;
-	for (size_t i = 0; i < l->n; i++)
-		pilot_token_record_clear(&l->items[i]);
-	free(l->items);
-	memset(l, 0, sizeof(*l));
-}
-
 static int token_by(struct pilot_store *st, const char *sql, const char *key, struct pilot_token_record *out)
 {
 	sqlite3_stmt *s = db_stmt(st, sql);

@@ -148,30 +148,6 @@ int resolve_run(struct pilot_store *st, const char *run, char id[PILOT_ID_SIZE])
 			       n > 5 ? ", ..." : "");
 }
 
-/* ---- the state machine ---- */
-
-#define B(s) PILOT_RUN_STATE_BIT(PILOT_RUN_##s)
-static const unsigned allowed[PILOT_RUN_NSTATES] = {
-	/* dependency_failed and administrative failures may end a run that never ran */
-	[PILOT_RUN_QUEUED] = B(RUNNING) | B(CANCELED) | B(FAILED),
-	[PILOT_RUN_WAITING] = B(QUEUED) | B(CANCELED) | B(FAILED),
-	/* waiting: retry backoff; queued: a lost attempt requeued */
-	[PILOT_RUN_RUNNING] = B(SUCCEEDED) | B(FAILED) | B(CANCELED) | B(CANCELING) | B(WAITING) | B(QUEUED),
-	/* a job that completed while the cancel was on its way still succeeded */
-	[PILOT_RUN_CANCELING] = B(CANCELED) | B(SUCCEEDED),
-	[PILOT_RUN_SUCCEEDED] = 0,
-	[PILOT_RUN_FAILED] = 0,
-	[PILOT_RUN_CANCELED] = 0,
-};
-#undef B
-
-bool pilot_store_transition_allowed(enum pilot_run_state from, enum pilot_run_state to)
-{
-	if ((unsigned)from >= PILOT_RUN_NSTATES || (unsigned)to >= PILOT_RUN_NSTATES)
-		return false;
-	return (allowed[from] & PILOT_RUN_STATE_BIT(to)) != 0;
-}
-
 static int add_event(struct pilot_store *st, const char *run_id, int attempt, const char *type, const char *actor,
 		     const char *message, json_t *data, enum pilot_run_state state)
 {
@@ -235,7 +211,7 @@ static int transition(struct pilot_store *st, const char *run_id, enum pilot_run
 		      int attempt, const char *message, json_t *data)
 {
 	bool terminal = pilot_run_state_terminal(to);
-	if (!pilot_store_transition_allowed(from, to)) {
+	if (!pilot_run_transition_allowed(from, to)) {
 		json_decref(data);
 		return pilot_error_set(PILOT_ECONFLICT, "run '%s' cannot go from %s to %s", run_id,
 				       pilot_run_state_name(from), pilot_run_state_name(to));

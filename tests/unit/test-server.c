@@ -1,7 +1,6 @@
-/* Unit tests for lib/server and the http transport's client extras: token shape and
- * checksum, scopes, the server config file, and an in-process server on loopback
- * reached through lib/api/http.c (auth codes, limits, shutdown of a waiting claim,
- * an unreachable server). The full api contract over http is the conformance suite's
+/* Unit tests for lib/server and the http transport's client extras: the server config
+ * file, and an in-process server on loopback reached through lib/api/http.c (auth
+ * codes, limits, shutdown of a waiting claim, an unreachable server). The full api contract over http is the conformance suite's
  * job (tests/conformance/http.c). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -40,83 +39,6 @@ static int teardown(void **state)
 	(void)state;
 	pilot_rm_rf(dir);
 	return 0;
-}
-
-static void test_token_shape(void **state)
-{
-	(void)state;
-	char t[PILOT_TOKEN_SIZE], u[PILOT_TOKEN_SIZE];
-	pilot_token_generate(t);
-	pilot_token_generate(u);
-	assert_int_equal(strlen(t), PILOT_TOKEN_LEN);
-	assert_true(pilot_str_has_prefix(t, PILOT_TOKEN_PREFIX));
-	assert_string_not_equal(t, u);
-	assert_int_equal(pilot_token_check(t), 0);
-
-	char bad[PILOT_TOKEN_SIZE + 1];
-	memcpy(bad, t, sizeof(t));
-	bad[10] = bad[10] == 'a' ? 'b' : 'a';
-	assert_int_equal(pilot_token_check(bad), PILOT_EAUTH);
-	assert_non_null(strstr(pilot_error_last(), "checksum"));
-	/* The message never echoes the token. */
-	assert_null(strstr(pilot_error_last(), t + 6));
-	assert_int_equal(pilot_token_check("ptk_0123"), PILOT_EAUTH);
-	assert_non_null(strstr(pilot_error_last(), "pilot_"));
-	memcpy(bad, t, sizeof(t));
-	bad[PILOT_TOKEN_LEN - 1] = '\0';
-	assert_int_equal(pilot_token_check(bad), PILOT_EAUTH);
-	memcpy(bad, t, sizeof(t));
-	bad[8] = 'G';
-	assert_int_equal(pilot_token_check(bad), PILOT_EAUTH);
-	assert_int_equal(pilot_token_check(""), PILOT_EAUTH);
-	assert_int_equal(pilot_token_check(NULL), PILOT_EAUTH);
-
-	char h1[65], h2[65];
-	pilot_token_hash(t, h1);
-	pilot_token_hash(u, h2);
-	assert_true(pilot_sha256_valid(h1));
-	assert_string_not_equal(h1, h2);
-}
-
-static void test_scopes(void **state)
-{
-	(void)state;
-	unsigned m = 0;
-	assert_int_equal(pilot_token_scopes_parse("read,submit", &m), 0);
-	assert_int_equal(m, PILOT_SCOPE_READ | PILOT_SCOPE_SUBMIT);
-	assert_int_equal(pilot_token_scopes_parse("admin agent cancel", &m), 0);
-	assert_int_equal(m, PILOT_SCOPE_ADMIN | PILOT_SCOPE_AGENT | PILOT_SCOPE_CANCEL);
-	assert_int_equal(pilot_token_scopes_parse("read, raed", &m), PILOT_EINVALID);
-	assert_non_null(strstr(pilot_error_last(), "did you mean 'read'"));
-	assert_int_equal(pilot_token_scopes_parse("", &m), PILOT_EINVALID);
-	assert_int_equal(pilot_token_scopes_parse(" , ", &m), PILOT_EINVALID);
-	_cleanup_free_ char *s = pilot_token_scopes_format(PILOT_SCOPE_SUBMIT | PILOT_SCOPE_READ | PILOT_SCOPE_ADMIN);
-	assert_string_equal(s, "read submit admin");
-	assert_true(pilot_token_scopes_allow(PILOT_SCOPE_ADMIN, PILOT_SCOPE_AGENT));
-	assert_true(pilot_token_scopes_allow(PILOT_SCOPE_READ, PILOT_SCOPE_READ | PILOT_SCOPE_AGENT));
-	assert_false(pilot_token_scopes_allow(PILOT_SCOPE_AGENT, PILOT_SCOPE_SUBMIT));
-	assert_false(pilot_token_scopes_allow(PILOT_SCOPE_READ | PILOT_SCOPE_SUBMIT, PILOT_SCOPE_ADMIN));
-}
-
-static void test_token_json(void **state)
-{
-	(void)state;
-	struct pilot_token_record t = { .id = "t0123", .name = "alice", .scopes = "read submit", .created_ms = 5,
-					.expires_ms = 9 };
-	memcpy(t.sha256, "abc", 4);
-	json_t *j = pilot_token_record_to_json(&t);
-	_cleanup_free_ char *text = json_dumps(j, JSON_COMPACT);
-	assert_null(strstr(text, "sha256"));
-	struct pilot_token_record b;
-	assert_int_equal(pilot_token_record_from_json(j, &b), 0);
-	assert_string_equal(b.id, "t0123");
-	assert_string_equal(b.name, "alice");
-	assert_string_equal(b.scopes, "read submit");
-	assert_int_equal(b.expires_ms, 9);
-	assert_int_equal(b.revoked_ms, 0);
-	pilot_token_record_clear(&b);
-	json_decref(j);
-	assert_int_equal(pilot_token_record_from_json(json_null(), &b), PILOT_EINVALID);
 }
 
 static void test_config_file(void **state)
@@ -394,9 +316,6 @@ static void test_server_start_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_token_shape),
-		cmocka_unit_test(test_scopes),
-		cmocka_unit_test(test_token_json),
 		cmocka_unit_test(test_config_file),
 		cmocka_unit_test(test_server_auth),
 		cmocka_unit_test(test_server_stop_answers_waiters),

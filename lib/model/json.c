@@ -4,7 +4,7 @@
  * metrics records are embedded as JSON values. */
 #include <string.h>
 
-#include "pilot/api.h"
+#include "pilot/model.h"
 
 /* ---- encoding helpers ---- */
 

@@ -1,8 +1,8 @@
-/* The model's plumbing shared by every transport: state and reason names, key/value
- * lists, and the destructors and copies of the structs in api.h. */
+/* The model's plumbing: state and reason names, the run state machine's table, key/value
+ * lists, and the destructors and copies of the structs in model.h. */
 #include <string.h>
 
-#include "pilot/api.h"
+#include "pilot/model.h"
 
 static const char *const run_state_names[PILOT_RUN_NSTATES] = {
 	"queued", "waiting", "running", "canceling", "succeeded", "failed", "canceled",
@@ -174,6 +174,30 @@ int pilot_retry_on_parse(const char *list, unsigned *out)
 		return r;
 	*out = mask;
 	return 0;
+}
+
+/* ---- the run state machine ---- */
+
+#define B(s) PILOT_RUN_STATE_BIT(PILOT_RUN_##s)
+static const unsigned allowed[PILOT_RUN_NSTATES] = {
+	/* dependency_failed and administrative failures may end a run that never ran */
+	[PILOT_RUN_QUEUED] = B(RUNNING) | B(CANCELED) | B(FAILED),
+	[PILOT_RUN_WAITING] = B(QUEUED) | B(CANCELED) | B(FAILED),
+	/* waiting: retry backoff; queued: a lost attempt requeued */
+	[PILOT_RUN_RUNNING] = B(SUCCEEDED) | B(FAILED) | B(CANCELED) | B(CANCELING) | B(WAITING) | B(QUEUED),
+	/* a job that completed while the cancel was on its way still succeeded */
+	[PILOT_RUN_CANCELING] = B(CANCELED) | B(SUCCEEDED),
+	[PILOT_RUN_SUCCEEDED] = 0,
+	[PILOT_RUN_FAILED] = 0,
+	[PILOT_RUN_CANCELED] = 0,
+};
+#undef B
+
+bool pilot_run_transition_allowed(enum pilot_run_state from, enum pilot_run_state to)
+{
+	if ((unsigned)from >= PILOT_RUN_NSTATES || (unsigned)to >= PILOT_RUN_NSTATES)
+		return false;
+	return (allowed[from] & PILOT_RUN_STATE_BIT(to)) != 0;
 }
 
 /* ---- kvs ---- */
