@@ -230,17 +230,16 @@ static int open_runtimes(struct pilot_ctx *ctx, const struct opts *o, const char
 static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 {
 	struct opts *o = optsp;
-	const struct pilot_cmd *self = pilot_command_find("agent");
 	(void)argc;
 	(void)argv;
 	if (o->token && o->token_file)
-		return cmd_usage_error(ctx, self, "--token and --token-file exclude each other");
+		return cmd_usage_error(ctx, "--token and --token-file exclude each other");
 	if (o->concurrency < 0 || o->concurrency > 256)
-		return cmd_usage_error(ctx, self, "--concurrency must be between 1 and 256");
+		return cmd_usage_error(ctx, "--concurrency must be between 1 and 256");
 	if (o->max_jobs < 0 || o->max_jobs > INT32_MAX)
-		return cmd_usage_error(ctx, self, "--max-jobs must be a positive number");
+		return cmd_usage_error(ctx, "--max-jobs must be a positive number");
 	if (o->idle_timeout_ms < 0 || o->drain_timeout_ms < 0)
-		return cmd_usage_error(ctx, self, "durations must not be negative");
+		return cmd_usage_error(ctx, "durations must not be negative");
 
 	struct pilot_agent_opts ao = { 0 };
 	struct pilot_kvs labels = { 0 };

@@ -38,12 +38,11 @@ static void join_runs(const struct pilot_agent_info *a, struct pilot_buf *out)
 static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 {
 	struct opts *o = optsp;
-	const struct pilot_cmd *self = pilot_command_find("agents");
 	bool json = false;
 	(void)argc;
 	(void)argv;
 	if (o->output && !(json = !strcmp(o->output, "json")) && strcmp(o->output, "table"))
-		return cmd_usage_error(ctx, self, "unknown output format '%s' (expected table or json)", o->output);
+		return cmd_usage_error(ctx, "unknown output format '%s' (expected table or json)", o->output);
 
 	_cleanup_api_ struct pilot_api *api = NULL;
 	if (pilot_api_open_from_config(ctx->config, &api) < 0)

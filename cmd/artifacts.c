@@ -191,24 +191,21 @@ static void print_table(struct pilot_ctx *ctx, const struct pilot_artifact_list 
 static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 {
 	struct opts *o = optsp;
-	const struct pilot_cmd *self = pilot_command_find("artifacts");
 	const char *pattern = argc > 1 ? argv[1] : NULL;
 	enum output_format fmt;
-	int st = output_parse(ctx, self, o->output, "table", &fmt);
+	int st = output_parse(ctx, o->output, "table", &fmt);
 	if (st)
 		return st;
 	if (o->attempt < 0)
-		return cmd_usage_error(ctx, self, "--attempt must be 1 or more");
+		return cmd_usage_error(ctx, "--attempt must be 1 or more");
 	if (o->attempt && o->all_attempts)
-		return cmd_usage_error(ctx, self, "--attempt and --all-attempts do not go together");
+		return cmd_usage_error(ctx, "--attempt and --all-attempts do not go together");
 	if (o->download && o->all_attempts)
-		return cmd_usage_error(ctx, self, "--download takes the latest of each path (or --attempt N)");
+		return cmd_usage_error(ctx, "--download takes the latest of each path (or --attempt N)");
 
 	_cleanup_api_ struct pilot_api *api = NULL;
-	if ((st = runs_open_api(ctx, &api, EXIT_FAIL)))
-		return st;
 	struct pilot_run r = { 0 };
-	if ((st = runref_get(ctx, api, argv[0], &r, EXIT_FAIL)))
+	if ((st = runs_open_run(ctx, argv[0], &api, &r)))
 		return st;
 	if (o->attempt > r.attempt_count) {
 		/* As pilot metrics says: an attempt that never was is not an empty list. */
@@ -267,9 +264,7 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 		goto out;
 	}
 	if (fmt != OUTPUT_TEXT) {
-		json_t *j = pilot_artifact_list_to_json(&sel);
-		output_value(j, fmt);
-		json_decref(j);
+		output_value(pilot_artifact_list_to_json(&sel), fmt);
 		goto out;
 	}
 	if (!sel.n) {

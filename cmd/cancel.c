@@ -95,33 +95,32 @@ static int cancel_one(struct pilot_ctx *ctx, struct pilot_api *api, const char *
 static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 {
 	struct opts *o = optsp;
-	const struct pilot_cmd *self = pilot_command_find("cancel");
 	unsigned states = 0;
 	int64_t grace_ms = PILOT_CANCEL_GRACE_AGENT;
 
 	if (o->grace && o->now)
-		return cmd_usage_error(ctx, self, "--grace and --now together: --now is no grace at all");
+		return cmd_usage_error(ctx, "--grace and --now together: --now is no grace at all");
 	if (o->grace) {
 		if (o->grace[0] == '-')
-			return cmd_usage_error(ctx, self, "--grace: a grace period cannot be negative: '%s'", o->grace);
+			return cmd_usage_error(ctx, "--grace: a grace period cannot be negative: '%s'", o->grace);
 		if (pilot_parse_duration(o->grace, &grace_ms) < 0)
-			return cmd_usage_error(ctx, self, "--grace: %s", pilot_error_last());
+			return cmd_usage_error(ctx, "--grace: %s", pilot_error_last());
 		if (grace_ms > PILOT_CANCEL_GRACE_MAX_MS)
-			return cmd_usage_error(ctx, self, "--grace: '%s' is longer than a day", o->grace);
+			return cmd_usage_error(ctx, "--grace: '%s' is longer than a day", o->grace);
 	}
 	if (o->now)
 		grace_ms = 0;
 	if (o->all && argc)
-		return cmd_usage_error(ctx, self, "give run ids or --all, not both");
+		return cmd_usage_error(ctx, "give run ids or --all, not both");
 	if (!o->all && !argc)
-		return cmd_usage_error(ctx, self, "missing argument (a run id, or --all)");
+		return cmd_usage_error(ctx, "missing argument (a run id, or --all)");
 	if (!o->all && (o->state || o->name))
-		return cmd_usage_error(ctx, self, "--state and --name select runs for --all");
+		return cmd_usage_error(ctx, "--state and --name select runs for --all");
 	if (o->all) {
 		if (pilot_run_states_parse(o->state ? o->state : "active", &states) < 0)
-			return cmd_usage_error(ctx, self, "%s", pilot_error_last());
+			return cmd_usage_error(ctx, "%s", pilot_error_last());
 		if (states & PILOT_RUN_TERMINAL_BITS)
-			return cmd_usage_error(ctx, self, "--state: finished runs cannot be canceled");
+			return cmd_usage_error(ctx, "--state: finished runs cannot be canceled");
 	}
 
 	_cleanup_api_ struct pilot_api *api = NULL;

@@ -34,7 +34,6 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 {
 	struct opts *o = optsp;
 	struct pilot_config *cfg = ctx->config;
-	const struct pilot_cmd *self = pilot_command_find("config");
 	const char *verb = argv[0];
 	/* With --profile the command reads that profile's own value; otherwise the
 	 * effective one, with every source considered. */
@@ -42,7 +41,7 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 
 	if (!strcmp(verb, "get")) {
 		if (argc != 2)
-			return cmd_usage_error(ctx, self, "'get' takes one KEY");
+			return cmd_usage_error(ctx, "'get' takes one KEY");
 		if (check_key(argv[1]) < 0)
 			return cmd_fail(ctx, EXIT_FAIL);
 		const char *v = o->profile ? pilot_config_profile_get(cfg, o->profile, argv[1])
@@ -55,7 +54,7 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	if (!strcmp(verb, "set") || !strcmp(verb, "unset")) {
 		bool set = verb[0] == 's';
 		if (argc != (set ? 3 : 2))
-			return cmd_usage_error(ctx, self, set ? "'set' takes KEY VALUE" : "'unset' takes one KEY");
+			return cmd_usage_error(ctx, set ? "'set' takes KEY VALUE" : "'unset' takes one KEY");
 		if (check_key(argv[1]) < 0)
 			return cmd_fail(ctx, EXIT_FAIL);
 		if (pilot_config_set(cfg, profile, argv[1], set ? argv[2] : NULL) < 0 ||
@@ -65,7 +64,7 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	}
 	if (!strcmp(verb, "use")) {
 		if (argc != 2)
-			return cmd_usage_error(ctx, self, "'use' takes one PROFILE");
+			return cmd_usage_error(ctx, "'use' takes one PROFILE");
 		pilot_config_set_current(cfg, argv[1]);
 		if (!pilot_config_profile_get(cfg, argv[1], "server") && strcmp(argv[1], "default"))
 			cmd_notef(ctx, "profile '%s' has no settings yet; add them with 'pilot config set --profile %s KEY VALUE'",
@@ -74,7 +73,7 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	}
 	if (!strcmp(verb, "list")) {
 		if (argc != 1)
-			return cmd_usage_error(ctx, self, "'list' takes no arguments");
+			return cmd_usage_error(ctx, "'list' takes no arguments");
 		for (size_t i = 0; i < pilot_config_nkeys; i++) {
 			const struct pilot_config_key *k = &pilot_config_keys[i];
 			const char *src = "profile";
@@ -91,7 +90,7 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 		}
 		return EXIT_OK;
 	}
-	return cmd_usage_error(ctx, self, "unknown action '%s' (expected get, set, unset, list or use)", verb);
+	return cmd_usage_error(ctx, "unknown action '%s' (expected get, set, unset, list or use)", verb);
 }
 
 const struct pilot_cmd cmd_config = {

@@ -161,12 +161,11 @@ static char *yaml_scalar(const char *s)
 static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 {
 	struct opts *o = optsp;
-	const struct pilot_cmd *self = pilot_command_find("init");
 	const char *dir = argc ? argv[0] : ".";
 	struct stat st;
 
 	if (o->name && !pilot_spec_name_valid(o->name))
-		return cmd_usage_error(ctx, self, "invalid --name '%s': use lowercase letters, digits, '.', '_' and '-', "
+		return cmd_usage_error(ctx, "invalid --name '%s': use lowercase letters, digits, '.', '_' and '-', "
 				       "starting with a letter or digit", o->name);
 	if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
 		cmd_errorf(ctx, "'%s' is not a directory", dir);
@@ -192,7 +191,7 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 		size_t n;
 		const struct pilot_spec_diag *d = pilot_spec_last_diags(&n);
 		if (n && !strcmp(d[0].path, "image"))
-			return cmd_usage_error(ctx, self, "invalid --image '%s': %s", o->image, d[0].message);
+			return cmd_usage_error(ctx, "invalid --image '%s': %s", o->image, d[0].message);
 		return cmd_fail(ctx, EXIT_FAIL);
 	}
 	pilot_spec_free(spec);

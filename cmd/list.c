@@ -127,26 +127,25 @@ static void print_end(struct printer *p, const char *next_after)
 static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 {
 	struct opts *o = optsp;
-	const struct pilot_cmd *self = pilot_command_find("list");
 	struct printer p = { .quiet = o->quiet, .now = pilot_now_ms() };
 	(void)argc;
 	(void)argv;
 
-	int st = output_parse(ctx, self, o->output, "table", &p.fmt);
+	int st = output_parse(ctx, o->output, "table", &p.fmt);
 	if (st)
 		return st;
 	if (o->limit < 0)
-		return cmd_usage_error(ctx, self, "--limit must be 1 or more");
+		return cmd_usage_error(ctx, "--limit must be 1 or more");
 	if (o->all && o->limit)
-		return cmd_usage_error(ctx, self, "--all and --limit do not go together");
+		return cmd_usage_error(ctx, "--all and --limit do not go together");
 	if (o->after && *o->after && !pilot_id_valid(o->after, true))
-		return cmd_usage_error(ctx, self, "--after '%s' is not a run id", o->after);
+		return cmd_usage_error(ctx, "--after '%s' is not a run id", o->after);
 	struct pilot_run_filter f = {
 		.name = o->name,
 		.since_ms = o->since > 0 ? pilot_now_ms() - o->since : 0,
 	};
 	if (o->state && pilot_run_states_parse(o->state, &f.states) < 0)
-		return cmd_usage_error(ctx, self, "%s", pilot_error_last());
+		return cmd_usage_error(ctx, "%s", pilot_error_last());
 	size_t want = o->all ? SIZE_MAX : o->limit ? (size_t)o->limit : 50;
 
 	_cleanup_api_ struct pilot_api *api = NULL;

@@ -70,12 +70,11 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 {
 	struct opts *o = optsp;
 	struct pilot_config *cfg = ctx->config;
-	const struct pilot_cmd *self = pilot_command_find("login");
 	(void)argc;
 	(void)argv;
 	const char *server = o->server ? o->server : pilot_config_get(cfg, "server", NULL);
 	if (!server || !*server)
-		return cmd_usage_error(ctx, self, "which server? pass --server URL");
+		return cmd_usage_error(ctx, "which server? pass --server URL");
 	_cleanup_free_ char *url = pilot_xstrdup(server);
 	size_t ul = strlen(url);
 	while (ul > 0 && url[ul - 1] == '/')
@@ -87,7 +86,7 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	else if (ctx->stdin_tty)
 		r = ask(url, token, sizeof(token));
 	else
-		return cmd_usage_error(ctx, self, "no terminal to ask for the token on: pass --token-stdin");
+		return cmd_usage_error(ctx, "no terminal to ask for the token on: pass --token-stdin");
 	if (r < 0 || pilot_token_check(token) < 0) {
 		explicit_bzero(token, sizeof(token));
 		return cmd_fail(ctx, EXIT_FAIL);

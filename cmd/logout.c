@@ -26,7 +26,7 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	if (o->keep_server && o->forget_server)
-		return cmd_usage_error(ctx, pilot_command_find("logout"), "--keep-server and --forget-server together");
+		return cmd_usage_error(ctx, "--keep-server and --forget-server together");
 	const char *had = pilot_config_profile_get(cfg, cfg->profile, "token");
 	const char *server = pilot_config_profile_get(cfg, cfg->profile, "server");
 	_cleanup_free_ char *url = server ? pilot_xstrdup(server) : NULL;

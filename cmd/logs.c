@@ -24,21 +24,18 @@ static const struct pilot_opt options[] = {
 static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 {
 	struct opts *o = optsp;
-	const struct pilot_cmd *self = pilot_command_find("logs");
 	int64_t tail = -1;
 	(void)argc;
 
 	if (o->attempt < 0)
-		return cmd_usage_error(ctx, self, "--attempt must be 1 or more");
+		return cmd_usage_error(ctx, "--attempt must be 1 or more");
 	if (o->tail && strcmp(o->tail, "all") && pilot_parse_int64(o->tail, 0, INT64_MAX, &tail) < 0)
-		return cmd_usage_error(ctx, self, "--tail: %s", pilot_error_last());
+		return cmd_usage_error(ctx, "--tail: %s", pilot_error_last());
 
 	_cleanup_api_ struct pilot_api *api = NULL;
-	int st = runs_open_api(ctx, &api, EXIT_FAIL);
-	if (st)
-		return st;
 	struct pilot_run r = { 0 };
-	if ((st = runref_get(ctx, api, argv[0], &r, EXIT_FAIL)))
+	int st = runs_open_run(ctx, argv[0], &api, &r);
+	if (st)
 		return st;
 	struct follow_opts fo = { .attempt = (int)o->attempt, .follow = o->follow, .out_fd = STDOUT_FILENO };
 	if (o->attempt > r.attempt_count) {

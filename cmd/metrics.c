@@ -63,22 +63,19 @@ static void print_table(struct pilot_ctx *ctx, const struct pilot_run *r, const 
 static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 {
 	struct opts *o = optsp;
-	const struct pilot_cmd *self = pilot_command_find("metrics");
 	enum output_format fmt;
 	(void)argc;
-	int st = output_parse(ctx, self, o->output, "table", &fmt);
+	int st = output_parse(ctx, o->output, "table", &fmt);
 	if (st)
 		return st;
 	if (o->attempt < 0)
-		return cmd_usage_error(ctx, self, "--attempt must be 1 or more");
+		return cmd_usage_error(ctx, "--attempt must be 1 or more");
 	if (o->width < 0 || o->width > 1000)
-		return cmd_usage_error(ctx, self, "--width must be between 1 and 1000");
+		return cmd_usage_error(ctx, "--width must be between 1 and 1000");
 
 	_cleanup_api_ struct pilot_api *api = NULL;
-	if ((st = runs_open_api(ctx, &api, EXIT_FAIL)))
-		return st;
 	struct pilot_run r = { 0 };
-	if ((st = runref_get(ctx, api, argv[0], &r, EXIT_FAIL)))
+	if ((st = runs_open_run(ctx, argv[0], &api, &r)))
 		return st;
 	int attempt = o->attempt ? (int)o->attempt : r.attempt_count;
 	if (o->attempt > r.attempt_count) {
@@ -91,14 +88,10 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 		pilot_run_clear(&r);
 		return cmd_fail(ctx, EXIT_FAIL);
 	}
-	if (fmt != OUTPUT_TEXT) {
-		json_t *j = pilot_metric_list_to_json(&l);
-		output_value(j, fmt);
-		json_decref(j);
-		goto out;
-	}
-	print_table(ctx, &r, &l, attempt, o->width ? (size_t)o->width : 30);
-out:
+	if (fmt != OUTPUT_TEXT)
+		output_value(pilot_metric_list_to_json(&l), fmt);
+	else
+		print_table(ctx, &r, &l, attempt, o->width ? (size_t)o->width : 30);
 	pilot_metric_list_clear(&l);
 	pilot_run_clear(&r);
 	return EXIT_OK;

@@ -9,8 +9,7 @@
 
 #include "runs.h"
 
-int output_parse(struct pilot_ctx *ctx, const struct pilot_cmd *self, const char *arg, const char *text_name,
-		 enum output_format *out)
+int output_parse(struct pilot_ctx *ctx, const char *arg, const char *text_name, enum output_format *out)
 {
 	if (!arg || !strcmp(arg, text_name))
 		*out = OUTPUT_TEXT;
@@ -19,8 +18,7 @@ int output_parse(struct pilot_ctx *ctx, const struct pilot_cmd *self, const char
 	else if (!strcmp(arg, "yaml"))
 		*out = OUTPUT_YAML;
 	else
-		return cmd_usage_error(ctx, self, "unknown output format '%s' (expected %s, json or yaml)", arg,
-				       text_name);
+		return cmd_usage_error(ctx, "unknown output format '%s' (expected %s, json or yaml)", arg, text_name);
 	return 0;
 }
 
@@ -161,16 +159,17 @@ void output_yaml(struct pilot_buf *b, const json_t *v, int indent)
 	}
 }
 
-void output_value(const json_t *v, enum output_format f)
+void output_value(json_t *v, enum output_format f)
 {
 	if (f == OUTPUT_YAML) {
 		_cleanup_buf_ struct pilot_buf b = PILOT_BUF_INIT;
 		output_yaml(&b, v, 0);
 		fputs(pilot_buf_str(&b), stdout);
-		return;
+	} else {
+		char *text = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
+		if (text)
+			puts(text);
+		free(text);
 	}
-	char *text = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
-	if (text)
-		puts(text);
-	free(text);
+	json_decref(v);
 }

@@ -248,18 +248,17 @@ static int do_list(struct pilot_ctx *ctx, const struct pilot_pack_opts *po, bool
 static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 {
 	struct opts *o = optsp;
-	const struct pilot_cmd *self = pilot_command_find("pack");
 	const char *dir = argc ? argv[0] : ".";
 	bool json = false;
 	if (o->output && !strcmp(o->output, "json"))
 		json = true;
 	else if (o->output && strcmp(o->output, "text"))
-		return cmd_usage_error(ctx, self, "unknown output format '%s' (expected text or json)", o->output);
+		return cmd_usage_error(ctx, "unknown output format '%s' (expected text or json)", o->output);
 	if (o->list && o->out)
-		return cmd_usage_error(ctx, self, "--list writes nothing; leave out -o");
+		return cmd_usage_error(ctx, "--list writes nothing; leave out -o");
 	bool to_stdout = o->out && !strcmp(o->out, "-");
 	if (to_stdout && json)
-		return cmd_usage_error(ctx, self, "-o - sends the bundle to stdout; --output json cannot go there too");
+		return cmd_usage_error(ctx, "-o - sends the bundle to stdout; --output json cannot go there too");
 	if (to_stdout && ctx->stdout_tty) {
 		cmd_errorf(ctx, "refusing to write a bundle to a terminal; redirect stdout or give -o FILE");
 		return EXIT_FAIL;

@@ -72,16 +72,15 @@ int cmd_fail(struct pilot_ctx *ctx, int status)
 	return status;
 }
 
-int cmd_usage_error(struct pilot_ctx *ctx, const struct pilot_cmd *cmd, const char *fmt, ...)
+int cmd_usage_error(struct pilot_ctx *ctx, const char *fmt, ...)
 {
-	(void)ctx;
 	va_list ap;
 	va_start(ap, fmt);
-	fprintf(stderr, "pilot %s: ", cmd->name);
+	fprintf(stderr, "pilot %s: ", ctx->cmd->name);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
-	opt_usage_line(cmd, stderr);
+	opt_usage_line(ctx->cmd, stderr);
 	return EXIT_USAGE;
 }
 
@@ -182,7 +181,7 @@ static int run_command(struct pilot_ctx *ctx, const struct pilot_cmd *cmd, int a
 {
 	_cleanup_free_ void *opts = pilot_xcalloc(1, cmd->opts_size ? cmd->opts_size : 1);
 	int status;
-	ctx->cmd_name = cmd->name;
+	ctx->cmd = cmd;
 	if (!(cmd->flags & CMD_RAW_ARGS)) {
 		int r = opt_parse(cmd, opts, &argc, &argv);
 		if (r) {

@@ -51,8 +51,10 @@ enum {
 	CMD_RAW_ARGS = 1 << 2,     /* options are not parsed; argv goes through as is */
 };
 
+struct pilot_cmd;
+
 struct pilot_ctx {
-	const char *cmd_name;
+	const struct pilot_cmd *cmd; /* the command being run */
 	int verbose;
 	bool quiet;
 	bool color_stdout;   /* a tty, no NO_COLOR, no --no-color */
@@ -116,9 +118,9 @@ int cmd_fail(struct pilot_ctx *ctx, int status);
 void cmd_errorf(struct pilot_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cmd_warnf(struct pilot_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cmd_notef(struct pilot_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Usage error: prints "pilot CMD: msg" and the usage line; returns 2. */
-int cmd_usage_error(struct pilot_ctx *ctx, const struct pilot_cmd *cmd, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+/* Usage error of the command being run: prints "pilot CMD: msg" and the usage line;
+ * returns 2. */
+int cmd_usage_error(struct pilot_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Exit statuses (design.md §8). */
 enum {

@@ -70,34 +70,10 @@ static void upload_progress(uint64_t sent, uint64_t total, void *ud)
 	if (now - pr->started < 300 || (now - pr->last < 100 && sent < total))
 		return;
 	pr->last = now;
-	char done[32], all[32], rate[32];
-	pilot_format_size(sent, done, sizeof(done));
-	pilot_format_size(total, all, sizeof(all));
-	int64_t el = now - pr->started;
-	pilot_format_size(el > 0 ? sent * 1000 / (uint64_t)el : 0, rate, sizeof(rate));
 	_cleanup_buf_ struct pilot_buf bar = PILOT_BUF_INIT;
-	int width = 30, fill = total ? (int)(sent * (uint64_t)width / total) : 0;
-	for (int i = 0; i < width; i++)
-		pilot_buf_puts(&bar, i < fill ? "█" : "░");
-	fprintf(stderr, "\r\033[Kuploading  %s  %s / %s  %s/s", pilot_buf_str(&bar), done, all, rate);
+	pilot_progress_bar(sent, total, now - pr->started, 30, &bar);
+	fprintf(stderr, "\r\033[Kuploading  %s", pilot_buf_str(&bar));
 	pr->drawn = true;
-}
-
-static int open_temp(void)
-{
-	const char *dir = getenv("TMPDIR");
-	if (!dir || !*dir)
-		dir = "/tmp";
-	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd >= 0)
-		return fd;
-	/* Filesystems without O_TMPFILE: a named file, unlinked at once. */
-	_cleanup_free_ char *path = pilot_xasprintf("%s/pilot-bundle-XXXXXX", dir);
-	fd = mkostemp(path, O_CLOEXEC);
-	if (fd < 0)
-		return pilot_error_errno(PILOT_EIO, errno, "cannot create a temporary file in '%s'", dir);
-	unlink(path);
-	return fd;
 }
 
 /* Pack the project and hand the bundle over unless the other side has it already. */
@@ -116,7 +92,7 @@ int project_put_bundle(struct pilot_ctx *ctx, struct pilot_api *api, const char 
 	const char *max = pilot_config_get(ctx->config, "max_bundle_size", NULL);
 	if (max && *max && pilot_parse_size(max, &po.max_size) < 0)
 		return pilot_error_prefix(PILOT_EINVALID, "config max_bundle_size");
-	_cleanup_close_ int fd = open_temp();
+	_cleanup_close_ int fd = pilot_open_temp();
 	if (fd < 0)
 		return fd;
 	struct pilot_bundle_info info;

@@ -75,7 +75,7 @@ int runref_fail(struct pilot_ctx *ctx, struct pilot_api *api, const char *ref, i
 		cmd_fail(ctx, status);
 		if (server && *server)
 			fprintf(stderr, "pilot: hint: this asked the server '%s'; runs made with 'pilot run' are in "
-					"this machine's local store: pilot --local %s %s\n", server, ctx->cmd_name, ref);
+					"this machine's local store: pilot --local %s %s\n", server, ctx->cmd->name, ref);
 		return status;
 	}
 	if (code != PILOT_EAMBIGUOUS || !ref)
@@ -97,6 +97,14 @@ int runs_open_api(struct pilot_ctx *ctx, struct pilot_api **api, int status)
 	if (pilot_api_open_from_config(ctx->config, api) < 0)
 		return cmd_fail(ctx, status);
 	return 0;
+}
+
+int runs_open_run(struct pilot_ctx *ctx, const char *ref, struct pilot_api **api, struct pilot_run *out)
+{
+	int st = runs_open_api(ctx, api, EXIT_FAIL);
+	if (!st)
+		st = runref_get(ctx, *api, ref, out, EXIT_FAIL);
+	return st;
 }
 
 int run_exit_status(const struct pilot_run *r)

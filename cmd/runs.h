@@ -28,6 +28,9 @@ int runref_get(struct pilot_ctx *ctx, struct pilot_api *api, const char *ref, st
 bool runref_prefix_cursor(const char *ref, char out[PILOT_ID_SIZE]);
 /* Open the transport the configuration asks for, reporting a failure: 0 or status. */
 int runs_open_api(struct pilot_ctx *ctx, struct pilot_api **api, int status);
+/* runs_open_api, then runref_get of ref into out: 0, or EXIT_FAIL after saying why
+ * (*api may be open then; the caller closes it). */
+int runs_open_run(struct pilot_ctx *ctx, const char *ref, struct pilot_api **api, struct pilot_run *out);
 
 /* The exit status a terminal run stands for (pilot(1)): 0 succeeded, the job's code
  * (128+N when a signal N killed it), 124 timeout, 130 canceled, 125 when pilot could
@@ -66,10 +69,9 @@ enum output_format {
 
 /* Parse --output ARG: "json", "yaml", or text_name ("table" or "text"); NULL = text.
  * A bad value is a usage error (returns 2 after saying so); 0 otherwise. */
-int output_parse(struct pilot_ctx *ctx, const struct pilot_cmd *self, const char *arg, const char *text_name,
-		 enum output_format *out);
-/* Print v on stdout as JSON (indented by 2) or as a YAML document. */
-void output_value(const json_t *v, enum output_format f);
+int output_parse(struct pilot_ctx *ctx, const char *arg, const char *text_name, enum output_format *out);
+/* Print v on stdout as JSON (indented by 2) or as a YAML document, and release it. */
+void output_value(json_t *v, enum output_format f);
 /* YAML block form of v into b, every line indented by indent spaces. */
 void output_yaml(struct pilot_buf *b, const json_t *v, int indent);
 

@@ -125,13 +125,12 @@ static int serve(struct pilot_ctx *ctx, struct pilot_server_options *so)
 static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 {
 	struct opts *o = optsp;
-	const struct pilot_cmd *self = pilot_command_find("server");
 	if (argc == 1 && !strcmp(argv[0], "init"))
 		return do_init(ctx, o);
 	if (argc == 1 && !strcmp(argv[0], "check"))
 		return do_check(ctx, o);
 	if (argc == 1)
-		return cmd_usage_error(ctx, self, "unknown action '%s' (expected init or check)", argv[0]);
+		return cmd_usage_error(ctx, "unknown action '%s' (expected init or check)", argv[0]);
 
 	struct pilot_server_options so = { 0 };
 	struct pilot_kvs file = { 0 }, flags = { 0 };
@@ -156,7 +155,7 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	};
 	for (size_t i = 0; i < o->set.n; i++)
 		if (pilot_kvs_set_pair(&flags, o->set.items[i]) < 0) {
-			status = cmd_usage_error(ctx, self, "--set %s: expected KEY=VALUE", o->set.items[i]);
+			status = cmd_usage_error(ctx, "--set %s: expected KEY=VALUE", o->set.items[i]);
 			goto out;
 		}
 	for (size_t i = 0; i < ARRAY_SIZE(given); i++)

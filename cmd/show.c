@@ -341,22 +341,19 @@ static int recent_events(struct pilot_api *api, const char *id, size_t n, struct
 static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 {
 	struct opts *o = optsp;
-	const struct pilot_cmd *self = pilot_command_find("show");
 	enum output_format fmt;
 	(void)argc;
 
-	int st = output_parse(ctx, self, o->output, "text", &fmt);
+	int st = output_parse(ctx, o->output, "text", &fmt);
 	if (st)
 		return st;
 	if (o->events < 0 || o->events > 1000000)
-		return cmd_usage_error(ctx, self, "--events must be between 1 and 1000000");
+		return cmd_usage_error(ctx, "--events must be between 1 and 1000000");
 	size_t nevents = o->events ? (size_t)o->events : fmt != OUTPUT_TEXT ? 1000000 : 10;
 
 	_cleanup_api_ struct pilot_api *api = NULL;
-	if ((st = runs_open_api(ctx, &api, EXIT_FAIL)))
-		return st;
 	struct pilot_run r = { 0 };
-	if ((st = runref_get(ctx, api, argv[0], &r, EXIT_FAIL)))
+	if ((st = runs_open_run(ctx, argv[0], &api, &r)))
 		return st;
 	struct pilot_event_list ev = { 0 };
 	struct pilot_metric_list ml = { 0 };
@@ -391,7 +388,6 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 		json_object_set(j, "events", json_object_get(e, "events"));
 		json_decref(e);
 		output_value(j, fmt);
-		json_decref(j);
 	} else {
 		print_text(&r, &ev, &ml, &al);
 	}

@@ -33,7 +33,7 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	enum output_format fmt;
 	(void)argc;
 	(void)argv;
-	int st = output_parse(ctx, pilot_command_find("status"), o->output, "text", &fmt);
+	int st = output_parse(ctx, o->output, "text", &fmt);
 	if (st)
 		return st;
 
@@ -58,7 +58,6 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 		json_object_set_new(j, "server", remote ? json_string(server) : json_null());
 		json_object_set_new(j, "data_dir", remote ? json_null() : json_string(where));
 		output_value(j, fmt);
-		json_decref(j);
 		pilot_status_clear(&s);
 		return EXIT_OK;
 	}

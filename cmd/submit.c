@@ -45,7 +45,6 @@ static const struct pilot_opt options[] = {
 static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 {
 	struct opts *o = optsp;
-	const struct pilot_cmd *self = pilot_command_find("submit");
 	_cleanup_free_ char *spec_path = NULL, *project = NULL, *params_json = NULL, *env_json = NULL;
 	_cleanup_free_ char *spec_json = NULL;
 	struct pilot_spec *spec = NULL;
@@ -59,14 +58,14 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	int64_t priority = -1;
 
 	if (o->priority_s && pilot_parse_int64(o->priority_s, 0, 100, &priority) < 0)
-		return cmd_usage_error(ctx, self, "--priority: %s", pilot_error_last());
+		return cmd_usage_error(ctx, "--priority: %s", pilot_error_last());
 	if (o->name && !pilot_spec_name_valid(o->name))
-		return cmd_usage_error(ctx, self, "--name '%s': expected [a-z0-9][a-z0-9._-]*, at most 128 characters",
+		return cmd_usage_error(ctx, "--name '%s': expected [a-z0-9][a-z0-9._-]*, at most 128 characters",
 				       o->name);
 	for (size_t i = 0; i < o->requires.n; i++)
 		if (pilot_kvs_set_pair(&req.requires, o->requires.items[i]) < 0) {
 			pilot_submit_request_clear(&req);
-			return cmd_usage_error(ctx, self, "--requires: %s", pilot_error_last());
+			return cmd_usage_error(ctx, "--requires: %s", pilot_error_last());
 		}
 
 	if (pilot_spec_find(argc ? argv[0] : ".", &spec_path, &project) < 0)

@@ -78,14 +78,13 @@ static void print_time(int64_t ms, char *out, size_t n)
 
 static int do_create(struct pilot_ctx *ctx, struct opts *o, struct target *t)
 {
-	const struct pilot_cmd *self = pilot_command_find("token");
 	if (!o->scope)
-		return cmd_usage_error(ctx, self, "'create' needs --scope (read, submit, cancel, agent, admin)");
+		return cmd_usage_error(ctx, "'create' needs --scope (read, submit, cancel, agent, admin)");
 	unsigned scopes;
 	if (pilot_token_scopes_parse(o->scope, &scopes) < 0)
 		return cmd_fail(ctx, EXIT_USAGE);
 	if (o->expires < 0)
-		return cmd_usage_error(ctx, self, "--expires must be positive");
+		return cmd_usage_error(ctx, "--expires must be positive");
 	int64_t expires = o->expires ? pilot_now_ms() + o->expires : 0;
 	struct pilot_token_record rec = { 0 };
 	char local[PILOT_TOKEN_SIZE];
@@ -165,17 +164,16 @@ static int do_revoke(struct pilot_ctx *ctx, struct target *t, const char *which)
 static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 {
 	struct opts *o = optsp;
-	const struct pilot_cmd *self = pilot_command_find("token");
 	const char *verb = argv[0];
 	bool create = !strcmp(verb, "create"), list = !strcmp(verb, "list"), revoke = !strcmp(verb, "revoke");
 	if (!create && !list && !revoke)
-		return cmd_usage_error(ctx, self, "unknown action '%s' (expected create, list or revoke)", verb);
+		return cmd_usage_error(ctx, "unknown action '%s' (expected create, list or revoke)", verb);
 	if ((create || list) && argc != 1)
-		return cmd_usage_error(ctx, self, "'%s' takes no arguments", verb);
+		return cmd_usage_error(ctx, "'%s' takes no arguments", verb);
 	if (revoke && argc != 2)
-		return cmd_usage_error(ctx, self, "'revoke' takes one ID or NAME");
+		return cmd_usage_error(ctx, "'revoke' takes one ID or NAME");
 	if (!create && (o->scope || o->name || o->expires || o->output))
-		return cmd_usage_error(ctx, self, "--scope, --name, --expires and --output go with 'create'");
+		return cmd_usage_error(ctx, "--scope, --name, --expires and --output go with 'create'");
 	struct target t = { 0 };
 	if (open_target(ctx, o, &t) < 0) {
 		close_target(&t);

@@ -24,13 +24,12 @@ static const struct pilot_opt options[] = {
 static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 {
 	struct opts *o = optsp;
-	const struct pilot_cmd *self = pilot_command_find("validate");
 	_cleanup_free_ char *path = NULL, *dir = NULL;
 	struct pilot_spec *spec = NULL;
 	bool json = false;
 
 	if (o->output && !(json = !strcmp(o->output, "json")) && strcmp(o->output, "text"))
-		return cmd_usage_error(ctx, self, "unknown output format '%s' (expected text or json)", o->output);
+		return cmd_usage_error(ctx, "unknown output format '%s' (expected text or json)", o->output);
 	if (pilot_spec_find(argc ? argv[0] : ".", &path, &dir) < 0)
 		return cmd_fail(ctx, EXIT_FAIL);
 

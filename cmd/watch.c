@@ -441,11 +441,10 @@ static int watch_lines(struct pilot_ctx *ctx, struct pilot_api *api, struct watc
 static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 {
 	struct opts *o = optsp;
-	const struct pilot_cmd *self = pilot_command_find("watch");
 	if (o->lines < 0 || o->lines > 1000)
-		return cmd_usage_error(ctx, self, "--lines must be between 0 and 1000");
+		return cmd_usage_error(ctx, "--lines must be between 0 and 1000");
 	if (o->interval < 0)
-		return cmd_usage_error(ctx, self, "--interval must be positive");
+		return cmd_usage_error(ctx, "--interval must be positive");
 
 	_cleanup_api_ struct pilot_api *api = NULL;
 	int st = runs_open_api(ctx, &api, o->exit_status ? EXIT_PILOT : EXIT_FAIL);

@@ -35,6 +35,10 @@ void pilot_format_age(int64_t then_ms, int64_t now_ms, char *out, size_t outlen)
 void pilot_progress_line(const char *label, uint64_t items, const char *item_name, uint64_t bytes,
 			 int64_t elapsed_ms, struct pilot_buf *out);
 
+/* A transfer's progress: "█████░░░░░  1.2 MiB / 4.0 MiB  3.1 MiB/s", the bar width
+ * characters wide (empty when total is 0, unknown). */
+void pilot_progress_bar(uint64_t done, uint64_t total, int64_t elapsed_ms, int width, struct pilot_buf *out);
+
 /* Display width of a UTF-8 string (one column per code point; enough for our tables). */
 size_t pilot_utf8_width(const char *s);
 

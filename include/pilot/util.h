@@ -151,6 +151,10 @@ char *pilot_config_home(void);
 /* "user@host" for this process: $USER, else the password database's name of the
  * effective uid, else "uid-N"; the host name up to its first dot. */
 char *pilot_local_identity(void);
+/* A new empty file in $TMPDIR (else /tmp) with no name (O_TMPFILE, or a name removed
+ * at once where the filesystem lacks it), open for reading and writing; the fd or
+ * PILOT_EIO naming the directory. */
+int pilot_open_temp(void);
 /* Join two path parts with exactly one '/'. */
 char *pilot_path_join(const char *a, const char *b);
 

@@ -578,26 +578,10 @@ static int64_t hdr_int(struct call *c, const char *name)
 	return n;
 }
 
-static int open_temp(void)
-{
-	const char *dir = getenv("TMPDIR");
-	if (!dir || !*dir)
-		dir = "/tmp";
-	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd >= 0)
-		return fd;
-	_cleanup_free_ char *tmpl = pilot_xasprintf("%s/pilot-dl-XXXXXX", dir);
-	fd = mkostemp(tmpl, O_CLOEXEC);
-	if (fd < 0)
-		return pilot_error_errno(PILOT_EIO, errno, "cannot create a temp file in '%s'", dir);
-	unlink(tmpl);
-	return fd;
-}
-
 /* GET into an unlinked temp file; *fd is positioned at the start. */
 static int download(struct http_api *h, struct call *c, int *fd)
 {
-	c->out_fd = open_temp();
+	c->out_fd = pilot_open_temp();
 	if (c->out_fd < 0)
 		return c->out_fd;
 	c->transfer = true;

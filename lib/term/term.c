@@ -1,4 +1,4 @@
-/* Terminal rendering: tables, sparklines, progress lines and ages, into buffers. */
+/* Terminal rendering: tables, sparklines, progress lines and bars, and ages, into buffers. */
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -177,4 +177,16 @@ void pilot_progress_line(const char *label, uint64_t items, const char *item_nam
 	uint64_t per_s = elapsed_ms > 0 ? bytes * 1000 / (uint64_t)elapsed_ms : 0;
 	pilot_format_size(per_s, rate, sizeof(rate));
 	pilot_buf_printf(out, "%s  %llu %s  %s  %s/s", label, (unsigned long long)items, item_name, size, rate);
+}
+
+void pilot_progress_bar(uint64_t done, uint64_t total, int64_t elapsed_ms, int width, struct pilot_buf *out)
+{
+	char sent[32], all[32], rate[32];
+	pilot_format_size(done, sent, sizeof(sent));
+	pilot_format_size(total, all, sizeof(all));
+	pilot_format_size(elapsed_ms > 0 ? done * 1000 / (uint64_t)elapsed_ms : 0, rate, sizeof(rate));
+	int fill = total ? (int)((done < total ? done : total) * (uint64_t)width / total) : 0;
+	for (int i = 0; i < width; i++)
+		pilot_buf_puts(out, i < fill ? "█" : "░");
+	pilot_buf_printf(out, "  %s / %s  %s/s", sent, all, rate);
 }

@@ -187,6 +187,22 @@ char *pilot_local_identity(void)
 	return host[0] ? pilot_xasprintf("%s@%s", u, host) : pilot_xstrdup(u);
 }
 
+int pilot_open_temp(void)
+{
+	const char *dir = getenv("TMPDIR");
+	if (!dir || !*dir)
+		dir = "/tmp";
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	_cleanup_free_ char *path = pilot_xasprintf("%s/pilot-XXXXXX", dir);
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0)
+		return pilot_error_errno(PILOT_EIO, errno, "cannot create a temporary file in '%s'", dir);
+	unlink(path);
+	return fd;
+}
+
 char *pilot_path_join(const char *a, const char *b)
 {
 	size_t la = strlen(a);

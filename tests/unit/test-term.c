@@ -73,6 +73,16 @@ static void test_age_progress(void **state)
 	_cleanup_buf_ struct pilot_buf b = PILOT_BUF_INIT;
 	pilot_progress_line("packing", 12, "files", 2 * 1024 * 1024, 1000, &b);
 	assert_string_equal(b.data, "packing  12 files  2.0 MiB  2.0 MiB/s");
+	pilot_buf_reset(&b);
+	pilot_progress_bar(1024 * 1024, 4 * 1024 * 1024, 500, 8, &b);
+	assert_string_equal(b.data, "██░░░░░░  1.0 MiB / 4.0 MiB  2.0 MiB/s");
+	pilot_buf_reset(&b);
+	/* An unknown total draws an empty bar; more than the total, a full one. */
+	pilot_progress_bar(10, 0, 0, 3, &b);
+	assert_string_equal(b.data, "░░░  10 B / 0 B  0 B/s");
+	pilot_buf_reset(&b);
+	pilot_progress_bar(9, 5, 0, 2, &b);
+	assert_true(pilot_str_has_prefix(b.data, "██  "));
 }
 
 int main(void)

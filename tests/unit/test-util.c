@@ -175,6 +175,20 @@ static void test_fs(void **state)
 	rmdir(outside);
 	_cleanup_free_ char *j = pilot_path_join("/a/", "/b");
 	assert_string_equal(j, "/a/b");
+	/* A temp file leaves no name behind, in $TMPDIR when set; a bad $TMPDIR is named. */
+	char tdir[] = "/tmp/pilot-test-tmp.XXXXXX";
+	assert_non_null(mkdtemp(tdir));
+	setenv("TMPDIR", tdir, 1);
+	int fd = pilot_open_temp();
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "x", 1), 1);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_nlink, 0);
+	close(fd);
+	assert_int_equal(rmdir(tdir), 0);
+	assert_int_equal(pilot_open_temp(), PILOT_EIO);
+	assert_non_null(strstr(pilot_error_last(), tdir));
+	unsetenv("TMPDIR");
 }
 
 static void test_suggest(void **state)
