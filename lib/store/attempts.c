@@ -1,6 +1,7 @@
 /* What agents write for an attempt under its lease (heartbeats, log bytes, artifacts,
  * metrics, the finish) and the matching reads (logs, artifacts, metrics, events).
- * Every write checks the lease first and changes nothing when it is superseded. */
+ * Every write goes through lease_write: one transaction that checks the lease first
+ * and changes nothing when it is superseded. */
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -71,6 +72,27 @@ int lease_check(struct pilot_store *st, const char *attempt_id, const char *toke
 	return 0;
 }
 
+int lease_write(struct pilot_store *st, const char *attempt_id, const char *token, bool require_running,
+		lease_write_fn write, void *ud)
+{
+	STORE_LOCKED(st);
+	struct lease l;
+	int r = db_begin(st, true);
+	if (r < 0)
+		return r;
+	if ((r = lease_check(st, attempt_id, token, require_running, &l)) < 0) {
+		db_rollback(st);
+		return r;
+	}
+	r = write(st, &l, ud);
+	lease_clear(&l);
+	if (r < 0) {
+		db_rollback(st);
+		return r;
+	}
+	return db_commit(st);
+}
+
 static int touch_agent_seen(struct pilot_store *st, const char *agent)
 {
 	static const char sql[] = "UPDATE agents SET last_seen_ms = ?2 WHERE name = ?1";
@@ -82,56 +104,47 @@ static int touch_agent_seen(struct pilot_store *st, const char *agent)
 	return db_done(st, s, "cannot update agent");
 }
 
-int pilot_store_heartbeat(struct pilot_store *st, const char *attempt_id, const char *token,
-			  struct pilot_heartbeat_reply *reply)
+struct heartbeat {
+	int64_t now;
+	struct pilot_heartbeat_reply reply;
+};
+
+static int heartbeat_write(struct pilot_store *st, const struct lease *l, void *ud)
 {
 	static const char upd[] = "UPDATE attempts SET heartbeat_ms = ?2, lease_expires_ms = ?3 WHERE id = ?1";
 	static const char cancel[] = "SELECT cancel_requested, cancel_grace_ms FROM runs WHERE id = ?1";
-	STORE_LOCKED(st);
-	struct lease l;
-	int64_t now = store_now();
-	int r = db_begin(st, true);
-	if (r < 0)
-		return r;
-	if ((r = lease_check(st, attempt_id, token, true, &l)) < 0)
-		goto fail;
+	struct heartbeat *h = ud;
 	sqlite3_stmt *s = db_stmt(st, upd);
-	if (!s) {
-		r = pilot_error_code();
-		goto fail_l;
-	}
-	bind_text(s, 1, attempt_id);
-	bind_int(s, 2, now);
-	bind_int(s, 3, now + st->opt.lease_ttl_ms);
-	if ((r = db_done(st, s, "cannot renew lease")) < 0 || (r = touch_agent_seen(st, l.agent)) < 0)
-		goto fail_l;
-	if (!(s = db_stmt(st, cancel))) {
-		r = pilot_error_code();
-		goto fail_l;
-	}
-	bind_text(s, 1, l.run_id);
-	bool cancel_requested = false;
-	int64_t grace_ms = PILOT_CANCEL_GRACE_AGENT;
+	if (!s)
+		return pilot_error_code();
+	bind_text(s, 1, l->attempt_id);
+	bind_int(s, 2, h->now);
+	bind_int(s, 3, h->now + st->opt.lease_ttl_ms);
+	int r;
+	if ((r = db_done(st, s, "cannot renew lease")) < 0 || (r = touch_agent_seen(st, l->agent)) < 0)
+		return r;
+	if (!(s = db_stmt(st, cancel)))
+		return pilot_error_code();
+	bind_text(s, 1, l->run_id);
+	h->reply.cancel_grace_ms = PILOT_CANCEL_GRACE_AGENT;
 	if (sqlite3_step(s) == SQLITE_ROW) {
-		cancel_requested = col_int(s, 0) != 0;
-		if (cancel_requested && sqlite3_column_type(s, 1) != SQLITE_NULL)
-			grace_ms = col_int(s, 1);
+		h->reply.cancel_requested = col_int(s, 0) != 0;
+		if (h->reply.cancel_requested && sqlite3_column_type(s, 1) != SQLITE_NULL)
+			h->reply.cancel_grace_ms = col_int(s, 1);
 	}
 	sqlite3_reset(s);
-	lease_clear(&l);
-	if ((r = db_commit(st)) < 0)
-		return r;
-	if (reply) {
-		reply->cancel_requested = cancel_requested;
-		reply->cancel_grace_ms = grace_ms;
-		reply->lease_expires_ms = now + st->opt.lease_ttl_ms;
-		reply->lease_ttl_ms = st->opt.lease_ttl_ms;
-	}
+	h->reply.lease_expires_ms = h->now + st->opt.lease_ttl_ms;
+	h->reply.lease_ttl_ms = st->opt.lease_ttl_ms;
 	return 0;
-fail_l:
-	lease_clear(&l);
-fail:
-	db_rollback(st);
+}
+
+int pilot_store_heartbeat(struct pilot_store *st, const char *attempt_id, const char *token,
+			  struct pilot_heartbeat_reply *reply)
+{
+	struct heartbeat h = { .now = store_now() };
+	int r = lease_write(st, attempt_id, token, true, heartbeat_write, &h);
+	if (r == 0 && reply)
+		*reply = h.reply;
 	return r;
 }
 
@@ -182,80 +195,74 @@ static int read_range(struct pilot_store *st, const char *attempt_id, int64_t of
 	return 0;
 }
 
-int pilot_store_append_log(struct pilot_store *st, const char *attempt_id, const char *token, int64_t offset,
-			   const void *data, size_t len, int64_t *expected_offset)
+struct log_append {
+	int64_t offset;
+	const void *data;
+	size_t len;
+	int64_t end;                  /* the log's length before the append, -1 = unread */
+	int64_t added;
+};
+
+static int log_append_write(struct pilot_store *st, const struct lease *l, void *ud)
 {
 	static const char ins[] = "INSERT INTO log_chunks(attempt_id, offset, len, data) VALUES (?1, ?2, ?3, ?4)";
 	static const char upd[] = "UPDATE attempts SET log_bytes = ?2 WHERE id = ?1";
+	struct log_append *a = ud;
+	int64_t end = a->end = l->log_bytes;
+	if (a->offset > end)
+		return pilot_error_set(PILOT_ECONFLICT,
+				       "log of attempt '%s' has %lld bytes: an append at offset %lld leaves a gap",
+				       l->attempt_id, (long long)end, (long long)a->offset);
+	int64_t overlap = end - a->offset < (int64_t)a->len ? end - a->offset : (int64_t)a->len;
+	int r;
+	if (overlap > 0) {
+		_cleanup_buf_ struct pilot_buf have = PILOT_BUF_INIT;
+		if ((r = read_range(st, l->attempt_id, a->offset, (size_t)overlap, &have)) < 0)
+			return r;
+		if ((int64_t)have.len != overlap || memcmp(have.data, a->data, (size_t)overlap))
+			return pilot_error_set(PILOT_ECONFLICT,
+					       "log of attempt '%s': the bytes at offset %lld differ from those stored",
+					       l->attempt_id, (long long)a->offset);
+	}
+	int64_t tail = (int64_t)a->len - overlap;
+	if (tail <= 0)
+		return 0;
+	if (l->state != PILOT_ATTEMPT_RUNNING)
+		return pilot_error_set(PILOT_ECONFLICT,
+				       "attempt '%s' superseded: it already finished (%s) and its log is complete",
+				       l->attempt_id, pilot_attempt_state_name(l->state));
+	sqlite3_stmt *s = db_stmt(st, ins);
+	if (!s)
+		return pilot_error_code();
+	bind_text(s, 1, l->attempt_id);
+	bind_int(s, 2, end);
+	bind_int(s, 3, tail);
+	sqlite3_bind_blob(s, 4, (const char *)a->data + overlap, (int)tail, SQLITE_STATIC);
+	if ((r = db_done(st, s, "cannot store log")) < 0)
+		return r;
+	if (!(s = db_stmt(st, upd)))
+		return pilot_error_code();
+	bind_text(s, 1, l->attempt_id);
+	bind_int(s, 2, end + tail);
+	if ((r = db_done(st, s, "cannot store log")) < 0)
+		return r;
+	a->added = tail;
+	return 0;
+}
+
+int pilot_store_append_log(struct pilot_store *st, const char *attempt_id, const char *token, int64_t offset,
+			   const void *data, size_t len, int64_t *expected_offset)
+{
 	if (len > MAX_LOG_APPEND)
 		return pilot_error_set(PILOT_ELIMIT, "log chunk of %zu bytes is too large (at most %u)", len,
 				       MAX_LOG_APPEND);
 	if (offset < 0)
 		return pilot_error_set(PILOT_EINVALID, "invalid log offset %lld", (long long)offset);
-	STORE_LOCKED(st);
-	struct lease l;
-	int r = db_begin(st, true);
-	if (r < 0)
-		return r;
-	if ((r = lease_check(st, attempt_id, token, false, &l)) < 0)
-		goto fail;
-	int64_t end = l.log_bytes;
-	if (expected_offset)
-		*expected_offset = end;
-	if (offset > end) {
-		r = pilot_error_set(PILOT_ECONFLICT, "log of attempt '%s' has %lld bytes: an append at offset %lld leaves a gap",
-				    attempt_id, (long long)end, (long long)offset);
-		goto fail_l;
-	}
-	int64_t overlap = end - offset < (int64_t)len ? end - offset : (int64_t)len;
-	if (overlap > 0) {
-		_cleanup_buf_ struct pilot_buf have = PILOT_BUF_INIT;
-		if ((r = read_range(st, attempt_id, offset, (size_t)overlap, &have)) < 0)
-			goto fail_l;
-		if ((int64_t)have.len != overlap || memcmp(have.data, data, (size_t)overlap)) {
-			r = pilot_error_set(PILOT_ECONFLICT,
-					    "log of attempt '%s': the bytes at offset %lld differ from those stored",
-					    attempt_id, (long long)offset);
-			goto fail_l;
-		}
-	}
-	int64_t tail = (int64_t)len - overlap;
-	if (tail > 0) {
-		if (l.state != PILOT_ATTEMPT_RUNNING) {
-			r = pilot_error_set(PILOT_ECONFLICT, "attempt '%s' superseded: it already finished (%s) and its log is complete",
-					    attempt_id, pilot_attempt_state_name(l.state));
-			goto fail_l;
-		}
-		sqlite3_stmt *s = db_stmt(st, ins);
-		if (!s) {
-			r = pilot_error_code();
-			goto fail_l;
-		}
-		bind_text(s, 1, attempt_id);
-		bind_int(s, 2, end);
-		bind_int(s, 3, tail);
-		sqlite3_bind_blob(s, 4, (const char *)data + overlap, (int)tail, SQLITE_STATIC);
-		if ((r = db_done(st, s, "cannot store log")) < 0)
-			goto fail_l;
-		if (!(s = db_stmt(st, upd))) {
-			r = pilot_error_code();
-			goto fail_l;
-		}
-		bind_text(s, 1, attempt_id);
-		bind_int(s, 2, end + tail);
-		if ((r = db_done(st, s, "cannot store log")) < 0)
-			goto fail_l;
-	}
-	lease_clear(&l);
-	if ((r = db_commit(st)) < 0)
-		return r;
-	if (expected_offset)
-		*expected_offset = end + (tail > 0 ? tail : 0);
-	return 0;
-fail_l:
-	lease_clear(&l);
-fail:
-	db_rollback(st);
+	struct log_append a = { .offset = offset, .data = data, .len = len, .end = -1 };
+	int r = lease_write(st, attempt_id, token, false, log_append_write, &a);
+	/* On a conflict too: where the agent should resume. */
+	if (expected_offset && a.end >= 0)
+		*expected_offset = a.end + (r == 0 ? a.added : 0);
 	return r;
 }
 
@@ -360,54 +367,51 @@ bad:
 			       path ? path : "");
 }
 
-int pilot_store_put_artifact(struct pilot_store *st, const char *attempt_id, const char *token, const char *path,
-			     int fd)
+struct artifact_put {
+	const char *path;
+	const char *sha256;
+	uint64_t size;
+};
+
+static int artifact_put_write(struct pilot_store *st, const struct lease *l, void *ud)
 {
 	static const char ins[] =
 		"INSERT OR REPLACE INTO artifacts(attempt_id, run_id, attempt, path, size, sha256, created_ms) "
 		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+	const struct artifact_put *a = ud;
+	sqlite3_stmt *s = db_stmt(st, ins);
+	if (!s)
+		return pilot_error_code();
+	bind_text(s, 1, l->attempt_id);
+	bind_text(s, 2, l->run_id);
+	bind_int(s, 3, l->number);
+	bind_text(s, 4, a->path);
+	bind_int(s, 5, (int64_t)a->size);
+	bind_text(s, 6, a->sha256);
+	bind_int(s, 7, store_now());
+	return db_done(st, s, "cannot record artifact");
+}
+
+int pilot_store_put_artifact(struct pilot_store *st, const char *attempt_id, const char *token, const char *path,
+			     int fd)
+{
 	int r = check_artifact_path(path);
 	if (r < 0)
 		return r;
-	struct lease l;
 	/* Refuse a superseded writer before reading a possibly large stream... */
 	{
 		STORE_LOCKED(st);
+		struct lease l;
 		if ((r = lease_check(st, attempt_id, token, true, &l)) < 0)
 			return r;
 		lease_clear(&l);
 	}
 	char sha[65];
-	uint64_t size = 0;
-	if ((r = pilot_blob_put_fd(st->blobs, fd, NULL, sha, &size)) < 0)
+	struct artifact_put a = { .path = path, .sha256 = sha };
+	if ((r = pilot_blob_put_fd(st->blobs, fd, NULL, sha, &a.size)) < 0)
 		return pilot_error_prefix(r, "cannot store artifact '%s'", path);
 	/* ...and check again where it counts: the record is written under the lease. */
-	STORE_LOCKED(st);
-	if ((r = db_begin(st, true)) < 0)
-		return r;
-	if ((r = lease_check(st, attempt_id, token, true, &l)) < 0)
-		goto fail;
-	sqlite3_stmt *s = db_stmt(st, ins);
-	if (!s) {
-		r = pilot_error_code();
-		goto fail_l;
-	}
-	bind_text(s, 1, attempt_id);
-	bind_text(s, 2, l.run_id);
-	bind_int(s, 3, l.number);
-	bind_text(s, 4, path);
-	bind_int(s, 5, (int64_t)size);
-	bind_text(s, 6, sha);
-	bind_int(s, 7, store_now());
-	if ((r = db_done(st, s, "cannot record artifact")) < 0)
-		goto fail_l;
-	lease_clear(&l);
-	return db_commit(st);
-fail_l:
-	lease_clear(&l);
-fail:
-	db_rollback(st);
-	return r;
+	return lease_write(st, attempt_id, token, true, artifact_put_write, &a);
 }
 
 static void load_artifact(sqlite3_stmt *s, struct pilot_artifact *a)
@@ -491,12 +495,60 @@ int pilot_store_get_artifact(struct pilot_store *st, const char *run, const char
 
 /* ---- metrics ---- */
 
-int pilot_store_put_metrics(struct pilot_store *st, const char *attempt_id, const char *token, int64_t first_index,
-			    const struct pilot_metric *items, size_t n, int64_t *expected_index)
+struct metrics_put {
+	int64_t first_index;
+	const struct pilot_metric *items;
+	char **compact;               /* items[i].json, checked */
+	size_t n;
+	int64_t have, added;          /* have: -1 = unread */
+};
+
+static int metrics_put_write(struct pilot_store *st, const struct lease *l, void *ud)
 {
 	static const char ins[] = "INSERT INTO metrics(attempt_id, run_id, attempt, idx, time_ms, json) "
 				  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 	static const char upd[] = "UPDATE attempts SET metric_count = ?2 WHERE id = ?1";
+	struct metrics_put *m = ud;
+	int64_t have = m->have = l->metric_count;
+	if (m->first_index > have)
+		return pilot_error_set(PILOT_ECONFLICT, "attempt '%s' has %lld metrics: a put at index %lld leaves a gap",
+				       l->attempt_id, (long long)have, (long long)m->first_index);
+	int64_t last = m->first_index + (int64_t)m->n;
+	if (last <= have)
+		return 0;
+	if (l->state != PILOT_ATTEMPT_RUNNING)
+		return pilot_error_set(PILOT_ECONFLICT, "attempt '%s' superseded: it already finished (%s)",
+				       l->attempt_id, pilot_attempt_state_name(l->state));
+	int64_t now = store_now();
+	int r;
+	for (int64_t idx = have; idx < last; idx++) {
+		size_t i = (size_t)(idx - m->first_index);
+		sqlite3_stmt *s = db_stmt(st, ins);
+		if (!s)
+			return pilot_error_code();
+		bind_text(s, 1, l->attempt_id);
+		bind_text(s, 2, l->run_id);
+		bind_int(s, 3, l->number);
+		bind_int(s, 4, idx);
+		bind_int(s, 5, m->items[i].time_ms > 0 ? m->items[i].time_ms : now);
+		bind_text(s, 6, m->compact[i]);
+		if ((r = db_done(st, s, "cannot store metrics")) < 0)
+			return r;
+	}
+	sqlite3_stmt *s = db_stmt(st, upd);
+	if (!s)
+		return pilot_error_code();
+	bind_text(s, 1, l->attempt_id);
+	bind_int(s, 2, last);
+	if ((r = db_done(st, s, "cannot store metrics")) < 0)
+		return r;
+	m->added = last - have;
+	return 0;
+}
+
+int pilot_store_put_metrics(struct pilot_store *st, const char *attempt_id, const char *token, int64_t first_index,
+			    const struct pilot_metric *items, size_t n, int64_t *expected_index)
+{
 	if (n > MAX_METRICS_PUT)
 		return pilot_error_set(PILOT_ELIMIT, "too many metrics in one call (%zu, at most %d)", n, MAX_METRICS_PUT);
 	if (first_index < 0)
@@ -513,63 +565,12 @@ int pilot_store_put_metrics(struct pilot_store *st, const char *attempt_id, cons
 			compact[i] = pilot_xstrdup(items[i].json);
 		json_decref(j);
 	}
-	STORE_LOCKED(st);
-	struct lease l = { 0 };
-	if (r < 0 || (r = db_begin(st, true)) < 0)
-		goto out;
-	if ((r = lease_check(st, attempt_id, token, false, &l)) < 0) {
-		db_rollback(st);
-		goto out;
-	}
-	int64_t have = l.metric_count;
-	if (expected_index)
-		*expected_index = have;
-	if (first_index > have) {
-		r = pilot_error_set(PILOT_ECONFLICT, "attempt '%s' has %lld metrics: a put at index %lld leaves a gap",
-				    attempt_id, (long long)have, (long long)first_index);
-		goto fail;
-	}
-	int64_t last = first_index + (int64_t)n;
-	if (last > have && l.state != PILOT_ATTEMPT_RUNNING) {
-		r = pilot_error_set(PILOT_ECONFLICT, "attempt '%s' superseded: it already finished (%s)", attempt_id,
-				    pilot_attempt_state_name(l.state));
-		goto fail;
-	}
-	int64_t now = store_now();
-	for (int64_t idx = have; idx < last; idx++) {
-		size_t i = (size_t)(idx - first_index);
-		sqlite3_stmt *s = db_stmt(st, ins);
-		if (!s) {
-			r = pilot_error_code();
-			goto fail;
-		}
-		bind_text(s, 1, attempt_id);
-		bind_text(s, 2, l.run_id);
-		bind_int(s, 3, l.number);
-		bind_int(s, 4, idx);
-		bind_int(s, 5, items[i].time_ms > 0 ? items[i].time_ms : now);
-		bind_text(s, 6, compact[i]);
-		if ((r = db_done(st, s, "cannot store metrics")) < 0)
-			goto fail;
-	}
-	if (last > have) {
-		sqlite3_stmt *s = db_stmt(st, upd);
-		if (!s) {
-			r = pilot_error_code();
-			goto fail;
-		}
-		bind_text(s, 1, attempt_id);
-		bind_int(s, 2, last);
-		if ((r = db_done(st, s, "cannot store metrics")) < 0)
-			goto fail;
-	}
-	if ((r = db_commit(st)) == 0 && expected_index)
-		*expected_index = last > have ? last : have;
-	goto out;
-fail:
-	db_rollback(st);
-out:
-	lease_clear(&l);
+	struct metrics_put m = { .first_index = first_index, .items = items, .compact = compact, .n = n, .have = -1 };
+	if (r == 0)
+		r = lease_write(st, attempt_id, token, false, metrics_put_write, &m);
+	/* On a conflict too: where the agent should resume. */
+	if (expected_index && m.have >= 0)
+		*expected_index = m.have + (r == 0 ? m.added : 0);
 	for (size_t i = 0; i < n; i++)
 		free(compact[i]);
 	return r;
@@ -642,86 +643,78 @@ static int normalize_outcome(const struct pilot_finish *in, struct pilot_finish 
 				       ? " needs an exit code" : "");
 }
 
-int pilot_store_finish(struct pilot_store *st, const char *attempt_id, const char *token,
-		       const struct pilot_finish *outcome, struct pilot_run *run)
+struct finish {
+	struct pilot_finish o;
+	struct pilot_run run;         /* the run after it */
+};
+
+static int finish_write(struct pilot_store *st, const struct lease *l, void *ud)
 {
 	static const char upd[] = "UPDATE attempts SET state = ?2, reason = ?3, exit_code = ?4, message = ?5, "
 				  "finished_ms = ?6, lease_expires_ms = NULL WHERE id = ?1 AND state = 'running'";
 	static const char upd_run[] = "UPDATE runs SET exit_code = ?2 WHERE id = ?1";
-	struct pilot_finish o;
-	int r = normalize_outcome(outcome, &o);
-	if (r < 0)
-		return r;
-	STORE_LOCKED(st);
-	struct lease l;
-	if ((r = db_begin(st, true)) < 0)
-		return r;
-	if ((r = lease_check(st, attempt_id, token, false, &l)) < 0)
-		goto fail;
-	if (l.state != PILOT_ATTEMPT_RUNNING) {
-		bool same = l.state == o.state && l.reason == o.reason && l.has_exit_code == o.has_exit_code &&
-			    (!o.has_exit_code || l.exit_code == o.exit_code);
-		if (!same) {
-			r = pilot_error_set(PILOT_ECONFLICT, "attempt '%s' already finished (%s%s%s)", attempt_id,
-					    pilot_attempt_state_name(l.state), l.reason ? ", " : "",
-					    pilot_reason_name(l.reason));
-			goto fail_l;
-		}
+	struct finish *f = ud;
+	const struct pilot_finish *o = &f->o;
+	int r;
+	if (l->state != PILOT_ATTEMPT_RUNNING) {
+		/* A finish said again (its answer was lost) is fine; a different one is not. */
+		bool same = l->state == o->state && l->reason == o->reason && l->has_exit_code == o->has_exit_code &&
+			    (!o->has_exit_code || l->exit_code == o->exit_code);
+		if (!same)
+			return pilot_error_set(PILOT_ECONFLICT, "attempt '%s' already finished (%s%s%s)", l->attempt_id,
+					       pilot_attempt_state_name(l->state), l->reason ? ", " : "",
+					       pilot_reason_name(l->reason));
 	} else {
 		sqlite3_stmt *s = db_stmt(st, upd);
-		if (!s) {
-			r = pilot_error_code();
-			goto fail_l;
-		}
-		bind_text(s, 1, attempt_id);
-		bind_text(s, 2, pilot_attempt_state_name(o.state));
-		bind_text(s, 3, pilot_reason_name(o.reason));
-		if (o.has_exit_code)
-			bind_int(s, 4, o.exit_code);
-		bind_text(s, 5, o.message);
+		if (!s)
+			return pilot_error_code();
+		bind_text(s, 1, l->attempt_id);
+		bind_text(s, 2, pilot_attempt_state_name(o->state));
+		bind_text(s, 3, pilot_reason_name(o->reason));
+		if (o->has_exit_code)
+			bind_int(s, 4, o->exit_code);
+		bind_text(s, 5, o->message);
 		bind_int(s, 6, store_now());
 		if ((r = db_done(st, s, "cannot finish attempt")) < 0)
-			goto fail_l;
-		if (o.has_exit_code) {
-			if (!(s = db_stmt(st, upd_run))) {
-				r = pilot_error_code();
-				goto fail_l;
-			}
-			bind_text(s, 1, l.run_id);
-			bind_int(s, 2, o.exit_code);
+			return r;
+		if (o->has_exit_code) {
+			if (!(s = db_stmt(st, upd_run)))
+				return pilot_error_code();
+			bind_text(s, 1, l->run_id);
+			bind_int(s, 2, o->exit_code);
 			if ((r = db_done(st, s, "cannot update run")) < 0)
-				goto fail_l;
+				return r;
 		}
 		_cleanup_free_ char *detail = NULL;
-		if (o.message && *o.message)
-			detail = pilot_xasprintf("attempt %d %s: %s", l.number, pilot_attempt_state_name(o.state), o.message);
-		else if (o.has_exit_code)
-			detail = pilot_xasprintf("attempt %d %s (exit code %d)", l.number, pilot_attempt_state_name(o.state),
-						 o.exit_code);
+		if (o->message && *o->message)
+			detail = pilot_xasprintf("attempt %d %s: %s", l->number, pilot_attempt_state_name(o->state),
+						 o->message);
+		else if (o->has_exit_code)
+			detail = pilot_xasprintf("attempt %d %s (exit code %d)", l->number,
+						 pilot_attempt_state_name(o->state), o->exit_code);
 		else
-			detail = pilot_xasprintf("attempt %d %s (%s)", l.number, pilot_attempt_state_name(o.state),
-						 pilot_reason_name(o.reason));
-		if ((r = store_attempt_ended(st, l.run_id, l.number, o.state, o.reason, detail, "finished", l.agent)) < 0 ||
-		    (r = touch_agent_seen(st, l.agent)) < 0)
-			goto fail_l;
+			detail = pilot_xasprintf("attempt %d %s (%s)", l->number, pilot_attempt_state_name(o->state),
+						 pilot_reason_name(o->reason));
+		if ((r = store_attempt_ended(st, l->run_id, l->number, o->state, o->reason, detail, "finished",
+					     l->agent)) < 0 ||
+		    (r = touch_agent_seen(st, l->agent)) < 0)
+			return r;
 	}
-	struct pilot_run got;
-	if ((r = store_get_run_locked(st, l.run_id, true, false, &got)) < 0)
-		goto fail_l;
-	lease_clear(&l);
-	if ((r = db_commit(st)) < 0) {
-		pilot_run_clear(&got);
+	return store_get_run_locked(st, l->run_id, true, false, &f->run);
+}
+
+int pilot_store_finish(struct pilot_store *st, const char *attempt_id, const char *token,
+		       const struct pilot_finish *outcome, struct pilot_run *run)
+{
+	struct finish f = { 0 };
+	int r = normalize_outcome(outcome, &f.o);
+	if (r < 0)
 		return r;
-	}
-	if (run)
-		*run = got;
+	r = lease_write(st, attempt_id, token, false, finish_write, &f);
+	if (r == 0 && run)
+		*run = f.run;
 	else
-		pilot_run_clear(&got);
-	return 0;
-fail_l:
-	lease_clear(&l);
-fail:
-	db_rollback(st);
+		pilot_run_clear(&f.run);
 	return r;
 }
 

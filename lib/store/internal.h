@@ -87,6 +87,13 @@ void lease_clear(struct lease *l);
  * the token does not match or (require_running) it is no longer running. */
 int lease_check(struct pilot_store *st, const char *attempt_id, const char *token, bool require_running,
 		struct lease *out);
+/* Lease fencing, the one way an agent's write reaches the store: in one write
+ * transaction, lease_check (as above), then write(st, lease, ud); committed only when
+ * both succeed, else rolled back, so a superseded writer changes nothing. Takes the
+ * store's lock. */
+typedef int (*lease_write_fn)(struct pilot_store *st, const struct lease *l, void *ud);
+int lease_write(struct pilot_store *st, const char *attempt_id, const char *token, bool require_running,
+		lease_write_fn write, void *ud);
 
 int store_get_run_locked(struct pilot_store *st, const char *id, bool with_attempts, bool secret_values,
 			 struct pilot_run *out);
