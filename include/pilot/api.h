@@ -220,4 +220,88 @@ int pilot_http_token_create(struct pilot_api *api, const char *name, unsigned sc
 int pilot_http_token_list(struct pilot_api *api, struct pilot_token_list *out);
 int pilot_http_token_revoke(struct pilot_api *api, const char *id_or_name);
 
+/* ---- the REST API's routes (lib/api/routes.c) --------------------------------------
+ * One table, read by the http client to build its calls and by the server to route
+ * requests, so that each route is declared once; pilot-api(7) documents it and the
+ * docs test checks the two agree. */
+
+enum pilot_route_id {
+	PILOT_ROUTE_INDEX,
+	PILOT_ROUTE_HEALTHZ,
+	PILOT_ROUTE_METRICS,
+	PILOT_ROUTE_BUNDLE_HAS,
+	PILOT_ROUTE_BUNDLE_GET,
+	PILOT_ROUTE_BUNDLE_PUT,
+	PILOT_ROUTE_SUBMIT,
+	PILOT_ROUTE_LIST_RUNS,
+	PILOT_ROUTE_GET_RUN,
+	PILOT_ROUTE_READ_LOGS,
+	PILOT_ROUTE_RUN_EVENTS,
+	PILOT_ROUTE_CANCEL,
+	PILOT_ROUTE_RETRY,
+	PILOT_ROUTE_LIST_ARTIFACTS,
+	PILOT_ROUTE_GET_ARTIFACT,
+	PILOT_ROUTE_GET_METRICS,
+	PILOT_ROUTE_EVENTS,
+	PILOT_ROUTE_CLAIM,
+	PILOT_ROUTE_REGISTER_AGENT,
+	PILOT_ROUTE_LIST_AGENTS,
+	PILOT_ROUTE_AGENT_LEAVE,
+	PILOT_ROUTE_HEARTBEAT,
+	PILOT_ROUTE_FINISH,
+	PILOT_ROUTE_APPEND_LOG,
+	PILOT_ROUTE_PUT_ARTIFACT,
+	PILOT_ROUTE_PUT_METRICS,
+	PILOT_ROUTE_STATUS,
+	PILOT_ROUTE_WHOAMI,
+	PILOT_ROUTE_TOKEN_CREATE,
+	PILOT_ROUTE_TOKEN_LIST,
+	PILOT_ROUTE_TOKEN_REVOKE,
+	PILOT_ROUTE_REAP,
+	PILOT_NROUTES
+};
+
+enum pilot_route_body {
+	PILOT_BODY_NONE,   /* a body is read (up to the JSON limit) and ignored */
+	PILOT_BODY_JSON,   /* buffered up to the JSON limit */
+	PILOT_BODY_RAW,    /* buffered up to the log chunk limit */
+	PILOT_BODY_FILE,   /* streamed to an unlinked temp file, hashed on the way */
+};
+/* Which of the server's size limits applies to the body. */
+enum pilot_route_limit { PILOT_LIMIT_JSON, PILOT_LIMIT_LOG, PILOT_LIMIT_BUNDLE, PILOT_LIMIT_ARTIFACT };
+
+/* The JSON form of one model type behind one signature: to_json returns a new
+ * reference; from_json fills out (PILOT_EINVALID naming the field); clear frees what
+ * from_json or the api filled in. */
+struct pilot_codec {
+	const char *name;
+	json_t *(*to_json)(const void *v);
+	int (*from_json)(const json_t *j, void *out);
+	void (*clear)(void *v);
+};
+
+struct pilot_route {
+	const char *method;
+	const char *pattern;          /* "/v1/runs/{id}/artifacts/{path*}": {x} is one
+	                               * segment, {x*} the rest of the path */
+	unsigned scopes;              /* any of these grants it; 0 = no token needed */
+	enum pilot_route_body body;
+	enum pilot_route_limit limit;
+	bool idempotent;              /* the client may send it again after a lost answer */
+	const struct pilot_codec *request;  /* the JSON body's type; NULL = none or its own */
+	const struct pilot_codec *response; /* the JSON answer's type; NULL = none or its own */
+};
+extern const struct pilot_route pilot_routes[PILOT_NROUTES];
+
+/* Route id's path with its parameters in pattern order, escaped ({x*} keeps its
+ * slashes), appended to b. */
+void pilot_route_path(enum pilot_route_id id, const char *const params[2], struct pilot_buf *b);
+/* The route a request is for, with its path parameters copied into params (free them
+ * with pilot_route_params_free); -1 when none, *path_known telling a wrong method
+ * (405) from an unknown path (404). */
+int pilot_route_match(const char *method, const char *path, char *params[2], bool *path_known);
+void pilot_route_params_free(char *params[2]);
+/* Percent-encode s for a URL into b; '/' kept when keep_slash. */
+void pilot_url_escape(struct pilot_buf *b, const char *s, bool keep_slash);
+
 #endif

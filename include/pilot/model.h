@@ -425,6 +425,10 @@ int pilot_token_scopes_parse(const char *list, unsigned *out);
 char *pilot_token_scopes_format(unsigned scopes);
 /* admin implies every scope. */
 bool pilot_token_scopes_allow(unsigned have, unsigned need);
+/* The wire form of a scope mask: ["read", "submit"]. from_json also takes a string
+ * ("read,submit"); anything else, or an unknown scope, is PILOT_EINVALID. */
+json_t *pilot_token_scopes_to_json(unsigned scopes);
+int pilot_token_scopes_from_json(const json_t *v, unsigned *out);
 
 struct pilot_token_record {
 	char id[PILOT_ID_SIZE];       /* 't' + ... */

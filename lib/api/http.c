@@ -56,6 +56,7 @@ static struct http_api *H(struct pilot_api *api)
 /* ---- one call ---- */
 
 struct call {
+	const struct pilot_route *route; /* NULL for a call off the table */
 	const char *method;
 	struct pilot_buf path;       /* "/v1/runs?state=queued" */
 	const char *content_type;
@@ -100,29 +101,13 @@ static void call_clear(struct call *c)
 	pilot_kvs_clear(&c->headers);
 }
 
-/* Percent-encode s for a URL; '/' kept when keep_slash. */
-static void put_escaped(struct pilot_buf *b, const char *s, bool keep_slash)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
-		    *p == '.' || *p == '_' || *p == '~' || (keep_slash && *p == '/')) {
-			pilot_buf_putc(b, (char)*p);
-		} else {
-			pilot_buf_putc(b, '%');
-			pilot_buf_putc(b, hex[*p >> 4]);
-			pilot_buf_putc(b, hex[*p & 15]);
-		}
-	}
-}
-
 /* Append "?name=value" or "&name=value". */
 static void add_query(struct call *c, const char *name, const char *value)
 {
 	pilot_buf_putc(&c->path, strchr(pilot_buf_str(&c->path), '?') ? '&' : '?');
 	pilot_buf_puts(&c->path, name);
 	pilot_buf_putc(&c->path, '=');
-	put_escaped(&c->path, value, false);
+	pilot_url_escape(&c->path, value, false);
 }
 
 static void add_query_int(struct call *c, const char *name, int64_t v)
@@ -524,6 +509,14 @@ static int call_json(struct http_api *h, struct call *c, json_t **out)
 	return 0;
 }
 
+/* call_json, then free the call's buffers (its status stays). */
+static int call_json_once(struct http_api *h, struct call *c, json_t **out)
+{
+	int r = call_json(h, c, out);
+	call_clear(c);
+	return r;
+}
+
 static void set_body_json(struct call *c, json_t *j, char **owned)
 {
 	*owned = json_dumps(j, JSON_COMPACT);
@@ -547,19 +540,36 @@ static void set_body_fd(struct call *c, int fd)
 	c->transfer = true;
 }
 
-static void path_run(struct call *c, const char *run, const char *suffix)
+/* A call of the route id, its path built from the table with params p0 and p1. */
+static void call_route(struct call *c, enum pilot_route_id id, const char *p0, const char *p1)
 {
-	pilot_buf_puts(&c->path, "/v1/runs/");
-	put_escaped(&c->path, run ? run : "", false);
-	if (suffix)
-		pilot_buf_puts(&c->path, suffix);
+	const struct pilot_route *rt = &pilot_routes[id];
+	call_init(c, rt->method);
+	c->route = rt;
+	c->idempotent = rt->idempotent;
+	const char *const params[2] = { p0, p1 };
+	pilot_route_path(id, params, &c->path);
 }
 
-static void path_attempt(struct call *c, const char *attempt_id, const char *suffix)
+/* Perform a call whose body (req, unless NULL) and answer (into out, unless NULL)
+ * are model values, with the route's codecs. The call's buffers are freed; its status
+ * stays. */
+static int call_model(struct http_api *h, struct call *c, const void *req, void *out)
 {
-	pilot_buf_puts(&c->path, "/v1/attempts/");
-	put_escaped(&c->path, attempt_id ? attempt_id : "", false);
-	pilot_buf_puts(&c->path, suffix);
+	const struct pilot_route *rt = c->route;
+	_cleanup_free_ char *body = NULL;
+	if (req) {
+		json_t *j = rt->request->to_json(req);
+		set_body_json(c, j, &body);
+		json_decref(j);
+	}
+	json_t *res = NULL;
+	int r = call_json_once(h, c, out ? &res : NULL);
+	if (r < 0 || !out)
+		return r;
+	r = rt->response->from_json(res, out);
+	json_decref(res);
+	return r;
 }
 
 static const char *hdr(struct call *c, const char *name)
@@ -605,7 +615,6 @@ static int download(struct http_api *h, struct call *c, int *fd)
 
 static int h_submit(struct pilot_api *api, const struct pilot_submit_request *req, struct pilot_run *out)
 {
-	struct http_api *h = H(api);
 	char gen[40];
 	const char *key = req->idempotency_key;
 	if (!key || !*key) {
@@ -615,58 +624,31 @@ static int h_submit(struct pilot_api *api, const struct pilot_submit_request *re
 		pilot_random_hex(gen + 6, 16);
 		key = gen;
 	}
-	json_t *j = pilot_submit_request_to_json(req);
-	json_object_set_new(j, "idempotency_key", json_string(key));
+	struct pilot_submit_request keyed = *req;
+	keyed.idempotency_key = key;
 	struct call c;
-	call_init(&c, "POST");
-	pilot_buf_puts(&c.path, "/v1/runs");
-	_cleanup_free_ char *body = NULL;
-	set_body_json(&c, j, &body);
-	json_decref(j);
+	call_route(&c, PILOT_ROUTE_SUBMIT, NULL, NULL);
 	c.idem_key = key;
-	c.idempotent = true;
-	json_t *res = NULL;
-	int r = call_json(h, &c, &res);
-	long status = c.status;
-	call_clear(&c);
-	if (r < 0)
-		return r;
 	struct pilot_run tmp = { 0 };
-	r = pilot_run_from_json(res, out ? out : &tmp);
+	int r = call_model(H(api), &c, &keyed, out ? out : &tmp);
 	pilot_run_clear(&tmp);
-	json_decref(res);
 	if (r < 0)
 		return r;
-	return status == 200 ? 1 : 0;
-}
-
-static int get_json_into(struct http_api *h, struct call *c, json_t **res)
-{
-	c->idempotent = true;
-	int r = call_json(h, c, res);
-	call_clear(c);
-	return r;
+	/* 200: the key's run, sent before; 201: a new one. */
+	return c.status == 200 ? 1 : 0;
 }
 
 static int h_get_run(struct pilot_api *api, const char *run, struct pilot_run *out)
 {
 	struct call c;
-	call_init(&c, "GET");
-	path_run(&c, run, NULL);
-	json_t *res = NULL;
-	int r = get_json_into(H(api), &c, &res);
-	if (r < 0)
-		return r;
-	r = pilot_run_from_json(res, out);
-	json_decref(res);
-	return r;
+	call_route(&c, PILOT_ROUTE_GET_RUN, run, NULL);
+	return call_model(H(api), &c, NULL, out);
 }
 
 static int h_list_runs(struct pilot_api *api, const struct pilot_run_filter *f, struct pilot_run_list *out)
 {
 	struct call c;
-	call_init(&c, "GET");
-	pilot_buf_puts(&c.path, "/v1/runs");
+	call_route(&c, PILOT_ROUTE_LIST_RUNS, NULL, NULL);
 	if (f && f->states) {
 		struct pilot_buf s = PILOT_BUF_INIT;
 		for (int i = 0; i < PILOT_RUN_NSTATES; i++)
@@ -686,24 +668,17 @@ static int h_list_runs(struct pilot_api *api, const struct pilot_run_filter *f, 
 		add_query(&c, "after", f->after);
 	if (f && f->limit)
 		add_query_int(&c, "limit", (int64_t)f->limit);
-	json_t *res = NULL;
-	int r = get_json_into(H(api), &c, &res);
-	if (r < 0)
-		return r;
-	r = pilot_run_list_from_json(res, out);
-	json_decref(res);
-	return r;
+	return call_model(H(api), &c, NULL, out);
 }
 
-/* grace_ms >= 0 goes in the body as "grace_ms" (cancel). */
-static int run_action(struct pilot_api *api, const char *run, const char *what, const char *actor, int64_t grace_ms,
-		      bool idempotent, struct pilot_run *out, bool *unchanged)
+/* cancel and retry: an optional body of {"actor"} (honoured for an admin's token) and,
+ * when grace_ms >= 0, {"grace_ms"}. */
+static int run_action(struct pilot_api *api, enum pilot_route_id id, const char *run, const char *actor,
+		      int64_t grace_ms, struct pilot_run *out, bool *unchanged)
 {
 	struct http_api *h = H(api);
 	struct call c;
-	call_init(&c, "POST");
-	path_run(&c, run, what);
-	c.idempotent = idempotent;
+	call_route(&c, id, run, NULL);
 	_cleanup_free_ char *body = NULL;
 	if ((actor && *actor) || grace_ms >= 0) {
 		json_t *j = json_object();
@@ -721,8 +696,7 @@ static int run_action(struct pilot_api *api, const char *run, const char *what, 
 	call_clear(&c);
 	if (r < 0)
 		return r;
-	if (out)
-		r = pilot_run_from_json(res, out);
+	r = pilot_run_from_json(res, out);
 	json_decref(res);
 	return r;
 }
@@ -731,11 +705,10 @@ static int h_cancel(struct pilot_api *api, const char *run, const char *actor, i
 		    struct pilot_run *out)
 {
 	/* The server records the token's name as the actor unless the token is an
-	 * admin's, which may name someone else. A replay is harmless: a second cancel
-	 * with the same grace changes nothing. */
+	 * admin's, which may name someone else. */
 	bool unchanged = false;
 	struct pilot_run tmp = { 0 };
-	int r = run_action(api, run, "/cancel", actor, grace_ms, true, out ? out : &tmp, &unchanged);
+	int r = run_action(api, PILOT_ROUTE_CANCEL, run, actor, grace_ms, out ? out : &tmp, &unchanged);
 	pilot_run_clear(&tmp);
 	if (r < 0)
 		return r;
@@ -745,31 +718,34 @@ static int h_cancel(struct pilot_api *api, const char *run, const char *actor, i
 static int h_retry(struct pilot_api *api, const char *run, const char *actor, struct pilot_run *out)
 {
 	struct pilot_run tmp = { 0 };
-	int r = run_action(api, run, "/retry", actor, -1, false, out ? out : &tmp, NULL);
+	int r = run_action(api, PILOT_ROUTE_RETRY, run, actor, -1, out ? out : &tmp, NULL);
 	pilot_run_clear(&tmp);
 	return r;
+}
+
+static void add_wait(struct call *c, int64_t wait_ms)
+{
+	if (wait_ms <= 0)
+		return;
+	char w[32];
+	snprintf(w, sizeof(w), "%lldms", (long long)wait_ms);
+	add_query(c, "wait", w);
+	c->extra_timeout_ms = wait_ms;
 }
 
 static int h_read_logs(struct pilot_api *api, const struct pilot_log_request *req, struct pilot_log_chunk *out)
 {
 	struct http_api *h = H(api);
 	struct call c;
-	call_init(&c, "GET");
-	path_run(&c, req->run, "/logs");
+	call_route(&c, PILOT_ROUTE_READ_LOGS, req->run, NULL);
 	if (req->attempt)
 		add_query_int(&c, "attempt", req->attempt);
 	if (req->offset)
 		add_query_int(&c, "offset", req->offset);
 	size_t max = req->max_bytes ? req->max_bytes : 1024 * 1024;
 	add_query_int(&c, "max", (int64_t)max);
-	if (req->wait_ms > 0) {
-		char w[32];
-		snprintf(w, sizeof(w), "%lldms", (long long)req->wait_ms);
-		add_query(&c, "wait", w);
-		c.extra_timeout_ms = req->wait_ms;
-	}
+	add_wait(&c, req->wait_ms);
 	c.resp.max = max + 64 * 1024;
-	c.idempotent = true;
 	int r = perform(h, &c);
 	if (r == 0)
 		r = status_error(h, &c, NULL);
@@ -802,58 +778,40 @@ static int h_list_events(struct pilot_api *api, const struct pilot_event_filter 
 			 struct pilot_event_list *out)
 {
 	struct call c;
-	call_init(&c, "GET");
 	if (f && f->run)
-		path_run(&c, f->run, "/events");
+		call_route(&c, PILOT_ROUTE_RUN_EVENTS, f->run, NULL);
 	else
-		pilot_buf_puts(&c.path, "/v1/events");
+		call_route(&c, PILOT_ROUTE_EVENTS, NULL, NULL);
 	add_query(&c, "format", "json");
 	add_query_int(&c, "after", f ? f->after_seq : 0);
 	if (f && f->limit)
 		add_query_int(&c, "limit", (int64_t)f->limit);
-	if (wait_ms > 0) {
-		char w[32];
-		snprintf(w, sizeof(w), "%lldms", (long long)wait_ms);
-		add_query(&c, "wait", w);
-		c.extra_timeout_ms = wait_ms;
-	}
-	json_t *res = NULL;
-	int r = get_json_into(H(api), &c, &res);
-	if (r < 0)
-		return r;
-	r = pilot_event_list_from_json(res, out);
-	json_decref(res);
-	return r;
+	add_wait(&c, wait_ms);
+	return call_model(H(api), &c, NULL, out);
+}
+
+/* The routes of one run's attempt: ?attempt=N (0 = every attempt, or the latest). */
+static void call_run_attempt(struct call *c, enum pilot_route_id id, const char *run, const char *path, int attempt)
+{
+	call_route(c, id, run, path);
+	if (attempt)
+		add_query_int(c, "attempt", attempt);
 }
 
 static int h_list_artifacts(struct pilot_api *api, const char *run, int attempt, struct pilot_artifact_list *out)
 {
 	struct call c;
-	call_init(&c, "GET");
-	path_run(&c, run, "/artifacts");
-	if (attempt)
-		add_query_int(&c, "attempt", attempt);
-	json_t *res = NULL;
-	int r = get_json_into(H(api), &c, &res);
-	if (r < 0)
-		return r;
-	r = pilot_artifact_list_from_json(res, out);
-	json_decref(res);
-	return r;
+	call_run_attempt(&c, PILOT_ROUTE_LIST_ARTIFACTS, run, NULL, attempt);
+	return call_model(H(api), &c, NULL, out);
 }
 
 static int h_get_artifact(struct pilot_api *api, const char *run, const char *path, int attempt, int *fd,
 			  struct pilot_artifact *meta)
 {
-	struct http_api *h = H(api);
 	struct call c;
-	call_init(&c, "GET");
-	path_run(&c, run, "/artifacts/");
-	put_escaped(&c.path, path ? path : "", true);
-	if (attempt)
-		add_query_int(&c, "attempt", attempt);
+	call_run_attempt(&c, PILOT_ROUTE_GET_ARTIFACT, run, path, attempt);
 	int got = -1;
-	int r = download(h, &c, &got);
+	int r = download(H(api), &c, &got);
 	if (r < 0) {
 		call_clear(&c);
 		return r;
@@ -877,45 +835,22 @@ static int h_get_artifact(struct pilot_api *api, const char *run, const char *pa
 static int h_get_metrics(struct pilot_api *api, const char *run, int attempt, struct pilot_metric_list *out)
 {
 	struct call c;
-	call_init(&c, "GET");
-	path_run(&c, run, "/metrics");
-	if (attempt)
-		add_query_int(&c, "attempt", attempt);
-	json_t *res = NULL;
-	int r = get_json_into(H(api), &c, &res);
-	if (r < 0)
-		return r;
-	r = pilot_metric_list_from_json(res, out);
-	json_decref(res);
-	return r;
+	call_run_attempt(&c, PILOT_ROUTE_GET_METRICS, run, NULL, attempt);
+	return call_model(H(api), &c, NULL, out);
 }
 
 static int h_list_agents(struct pilot_api *api, struct pilot_agent_list *out)
 {
 	struct call c;
-	call_init(&c, "GET");
-	pilot_buf_puts(&c.path, "/v1/agents");
-	json_t *res = NULL;
-	int r = get_json_into(H(api), &c, &res);
-	if (r < 0)
-		return r;
-	r = pilot_agent_list_from_json(res, out);
-	json_decref(res);
-	return r;
+	call_route(&c, PILOT_ROUTE_LIST_AGENTS, NULL, NULL);
+	return call_model(H(api), &c, NULL, out);
 }
 
 static int h_status(struct pilot_api *api, struct pilot_status *out)
 {
 	struct call c;
-	call_init(&c, "GET");
-	pilot_buf_puts(&c.path, "/v1/status");
-	json_t *res = NULL;
-	int r = get_json_into(H(api), &c, &res);
-	if (r < 0)
-		return r;
-	r = pilot_status_from_json(res, out);
-	json_decref(res);
-	return r;
+	call_route(&c, PILOT_ROUTE_STATUS, NULL, NULL);
+	return call_model(H(api), &c, NULL, out);
 }
 
 static int check_sha(const char *sha256)
@@ -933,9 +868,7 @@ static int h_bundle_has(struct pilot_api *api, const char *sha256)
 	if (r < 0)
 		return r;
 	struct call c;
-	call_init(&c, "HEAD");
-	pilot_buf_printf(&c.path, "/v1/bundles/%s", sha256);
-	c.idempotent = true;
+	call_route(&c, PILOT_ROUTE_BUNDLE_HAS, sha256, NULL);
 	r = perform(h, &c);
 	if (r == 0) {
 		if (c.status == 404)
@@ -949,19 +882,14 @@ static int h_bundle_has(struct pilot_api *api, const char *sha256)
 
 static int h_bundle_put(struct pilot_api *api, const char *sha256, int fd)
 {
-	struct http_api *h = H(api);
 	int r = check_sha(sha256);
 	if (r < 0)
 		return r;
 	struct call c;
-	call_init(&c, "PUT");
-	pilot_buf_printf(&c.path, "/v1/bundles/%s", sha256);
+	call_route(&c, PILOT_ROUTE_BUNDLE_PUT, sha256, NULL);
 	set_body_fd(&c, fd);
-	c.idempotent = true;
 	c.progress = true;
-	r = call_json(h, &c, NULL);
-	call_clear(&c);
-	return r;
+	return call_model(H(api), &c, NULL, NULL);
 }
 
 static int h_bundle_get(struct pilot_api *api, const char *sha256, int *fd)
@@ -970,8 +898,7 @@ static int h_bundle_get(struct pilot_api *api, const char *sha256, int *fd)
 	if (r < 0)
 		return r;
 	struct call c;
-	call_init(&c, "GET");
-	pilot_buf_printf(&c.path, "/v1/bundles/%s", sha256);
+	call_route(&c, PILOT_ROUTE_BUNDLE_GET, sha256, NULL);
 	r = download(H(api), &c, fd);
 	call_clear(&c);
 	return r;
@@ -980,49 +907,27 @@ static int h_bundle_get(struct pilot_api *api, const char *sha256, int *fd)
 static int h_register_agent(struct pilot_api *api, const struct pilot_agent_info *info)
 {
 	struct call c;
-	call_init(&c, "POST");
-	pilot_buf_puts(&c.path, "/v1/agents");
-	json_t *j = pilot_agent_info_to_json(info);
-	_cleanup_free_ char *body = NULL;
-	set_body_json(&c, j, &body);
-	json_decref(j);
-	c.idempotent = true;
-	int r = call_json(H(api), &c, NULL);
-	call_clear(&c);
-	return r;
+	call_route(&c, PILOT_ROUTE_REGISTER_AGENT, NULL, NULL);
+	return call_model(H(api), &c, info, NULL);
 }
 
 static int h_agent_leave(struct pilot_api *api, const char *agent)
 {
 	struct call c;
-	call_init(&c, "DELETE");
-	pilot_buf_puts(&c.path, "/v1/agents/");
-	put_escaped(&c.path, agent ? agent : "", false);
-	c.idempotent = true;
-	int r = call_json(H(api), &c, NULL);
-	call_clear(&c);
-	return r;
+	call_route(&c, PILOT_ROUTE_AGENT_LEAVE, agent, NULL);
+	return call_model(H(api), &c, NULL, NULL);
 }
 
 static int h_claim(struct pilot_api *api, const struct pilot_claim_request *req, struct pilot_claim *out)
 {
 	struct http_api *h = H(api);
 	struct call c;
-	call_init(&c, "POST");
-	pilot_buf_puts(&c.path, "/v1/claims");
-	if (req->wait_ms > 0) {
-		char w[32];
-		snprintf(w, sizeof(w), "%lldms", (long long)req->wait_ms);
-		add_query(&c, "wait", w);
-		c.extra_timeout_ms = req->wait_ms;
-	}
+	call_route(&c, PILOT_ROUTE_CLAIM, NULL, NULL);
+	add_wait(&c, req->wait_ms);
 	json_t *j = pilot_claim_request_to_json(req);
 	_cleanup_free_ char *body = NULL;
 	set_body_json(&c, j, &body);
 	json_decref(j);
-	/* A claim answered but lost would strand an attempt until its lease ends: only
-	 * calls that never reached the server are repeated. */
-	c.idempotent = false;
 	int r = perform(h, &c);
 	if (r == 0 && c.status == 204) {
 		call_clear(&c);
@@ -1043,35 +948,37 @@ static int h_claim(struct pilot_api *api, const struct pilot_claim_request *req,
 	return r < 0 ? r : 1;
 }
 
+/* The routes of an attempt's agent: fenced by the lease token. */
+static void call_attempt(struct call *c, enum pilot_route_id id, const char *attempt_id, const char *path,
+			 const char *token)
+{
+	call_route(c, id, attempt_id, path);
+	c->lease = token ? token : "";
+}
+
 static int h_heartbeat(struct pilot_api *api, const char *attempt_id, const char *token,
 		       struct pilot_heartbeat_reply *reply)
 {
 	struct call c;
-	call_init(&c, "POST");
-	path_attempt(&c, attempt_id, "/heartbeat");
-	c.lease = token ? token : "";
-	c.idempotent = true;
-	json_t *res = NULL;
-	int r = call_json(H(api), &c, &res);
-	call_clear(&c);
-	if (r < 0)
-		return r;
+	call_attempt(&c, PILOT_ROUTE_HEARTBEAT, attempt_id, NULL, token);
 	struct pilot_heartbeat_reply hr;
-	r = pilot_heartbeat_reply_from_json(res, &hr);
-	json_decref(res);
+	int r = call_model(H(api), &c, NULL, &hr);
 	if (r == 0 && reply)
 		*reply = hr;
 	return r;
 }
 
 /* An agent write answers where the stored data now ends (next_key), and a 409 may
- * carry where the client should resume (err_key): both land in *expected. */
+ * carry where the client should resume (err_key): both land in *expected. The call
+ * is cleared. */
 static int fenced_write(struct http_api *h, struct call *c, const char *next_key, const char *err_key,
 			int64_t *expected)
 {
 	int r = perform(h, c);
-	if (r < 0)
+	if (r < 0) {
+		call_clear(c);
 		return r;
+	}
 	json_t *ej = NULL;
 	r = status_error(h, c, &ej);
 	if (r < 0 && expected) {
@@ -1087,6 +994,7 @@ static int fenced_write(struct http_api *h, struct call *c, const char *next_key
 			*expected = (int64_t)json_integer_value(v);
 		json_decref(ok);
 	}
+	call_clear(c);
 	return r;
 }
 
@@ -1094,87 +1002,52 @@ static int h_append_log(struct pilot_api *api, const char *attempt_id, const cha
 			const void *data, size_t len, int64_t *expected_offset)
 {
 	struct call c;
-	call_init(&c, "PUT");
-	path_attempt(&c, attempt_id, "/logs");
+	call_attempt(&c, PILOT_ROUTE_APPEND_LOG, attempt_id, NULL, token);
 	add_query_int(&c, "offset", offset);
-	c.lease = token ? token : "";
 	c.body = data ? data : "";
 	c.body_len = len;
 	c.content_type = "application/octet-stream";
-	c.idempotent = true;
-	int r = fenced_write(H(api), &c, "next_offset", "expected_offset", expected_offset);
-	call_clear(&c);
-	return r;
+	return fenced_write(H(api), &c, "next_offset", "expected_offset", expected_offset);
 }
 
 static int h_put_artifact(struct pilot_api *api, const char *attempt_id, const char *token, const char *path,
 			  int fd)
 {
 	struct call c;
-	call_init(&c, "PUT");
-	path_attempt(&c, attempt_id, "/artifacts/");
-	put_escaped(&c.path, path ? path : "", true);
-	c.lease = token ? token : "";
+	call_attempt(&c, PILOT_ROUTE_PUT_ARTIFACT, attempt_id, path, token);
 	set_body_fd(&c, fd);
-	c.idempotent = true;
 	c.progress = true;
-	int r = call_json(H(api), &c, NULL);
-	call_clear(&c);
-	return r;
+	return call_model(H(api), &c, NULL, NULL);
 }
 
 static int h_put_metrics(struct pilot_api *api, const char *attempt_id, const char *token, int64_t first_index,
 			 const struct pilot_metric *items, size_t n, int64_t *expected_index)
 {
 	struct call c;
-	call_init(&c, "PUT");
-	path_attempt(&c, attempt_id, "/metrics");
+	call_attempt(&c, PILOT_ROUTE_PUT_METRICS, attempt_id, NULL, token);
 	add_query_int(&c, "first_index", first_index);
-	c.lease = token ? token : "";
 	struct pilot_metric_list l = { (struct pilot_metric *)items, n };
-	json_t *j = pilot_metric_list_to_json(&l);
+	json_t *j = c.route->request->to_json(&l);
 	_cleanup_free_ char *body = NULL;
 	set_body_json(&c, j, &body);
 	json_decref(j);
-	c.idempotent = true;
-	int r = fenced_write(H(api), &c, "next_index", "expected_index", expected_index);
-	call_clear(&c);
-	return r;
+	return fenced_write(H(api), &c, "next_index", "expected_index", expected_index);
 }
 
 static int h_finish(struct pilot_api *api, const char *attempt_id, const char *token,
 		    const struct pilot_finish *outcome, struct pilot_run *run)
 {
 	struct call c;
-	call_init(&c, "POST");
-	path_attempt(&c, attempt_id, "/finish");
-	c.lease = token ? token : "";
-	json_t *j = pilot_finish_to_json(outcome);
-	_cleanup_free_ char *body = NULL;
-	set_body_json(&c, j, &body);
-	json_decref(j);
-	/* Finishing twice with the same outcome is acknowledged: safe to repeat. */
-	c.idempotent = true;
-	json_t *res = NULL;
-	int r = call_json(H(api), &c, &res);
-	call_clear(&c);
-	if (r < 0)
-		return r;
-	if (run)
-		r = pilot_run_from_json(res, run);
-	json_decref(res);
-	return r;
+	call_attempt(&c, PILOT_ROUTE_FINISH, attempt_id, NULL, token);
+	return call_model(H(api), &c, outcome, run);
 }
 
 static int h_reap(struct pilot_api *api)
 {
 	struct call c;
-	call_init(&c, "POST");
-	pilot_buf_puts(&c.path, "/v1/reap");
-	c.idempotent = true;
+	call_route(&c, PILOT_ROUTE_REAP, NULL, NULL);
 	json_t *res = NULL;
-	int r = call_json(H(api), &c, &res);
-	call_clear(&c);
+	int r = call_json_once(H(api), &c, &res);
 	if (r < 0)
 		return r;
 	json_t *n = json_object_get(res, "changed");
@@ -1335,36 +1208,16 @@ void pilot_whoami_clear(struct pilot_whoami *w)
 	memset(w, 0, sizeof(*w));
 }
 
-static unsigned scopes_from_json(json_t *a)
-{
-	struct pilot_buf b = PILOT_BUF_INIT;
-	size_t i;
-	json_t *v;
-	json_array_foreach(a, i, v) {
-		if (json_is_string(v)) {
-			pilot_buf_puts(&b, json_string_value(v));
-			pilot_buf_putc(&b, ' ');
-		}
-	}
-	unsigned m = 0;
-	if (pilot_token_scopes_parse(pilot_buf_str(&b), &m) < 0) {
-		pilot_error_clear();
-		m = 0;
-	}
-	pilot_buf_free(&b);
-	return m;
-}
-
 int pilot_http_whoami(struct pilot_api *api, struct pilot_whoami *out)
 {
 	int r = need_http(api);
 	if (r < 0)
 		return r;
 	struct call c;
-	call_init(&c, "GET");
-	pilot_buf_puts(&c.path, "/v1/whoami");
+	call_route(&c, PILOT_ROUTE_WHOAMI, NULL, NULL);
 	json_t *res = NULL;
-	if ((r = get_json_into(H(api), &c, &res)) < 0)
+	r = call_json_once(H(api), &c, &res);
+	if (r < 0)
 		return r;
 	const char *id = json_string_value(json_object_get(res, "token_id"));
 	const char *name = json_string_value(json_object_get(res, "name"));
@@ -1374,7 +1227,11 @@ int pilot_http_whoami(struct pilot_api *api, struct pilot_whoami *out)
 	out->token_id = id ? pilot_xstrdup(id) : NULL;
 	out->name = name ? pilot_xstrdup(name) : NULL;
 	out->server_version = ver ? pilot_xstrdup(ver) : NULL;
-	out->scopes = scopes_from_json(json_object_get(res, "scopes"));
+	/* Scopes this client does not know (a newer server) are left out. */
+	if (pilot_token_scopes_from_json(json_object_get(res, "scopes"), &out->scopes) < 0) {
+		pilot_error_clear();
+		out->scopes = 0;
+	}
 	out->expires_ms = json_is_integer(exp) ? (int64_t)json_integer_value(exp) : 0;
 	json_decref(res);
 	return 0;
@@ -1391,14 +1248,12 @@ int pilot_http_token_create(struct pilot_api *api, const char *name, unsigned sc
 	if (expires_ms)
 		json_object_set_new(j, "expires_ms", json_integer(expires_ms));
 	struct call c;
-	call_init(&c, "POST");
-	pilot_buf_puts(&c.path, "/v1/tokens");
+	call_route(&c, PILOT_ROUTE_TOKEN_CREATE, NULL, NULL);
 	_cleanup_free_ char *body = NULL;
 	set_body_json(&c, j, &body);
 	json_decref(j);
 	json_t *res = NULL;
-	r = call_json(H(api), &c, &res);
-	call_clear(&c);
+	r = call_json_once(H(api), &c, &res);
 	if (r < 0)
 		return r;
 	const char *tok = json_string_value(json_object_get(res, "token"));
@@ -1426,10 +1281,10 @@ int pilot_http_token_list(struct pilot_api *api, struct pilot_token_list *out)
 	if (r < 0)
 		return r;
 	struct call c;
-	call_init(&c, "GET");
-	pilot_buf_puts(&c.path, "/v1/tokens");
+	call_route(&c, PILOT_ROUTE_TOKEN_LIST, NULL, NULL);
 	json_t *res = NULL;
-	if ((r = get_json_into(H(api), &c, &res)) < 0)
+	r = call_json_once(H(api), &c, &res);
+	if (r < 0)
 		return r;
 	json_t *a = json_object_get(res, "tokens");
 	struct pilot_token_list l = { 0 };
@@ -1454,11 +1309,6 @@ int pilot_http_token_revoke(struct pilot_api *api, const char *id_or_name)
 	if (r < 0)
 		return r;
 	struct call c;
-	call_init(&c, "DELETE");
-	pilot_buf_puts(&c.path, "/v1/tokens/");
-	put_escaped(&c.path, id_or_name ? id_or_name : "", false);
-	c.idempotent = true;
-	r = call_json(H(api), &c, NULL);
-	call_clear(&c);
-	return r;
+	call_route(&c, PILOT_ROUTE_TOKEN_REVOKE, id_or_name, NULL);
+	return call_model(H(api), &c, NULL, NULL);
 }

@@ -100,6 +100,33 @@ char *pilot_token_scopes_format(unsigned scopes)
 	return pilot_buf_steal(&b);
 }
 
+json_t *pilot_token_scopes_to_json(unsigned scopes)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < ARRAY_SIZE(scope_names); i++)
+		if (scopes & (1u << i))
+			json_array_append_new(a, json_string(scope_names[i]));
+	return a;
+}
+
+int pilot_token_scopes_from_json(const json_t *v, unsigned *out)
+{
+	if (json_is_string(v))
+		return pilot_token_scopes_parse(json_string_value(v), out);
+	if (!json_is_array(v))
+		return pilot_error_set(PILOT_EINVALID, "'scopes' must be a list such as [\"read\", \"submit\"]");
+	_cleanup_buf_ struct pilot_buf b = PILOT_BUF_INIT;
+	size_t i;
+	json_t *s;
+	json_array_foreach(v, i, s) {
+		if (!json_is_string(s))
+			return pilot_error_set(PILOT_EINVALID, "'scopes' must be a list of strings");
+		pilot_buf_puts(&b, json_string_value(s));
+		pilot_buf_putc(&b, ' ');
+	}
+	return pilot_token_scopes_parse(pilot_buf_str(&b), out);
+}
+
 bool pilot_token_scopes_allow(unsigned have, unsigned need)
 {
 	if (have & PILOT_SCOPE_ADMIN)

@@ -20,25 +20,11 @@ struct req;
 
 /* ---- routes ---- */
 
-enum body_kind {
-	BODY_NONE,   /* a body is read (up to max_json_body) and ignored */
-	BODY_JSON,   /* buffered up to max_json_body */
-	BODY_RAW,    /* buffered up to max_log_chunk */
-	BODY_FILE,   /* streamed to an unlinked temp file, hashed on the way */
-};
-
-enum body_limit { LIMIT_JSON, LIMIT_LOG, LIMIT_BUNDLE, LIMIT_ARTIFACT };
-
-struct route {
-	const char *method;
-	const char *pattern;      /* "/v1/runs/{id}/artifacts/{path*}" */
-	unsigned scopes;          /* any of these grants access; 0 = no token needed */
-	enum body_kind body;
-	enum body_limit limit;
-	int (*handler)(struct req *rq);
-};
-extern const struct route server_routes[];
-extern const size_t server_nroutes;
+/* The routes themselves (method, pattern, scopes, body, codecs) are the api's table,
+ * pilot_routes; the server adds one handler per route. A handler returns 1 when it
+ * queued a response or suspended the connection, 0 to drop the connection. */
+typedef int (*server_handler)(struct req *rq);
+extern const server_handler server_handlers[PILOT_NROUTES];
 
 /* ---- waiting (suspended connections) ---- */
 
@@ -78,7 +64,7 @@ struct route_stats {
 };
 
 struct metrics {
-	struct route_stats *routes;        /* server_nroutes + 1 (unmatched) */
+	struct route_stats *routes;        /* PILOT_NROUTES + 1 (unmatched) */
 	atomic_ullong claims_total;
 	atomic_ullong log_bytes_total;
 	atomic_ullong latency_buckets[N_LATENCY_BUCKETS];
@@ -143,7 +129,7 @@ struct server {
 struct req {
 	struct server *srv;
 	struct MHD_Connection *conn;
-	const struct route *route;
+	const struct pilot_route *route;
 	int route_index;              /* -1 = unmatched */
 	char *params[2];              /* path parameters, decoded */
 	const char *method;
@@ -187,6 +173,8 @@ struct req {
 
 /* server.c: responses. Each returns an MHD_Result to hand back to MHD. */
 enum MHD_Result respond_json(struct req *rq, unsigned status, json_t *j);  /* steals j */
+/* With extra headers: name, value, ..., NULL (a NULL value skips its header). */
+enum MHD_Result respond_json_headers(struct req *rq, unsigned status, json_t *j, const char *const *headers);
 enum MHD_Result respond_error(struct req *rq, int code, const char *msg);
 /* Respond with the thread's last error. */
 enum MHD_Result respond_last_error(struct req *rq);

@@ -82,9 +82,9 @@ int metrics_render(struct server *srv, struct pilot_buf *b)
 	pilot_buf_printf(b, "pilot_log_bytes_appended_total %llu\n", (unsigned long long)atomic_load(&m->log_bytes_total));
 
 	head(b, "pilot_http_requests_total", "counter", "HTTP requests answered, by route pattern and status.");
-	for (size_t i = 0; i <= server_nroutes; i++) {
-		const char *method = i < server_nroutes ? server_routes[i].method : "any";
-		const char *route = i < server_nroutes ? server_routes[i].pattern : "unmatched";
+	for (size_t i = 0; i <= PILOT_NROUTES; i++) {
+		const char *method = i < PILOT_NROUTES ? pilot_routes[i].method : "any";
+		const char *route = i < PILOT_NROUTES ? pilot_routes[i].pattern : "unmatched";
 		for (int s = 0; s < N_STATUS_SLOTS; s++) {
 			unsigned long long n = atomic_load(&m->routes[i].by_status[s]);
 			if (!n)

@@ -110,6 +110,29 @@ static json_t *body_json(struct req *rq)
 	return rq->parsed;
 }
 
+/* The body decoded with the route's request codec into out. -1 with a response
+ * queued. */
+static int body_model(struct req *rq, void *out)
+{
+	json_t *j = body_json(rq);
+	if (!j)
+		return -1;
+	if (rq->route->request->from_json(j, out) < 0) {
+		respond_last_error(rq);
+		return -1;
+	}
+	return 0;
+}
+
+/* Answer with value encoded by the route's answer codec, which then clears it. */
+static int respond_model(struct req *rq, unsigned status, void *value)
+{
+	const struct pilot_codec *c = rq->route->response;
+	json_t *j = c->to_json(value);
+	c->clear(value);
+	return R(respond_json(rq, status, j));
+}
+
 static const char *lease_of(struct req *rq)
 {
 	const char *l = header(rq, LEASE_HEADER);
@@ -274,12 +297,9 @@ static void notify_run(struct server *srv, const struct pilot_run *run, unsigned
 
 static int h_submit(struct req *rq)
 {
-	json_t *j = body_json(rq);
-	if (!j)
-		return 1;
 	struct pilot_submit_request req;
-	if (pilot_submit_request_from_json(j, &req) < 0)
-		return R(respond_last_error(rq));
+	if (body_model(rq, &req) < 0)
+		return 1;
 	const char *key = header(rq, "Idempotency-Key");
 	if (key && *key)
 		req.idempotency_key = key;
@@ -296,24 +316,11 @@ static int h_submit(struct req *rq)
 		return R(respond_last_error(rq));
 	if (r == 0)
 		notify_run(rq->srv, &run, NOTIFY_EVENT);
-	json_t *out = pilot_run_to_json(&run);
 	_cleanup_free_ char *loc = pilot_xasprintf("/v1/runs/%s", run.id);
+	const char *const headers[] = { MHD_HTTP_HEADER_LOCATION, loc, "Pilot-Replayed", r == 1 ? "true" : NULL, NULL };
+	json_t *j = pilot_run_to_json(&run);
 	pilot_run_clear(&run);
-	char *s = json_dumps(out, JSON_COMPACT);
-	json_decref(out);
-	if (!s)
-		return R(respond_error(rq, PILOT_ENOMEM, "cannot encode the run"));
-	size_t n = strlen(s);
-	struct MHD_Response *resp = MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE);
-	if (!resp) {
-		free(s);
-		return 0;
-	}
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, loc);
-	if (r == 1)
-		MHD_add_response_header(resp, "Pilot-Replayed", "true");
-	return R(respond(rq, r == 1 ? MHD_HTTP_OK : MHD_HTTP_CREATED, resp, n));
+	return R(respond_json_headers(rq, r == 1 ? MHD_HTTP_OK : MHD_HTTP_CREATED, j, headers));
 }
 
 static int h_list_runs(struct req *rq)
@@ -347,9 +354,7 @@ static int h_list_runs(struct req *rq)
 	struct pilot_run_list l = { 0 };
 	if (pilot_api_list_runs(rq->srv->api, &f, &l) < 0)
 		return R(respond_last_error(rq));
-	json_t *j = pilot_run_list_to_json(&l);
-	pilot_run_list_clear(&l);
-	return R(respond_json(rq, MHD_HTTP_OK, j));
+	return respond_model(rq, MHD_HTTP_OK, &l);
 }
 
 static int h_get_run(struct req *rq)
@@ -357,9 +362,7 @@ static int h_get_run(struct req *rq)
 	struct pilot_run run = { 0 };
 	if (pilot_api_get_run(rq->srv->api, rq->params[0], &run) < 0)
 		return R(respond_last_error(rq));
-	json_t *j = pilot_run_to_json(&run);
-	pilot_run_clear(&run);
-	return R(respond_json(rq, MHD_HTTP_OK, j));
+	return respond_model(rq, MHD_HTTP_OK, &run);
 }
 
 /* The cancel's optional body: {"grace_ms": N} (and "actor" for an admin); absent or
@@ -391,22 +394,10 @@ static int h_cancel(struct req *rq)
 		return R(respond_last_error(rq));
 	if (r == 0)
 		server_notify(rq->srv, NOTIFY_EVENT);
+	const char *const headers[] = { "Pilot-Unchanged", r == 1 ? "true" : NULL, NULL };
 	json_t *j = pilot_run_to_json(&run);
 	pilot_run_clear(&run);
-	char *s = json_dumps(j, JSON_COMPACT);
-	json_decref(j);
-	if (!s)
-		return R(respond_error(rq, PILOT_ENOMEM, "cannot encode the run"));
-	size_t n = strlen(s);
-	struct MHD_Response *resp = MHD_create_response_from_buffer(n, s, MHD_RESPMEM_MUST_FREE);
-	if (!resp) {
-		free(s);
-		return 0;
-	}
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-	if (r == 1)
-		MHD_add_response_header(resp, "Pilot-Unchanged", "true");
-	return R(respond(rq, MHD_HTTP_OK, resp, n));
+	return R(respond_json_headers(rq, MHD_HTTP_OK, j, headers));
 }
 
 static int h_retry(struct req *rq)
@@ -418,9 +409,7 @@ static int h_retry(struct req *rq)
 	if (pilot_api_retry(rq->srv->api, rq->params[0], who, &run) < 0)
 		return R(respond_last_error(rq));
 	notify_run(rq->srv, &run, NOTIFY_EVENT);
-	json_t *j = pilot_run_to_json(&run);
-	pilot_run_clear(&run);
-	return R(respond_json(rq, MHD_HTTP_CREATED, j));
+	return respond_model(rq, MHD_HTTP_CREATED, &run);
 }
 
 /* ---- logs ---- */
@@ -668,9 +657,7 @@ static int h_list_artifacts(struct req *rq)
 	struct pilot_artifact_list l = { 0 };
 	if (pilot_api_list_artifacts(rq->srv->api, rq->params[0], attempt, &l) < 0)
 		return R(respond_last_error(rq));
-	json_t *j = pilot_artifact_list_to_json(&l);
-	pilot_artifact_list_clear(&l);
-	return R(respond_json(rq, MHD_HTTP_OK, j));
+	return respond_model(rq, MHD_HTTP_OK, &l);
 }
 
 static int h_get_artifact(struct req *rq)
@@ -702,9 +689,7 @@ static int h_get_metrics(struct req *rq)
 	struct pilot_metric_list l = { 0 };
 	if (pilot_api_get_metrics(rq->srv->api, rq->params[0], attempt, &l) < 0)
 		return R(respond_last_error(rq));
-	json_t *j = pilot_metric_list_to_json(&l);
-	pilot_metric_list_clear(&l);
-	return R(respond_json(rq, MHD_HTTP_OK, j));
+	return respond_model(rq, MHD_HTTP_OK, &l);
 }
 
 /* ---- agents ---- */
@@ -731,11 +716,8 @@ static int h_claim(struct req *rq)
 		rq->dispatched = true;
 	}
 	switch (w->woke) {
-	case WAKE_CLAIMED: {
-		json_t *j = pilot_claim_to_json(&w->claim);
-		pilot_claim_clear(&w->claim);
-		return R(respond_json(rq, MHD_HTTP_OK, j));
-	}
+	case WAKE_CLAIMED:
+		return respond_model(rq, MHD_HTTP_OK, &w->claim);
 	case WAKE_ERROR:
 		return R(respond_error(rq, w->err_code, w->err_msg));
 	case WAKE_TIMEOUT:
@@ -755,9 +737,7 @@ static int h_claim(struct req *rq)
 		if (r > 0) {
 			server_claimed(srv, &c);
 			server_notify(srv, NOTIFY_EVENT);
-			json_t *j = pilot_claim_to_json(&c);
-			pilot_claim_clear(&c);
-			return R(respond_json(rq, MHD_HTTP_OK, j));
+			return respond_model(rq, MHD_HTTP_OK, &c);
 		}
 		if (!rq->wait_deadline || pilot_mono_ms() >= rq->wait_deadline)
 			return R(respond_empty(rq, MHD_HTTP_NO_CONTENT));
@@ -770,12 +750,9 @@ static int h_claim(struct req *rq)
 
 static int h_register_agent(struct req *rq)
 {
-	json_t *j = body_json(rq);
-	if (!j)
-		return 1;
 	struct pilot_agent_info info = { 0 };
-	if (pilot_agent_info_from_json(j, &info) < 0)
-		return R(respond_last_error(rq));
+	if (body_model(rq, &info) < 0)
+		return 1;
 	int r = server_bind_agent(rq->srv, rq, info.name);
 	if (r == 0)
 		r = pilot_api_register_agent(rq->srv->api, &info);
@@ -797,9 +774,7 @@ static int h_list_agents(struct req *rq)
 	struct pilot_agent_list l = { 0 };
 	if (pilot_api_list_agents(rq->srv->api, &l) < 0)
 		return R(respond_last_error(rq));
-	json_t *j = pilot_agent_list_to_json(&l);
-	pilot_agent_list_clear(&l);
-	return R(respond_json(rq, MHD_HTTP_OK, j));
+	return respond_model(rq, MHD_HTTP_OK, &l);
 }
 
 static int h_status(struct req *rq)
@@ -807,9 +782,7 @@ static int h_status(struct req *rq)
 	struct pilot_status st = { 0 };
 	if (pilot_api_status(rq->srv->api, &st) < 0)
 		return R(respond_last_error(rq));
-	json_t *j = pilot_status_to_json(&st);
-	pilot_status_clear(&st);
-	return R(respond_json(rq, MHD_HTTP_OK, j));
+	return respond_model(rq, MHD_HTTP_OK, &st);
 }
 
 /* ---- attempts (agent writes, fenced by the lease token) ---- */
@@ -822,7 +795,7 @@ static int h_heartbeat(struct req *rq)
 	struct pilot_heartbeat_reply h = { 0 };
 	if (pilot_api_heartbeat(rq->srv->api, rq->params[0], lease, &h) < 0)
 		return R(respond_last_error(rq));
-	return R(respond_json(rq, MHD_HTTP_OK, pilot_heartbeat_reply_to_json(&h)));
+	return respond_model(rq, MHD_HTTP_OK, &h);
 }
 
 static int h_finish(struct req *rq)
@@ -830,19 +803,14 @@ static int h_finish(struct req *rq)
 	const char *lease = lease_of(rq);
 	if (!lease)
 		return 1;
-	json_t *j = body_json(rq);
-	if (!j)
-		return 1;
 	struct pilot_finish f;
-	if (pilot_finish_from_json(j, &f) < 0)
-		return R(respond_last_error(rq));
+	if (body_model(rq, &f) < 0)
+		return 1;
 	struct pilot_run run = { 0 };
 	if (pilot_api_finish(rq->srv->api, rq->params[0], lease, &f, &run) < 0)
 		return R(respond_last_error(rq));
 	notify_run(rq->srv, &run, NOTIFY_EVENT | NOTIFY_LOG);
-	json_t *out = pilot_run_to_json(&run);
-	pilot_run_clear(&run);
-	return R(respond_json(rq, MHD_HTTP_OK, out));
+	return respond_model(rq, MHD_HTTP_OK, &run);
 }
 
 static int h_append_log(struct req *rq)
@@ -896,12 +864,9 @@ static int h_put_metrics(struct req *rq)
 	int64_t first;
 	if (query_int(rq, "first_index", 0, INT64_MAX, 0, &first) < 0)
 		return 1;
-	json_t *j = body_json(rq);
-	if (!j)
-		return 1;
 	struct pilot_metric_list l = { 0 };
-	if (pilot_metric_list_from_json(j, &l) < 0)
-		return R(respond_last_error(rq));
+	if (body_model(rq, &l) < 0)
+		return 1;
 	int64_t expected = -1;
 	int r = pilot_api_put_metrics(rq->srv->api, rq->params[0], lease, first, l.items, l.n, &expected);
 	size_t n = l.n;
@@ -919,18 +884,8 @@ static int h_put_metrics(struct req *rq)
 
 static int h_whoami(struct req *rq)
 {
-	json_t *scopes = json_array();
-	_cleanup_free_ char *text = pilot_token_scopes_format(rq->scopes);
-	const char *p = text;
-	while (*p) {
-		size_t n = strcspn(p, " ");
-		json_array_append_new(scopes, json_stringn(p, n));
-		p += n;
-		while (*p == ' ')
-			p++;
-	}
-	json_t *j = json_pack("{s:s,s:s?,s:o,s:s}", "token_id", rq->token_id, "name", rq->token_name, "scopes", scopes,
-			      "server_version", pilot_version());
+	json_t *j = json_pack("{s:s,s:s?,s:o,s:s}", "token_id", rq->token_id, "name", rq->token_name, "scopes",
+			      pilot_token_scopes_to_json(rq->scopes), "server_version", pilot_version());
 	if (rq->token_expires_ms)
 		json_object_set_new(j, "expires_ms", json_integer(rq->token_expires_ms));
 	return R(respond_json(rq, MHD_HTTP_OK, j));
@@ -944,28 +899,9 @@ static int h_token_create(struct req *rq)
 	if (!json_is_object(j))
 		return bad_request(rq, "invalid token request: expected an object");
 	const char *name = json_string_value(json_object_get(j, "name"));
-	json_t *sj = json_object_get(j, "scopes");
 	unsigned scopes = 0;
-	if (json_is_string(sj)) {
-		if (pilot_token_scopes_parse(json_string_value(sj), &scopes) < 0)
-			return R(respond_last_error(rq));
-	} else if (json_is_array(sj)) {
-		struct pilot_buf b = PILOT_BUF_INIT;
-		size_t i;
-		json_t *v;
-		json_array_foreach(sj, i, v) {
-			if (json_is_string(v)) {
-				pilot_buf_puts(&b, json_string_value(v));
-				pilot_buf_putc(&b, ' ');
-			}
-		}
-		int r = pilot_token_scopes_parse(pilot_buf_str(&b), &scopes);
-		pilot_buf_free(&b);
-		if (r < 0)
-			return R(respond_last_error(rq));
-	} else {
-		return bad_request(rq, "invalid token request: 'scopes' must be a list such as \"read,submit\"");
-	}
+	if (pilot_token_scopes_from_json(json_object_get(j, "scopes"), &scopes) < 0)
+		return bad_request(rq, "invalid token request: %s", pilot_error_last());
 	json_t *ej = json_object_get(j, "expires_ms");
 	int64_t expires = json_is_integer(ej) ? (int64_t)json_integer_value(ej) : 0;
 	if (expires && expires <= pilot_now_ms())
@@ -1010,44 +946,37 @@ static int h_reap(struct req *rq)
 	return R(respond_json(rq, MHD_HTTP_OK, json_pack("{s:i}", "changed", n)));
 }
 
-#define READ PILOT_SCOPE_READ
-#define SUBMIT PILOT_SCOPE_SUBMIT
-#define CANCEL PILOT_SCOPE_CANCEL
-#define AGENT PILOT_SCOPE_AGENT
-#define ADMIN PILOT_SCOPE_ADMIN
-
-const struct route server_routes[] = {
-	{ "GET", "/", 0, BODY_NONE, LIMIT_JSON, h_index },
-	{ "GET", "/healthz", 0, BODY_NONE, LIMIT_JSON, h_healthz },
-	{ "GET", "/metrics", 0, BODY_NONE, LIMIT_JSON, h_metrics },
-	{ "HEAD", "/v1/bundles/{sha256}", SUBMIT | READ | AGENT, BODY_NONE, LIMIT_JSON, h_bundle_head },
-	{ "GET", "/v1/bundles/{sha256}", SUBMIT | READ | AGENT, BODY_NONE, LIMIT_JSON, h_bundle_get },
-	{ "PUT", "/v1/bundles/{sha256}", SUBMIT, BODY_FILE, LIMIT_BUNDLE, h_bundle_put },
-	{ "POST", "/v1/runs", SUBMIT, BODY_JSON, LIMIT_JSON, h_submit },
-	{ "GET", "/v1/runs", READ, BODY_NONE, LIMIT_JSON, h_list_runs },
-	{ "GET", "/v1/runs/{id}", READ, BODY_NONE, LIMIT_JSON, h_get_run },
-	{ "GET", "/v1/runs/{id}/logs", READ, BODY_NONE, LIMIT_JSON, h_logs },
-	{ "GET", "/v1/runs/{id}/events", READ, BODY_NONE, LIMIT_JSON, h_events },
-	{ "POST", "/v1/runs/{id}/cancel", CANCEL, BODY_JSON, LIMIT_JSON, h_cancel },
-	{ "POST", "/v1/runs/{id}/retry", SUBMIT, BODY_JSON, LIMIT_JSON, h_retry },
-	{ "GET", "/v1/runs/{id}/artifacts", READ, BODY_NONE, LIMIT_JSON, h_list_artifacts },
-	{ "GET", "/v1/runs/{id}/artifacts/{path*}", READ, BODY_NONE, LIMIT_JSON, h_get_artifact },
-	{ "GET", "/v1/runs/{id}/metrics", READ, BODY_NONE, LIMIT_JSON, h_get_metrics },
-	{ "GET", "/v1/events", READ, BODY_NONE, LIMIT_JSON, h_events },
-	{ "POST", "/v1/claims", AGENT, BODY_JSON, LIMIT_JSON, h_claim },
-	{ "POST", "/v1/agents", AGENT, BODY_JSON, LIMIT_JSON, h_register_agent },
-	{ "GET", "/v1/agents", READ, BODY_NONE, LIMIT_JSON, h_list_agents },
-	{ "DELETE", "/v1/agents/{name}", AGENT, BODY_NONE, LIMIT_JSON, h_agent_leave },
-	{ "POST", "/v1/attempts/{id}/heartbeat", AGENT, BODY_NONE, LIMIT_JSON, h_heartbeat },
-	{ "POST", "/v1/attempts/{id}/finish", AGENT, BODY_JSON, LIMIT_JSON, h_finish },
-	{ "PUT", "/v1/attempts/{id}/logs", AGENT, BODY_RAW, LIMIT_LOG, h_append_log },
-	{ "PUT", "/v1/attempts/{id}/artifacts/{path*}", AGENT, BODY_FILE, LIMIT_ARTIFACT, h_put_artifact },
-	{ "PUT", "/v1/attempts/{id}/metrics", AGENT, BODY_JSON, LIMIT_JSON, h_put_metrics },
-	{ "GET", "/v1/status", READ, BODY_NONE, LIMIT_JSON, h_status },
-	{ "GET", "/v1/whoami", PILOT_SCOPE_ALL, BODY_NONE, LIMIT_JSON, h_whoami },
-	{ "POST", "/v1/tokens", ADMIN, BODY_JSON, LIMIT_JSON, h_token_create },
-	{ "GET", "/v1/tokens", ADMIN, BODY_NONE, LIMIT_JSON, h_token_list },
-	{ "DELETE", "/v1/tokens/{id}", ADMIN, BODY_NONE, LIMIT_JSON, h_token_revoke },
-	{ "POST", "/v1/reap", ADMIN, BODY_NONE, LIMIT_JSON, h_reap },
+const server_handler server_handlers[PILOT_NROUTES] = {
+	[PILOT_ROUTE_INDEX] = h_index,
+	[PILOT_ROUTE_HEALTHZ] = h_healthz,
+	[PILOT_ROUTE_METRICS] = h_metrics,
+	[PILOT_ROUTE_BUNDLE_HAS] = h_bundle_head,
+	[PILOT_ROUTE_BUNDLE_GET] = h_bundle_get,
+	[PILOT_ROUTE_BUNDLE_PUT] = h_bundle_put,
+	[PILOT_ROUTE_SUBMIT] = h_submit,
+	[PILOT_ROUTE_LIST_RUNS] = h_list_runs,
+	[PILOT_ROUTE_GET_RUN] = h_get_run,
+	[PILOT_ROUTE_READ_LOGS] = h_logs,
+	[PILOT_ROUTE_RUN_EVENTS] = h_events,
+	[PILOT_ROUTE_CANCEL] = h_cancel,
+	[PILOT_ROUTE_RETRY] = h_retry,
+	[PILOT_ROUTE_LIST_ARTIFACTS] = h_list_artifacts,
+	[PILOT_ROUTE_GET_ARTIFACT] = h_get_artifact,
+	[PILOT_ROUTE_GET_METRICS] = h_get_metrics,
+	[PILOT_ROUTE_EVENTS] = h_events,
+	[PILOT_ROUTE_CLAIM] = h_claim,
+	[PILOT_ROUTE_REGISTER_AGENT] = h_register_agent,
+	[PILOT_ROUTE_LIST_AGENTS] = h_list_agents,
+	[PILOT_ROUTE_AGENT_LEAVE] = h_agent_leave,
+	[PILOT_ROUTE_HEARTBEAT] = h_heartbeat,
+	[PILOT_ROUTE_FINISH] = h_finish,
+	[PILOT_ROUTE_APPEND_LOG] = h_append_log,
+	[PILOT_ROUTE_PUT_ARTIFACT] = h_put_artifact,
+	[PILOT_ROUTE_PUT_METRICS] = h_put_metrics,
+	[PILOT_ROUTE_STATUS] = h_status,
+	[PILOT_ROUTE_WHOAMI] = h_whoami,
+	[PILOT_ROUTE_TOKEN_CREATE] = h_token_create,
+	[PILOT_ROUTE_TOKEN_LIST] = h_token_list,
+	[PILOT_ROUTE_TOKEN_REVOKE] = h_token_revoke,
+	[PILOT_ROUTE_REAP] = h_reap,
 };
-const size_t server_nroutes = ARRAY_SIZE(server_routes);

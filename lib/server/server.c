@@ -90,6 +90,11 @@ static struct MHD_Response *buffer_response(char *data, size_t len, const char *
 
 enum MHD_Result respond_json(struct req *rq, unsigned status, json_t *j)
 {
+	return respond_json_headers(rq, status, j, NULL);
+}
+
+enum MHD_Result respond_json_headers(struct req *rq, unsigned status, json_t *j, const char *const *headers)
+{
 	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	if (!s)
@@ -103,7 +108,11 @@ enum MHD_Result respond_json(struct req *rq, unsigned status, json_t *j)
 	}
 	t[n] = '\n';
 	t[n + 1] = '\0';
-	return respond(rq, status, buffer_response(t, n + 1, "application/json"), n + 1);
+	struct MHD_Response *resp = buffer_response(t, n + 1, "application/json");
+	for (size_t i = 0; resp && headers && headers[i]; i += 2)
+		if (headers[i + 1])
+			MHD_add_response_header(resp, headers[i], headers[i + 1]);
+	return respond(rq, status, resp, n + 1);
 }
 
 enum MHD_Result respond_error_status(struct req *rq, unsigned status, int code, const char *msg, json_t *extra)
@@ -153,61 +162,6 @@ const char *header(struct req *rq, const char *name)
 }
 
 /* ---- routing ---- */
-
-/* Match path against a pattern of literal segments, "{x}" (one segment) and "{x*}"
- * (the rest, at least one segment). Path parameters are copied into params. */
-static bool match(const char *pattern, const char *path, char *params[2])
-{
-	const char *p = pattern, *u = path;
-	int np = 0;
-	while (*p && *u) {
-		if (*p != '/' || *u != '/')
-			return false;
-		p++;
-		u++;
-		size_t pl = strcspn(p, "/"), ul = strcspn(u, "/");
-		if (p[0] == '{') {
-			bool rest = pl >= 2 && p[pl - 2] == '*';
-			size_t take = rest ? strlen(u) : ul;
-			if (!take || np >= 2)
-				return false;
-			params[np++] = pilot_xstrndup(u, take);
-			p += pl;
-			u += take;
-			continue;
-		}
-		if (pl != ul || strncmp(p, u, pl))
-			return false;
-		p += pl;
-		u += ul;
-	}
-	return !*p && !*u;
-}
-
-static void free_params(char *params[2])
-{
-	for (int i = 0; i < 2; i++) {
-		free(params[i]);
-		params[i] = NULL;
-	}
-}
-
-/* Find the route; *path_matched tells a wrong method (405) from an unknown path. */
-static int find_route(const char *method, const char *path, char *params[2], bool *path_matched)
-{
-	*path_matched = false;
-	for (size_t i = 0; i < server_nroutes; i++) {
-		if (!match(server_routes[i].pattern, path, params)) {
-			free_params(params);
-			continue;
-		}
-		if (!strcmp(server_routes[i].method, method))
-			return (int)i;
-		*path_matched = true;
-		free_params(params);
-	}
-	return -1;
-}
 
 /* ---- agent bindings ---- */
 
@@ -317,28 +271,28 @@ static int authenticate(struct req *rq, enum MHD_Result *mr)
 
 /* ---- request bodies ---- */
 
-static uint64_t limit_of(struct server *srv, enum body_limit l)
+static uint64_t limit_of(struct server *srv, enum pilot_route_limit l)
 {
 	switch (l) {
-	case LIMIT_LOG:
+	case PILOT_LIMIT_LOG:
 		return srv->opt.max_log_chunk;
-	case LIMIT_BUNDLE:
+	case PILOT_LIMIT_BUNDLE:
 		return srv->opt.max_bundle_size;
-	case LIMIT_ARTIFACT:
+	case PILOT_LIMIT_ARTIFACT:
 		return srv->opt.max_artifact_size;
 	default:
 		return srv->opt.max_json_body;
 	}
 }
 
-static const char *limit_name(enum body_limit l)
+static const char *limit_name(enum pilot_route_limit l)
 {
 	switch (l) {
-	case LIMIT_LOG:
+	case PILOT_LIMIT_LOG:
 		return "max_log_chunk";
-	case LIMIT_BUNDLE:
+	case PILOT_LIMIT_BUNDLE:
 		return "max_bundle_size";
-	case LIMIT_ARTIFACT:
+	case PILOT_LIMIT_ARTIFACT:
 		return "max_artifact_size";
 	default:
 		return "max_json_body";
@@ -381,7 +335,7 @@ static int body_begin(struct req *rq, enum MHD_Result *mr)
 	}
 	pilot_error_clear();
 	pilot_buf_init(&rq->body, rq->body_max);
-	if (rq->route->body == BODY_FILE) {
+	if (rq->route->body == PILOT_BODY_FILE) {
 		rq->body_fd = open_upload(rq->srv);
 		if (rq->body_fd < 0) {
 			*mr = respond_last_error(rq);
@@ -402,9 +356,9 @@ static int body_feed(struct req *rq, const char *data, size_t n)
 		return PILOT_ELIMIT;
 	rq->body_size += n;
 	switch (rq->route->body) {
-	case BODY_NONE:
+	case PILOT_BODY_NONE:
 		return 0; /* read and dropped */
-	case BODY_FILE:
+	case PILOT_BODY_FILE:
 		EVP_DigestUpdate(rq->md, data, n);
 		return pilot_write_all(rq->body_fd, data, n) < 0 ? PILOT_EIO : 0;
 	default:
@@ -435,7 +389,7 @@ static struct req *req_new(struct server *srv, struct MHD_Connection *conn, cons
 
 static void req_free(struct req *rq)
 {
-	free_params(rq->params);
+	pilot_route_params_free(rq->params);
 	free(rq->path);
 	free(rq->token_name);
 	pilot_buf_free(&rq->body);
@@ -460,7 +414,7 @@ static enum MHD_Result begin(struct req *rq)
 	if (len > 1 && rq->path[len - 1] == '/')
 		rq->path[len - 1] = '\0';
 	bool path_matched;
-	rq->route_index = find_route(rq->method, rq->path, rq->params, &path_matched);
+	rq->route_index = pilot_route_match(rq->method, rq->path, rq->params, &path_matched);
 	if (rq->route_index < 0) {
 		if (path_matched) {
 			_cleanup_free_ char *m = pilot_xasprintf("method %s not allowed on '%s'", rq->method, rq->path);
@@ -469,12 +423,12 @@ static enum MHD_Result begin(struct req *rq)
 		_cleanup_free_ char *m = pilot_xasprintf("no such route: %s '%s'", rq->method, rq->path);
 		return respond_error(rq, PILOT_ENOTFOUND, m);
 	}
-	rq->route = &server_routes[rq->route_index];
+	rq->route = &pilot_routes[rq->route_index];
 	if (srv->stopping && strcmp(rq->route->pattern, "/healthz"))
 		return respond_error(rq, PILOT_EUNAVAILABLE, "the server is shutting down");
 	if (authenticate(rq, &mr) < 0)
 		return mr;
-	int64_t t = rq->route->limit == LIMIT_BUNDLE || rq->route->limit == LIMIT_ARTIFACT ? srv->opt.upload_timeout_ms
+	int64_t t = rq->route->limit == PILOT_LIMIT_BUNDLE || rq->route->limit == PILOT_LIMIT_ARTIFACT ? srv->opt.upload_timeout_ms
 											     : srv->opt.request_timeout_ms;
 	rq->deadline_mono = rq->start_mono + t;
 	if (body_begin(rq, &mr) < 0)
@@ -524,7 +478,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return too_large(rq, rq->body_size);
 	if (rq->body_err)
 		return respond_error(rq, rq->body_err, "cannot store the request body");
-	return rq->route->handler(rq) ? MHD_YES : MHD_NO;
+	return server_handlers[rq->route_index](rq) ? MHD_YES : MHD_NO;
 }
 
 static void format_addr(struct MHD_Connection *conn, char *out, size_t n)
@@ -581,7 +535,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		server_unwait(srv, &rq->w);
 	if (rq->responded) {
 		int slot = metrics_status_slot(rq->status);
-		int ri = rq->route_index >= 0 ? rq->route_index : (int)server_nroutes;
+		int ri = rq->route_index >= 0 ? rq->route_index : PILOT_NROUTES;
 		atomic_fetch_add(&srv->m.routes[ri].by_status[slot], 1);
 		atomic_fetch_add(&srv->m.bytes_sent_total, rq->bytes);
 	}
@@ -761,7 +715,7 @@ int pilot_server_start(const struct pilot_server_options *o, struct pilot_server
 	pthread_condattr_destroy(&ca);
 	srv->claims.next = srv->claims.prev = &srv->claims;
 	srv->others.next = srv->others.prev = &srv->others;
-	srv->m.routes = pilot_xcalloc(server_nroutes + 1, sizeof(*srv->m.routes));
+	srv->m.routes = pilot_xcalloc(PILOT_NROUTES + 1, sizeof(*srv->m.routes));
 	srv->started_ms = pilot_now_ms();
 
 	struct sockaddr_storage ss;

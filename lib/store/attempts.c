@@ -424,13 +424,15 @@ static void load_artifact(sqlite3_stmt *s, struct pilot_artifact *a)
 	a->created_ms = col_int(s, 4);
 }
 
-int pilot_store_list_artifacts(struct pilot_store *st, const char *run, int attempt, struct pilot_artifact_list *out)
+/* Runs sql, a static string with ?1 = the run's id and ?2 = attempt, for the run that
+ * ref names, calling row() on each result row; fail names what it was reading. Takes
+ * the store's lock. */
+static int each_run_row(struct pilot_store *st, const char *ref, int attempt, const char *sql, const char *fail,
+			void (*row)(sqlite3_stmt *s, void *ud), void *ud)
 {
-	static const char sql[] = "SELECT path, size, sha256, attempt, created_ms FROM artifacts "
-				  "WHERE run_id = ?1 AND (?2 = 0 OR attempt = ?2) ORDER BY attempt, path";
 	STORE_LOCKED(st);
 	char id[PILOT_ID_SIZE];
-	int r = resolve_run(st, run, id);
+	int r = resolve_run(st, ref, id);
 	if (r < 0)
 		return r;
 	sqlite3_stmt *s = db_stmt(st, sql);
@@ -438,19 +440,31 @@ int pilot_store_list_artifacts(struct pilot_store *st, const char *run, int atte
 		return pilot_error_code();
 	bind_text(s, 1, id);
 	bind_int(s, 2, attempt);
-	struct pilot_artifact_list l = { 0 };
 	int rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		l.items = pilot_xrealloc(l.items, (l.n + 1) * sizeof(*l.items));
-		load_artifact(s, &l.items[l.n++]);
-	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		row(s, ud);
 	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
+	return rc == SQLITE_DONE ? 0 : db_error(st, fail);
+}
+
+static void add_artifact(sqlite3_stmt *s, void *ud)
+{
+	struct pilot_artifact_list *l = ud;
+	l->items = pilot_xrealloc(l->items, (l->n + 1) * sizeof(*l->items));
+	load_artifact(s, &l->items[l->n++]);
+}
+
+int pilot_store_list_artifacts(struct pilot_store *st, const char *run, int attempt, struct pilot_artifact_list *out)
+{
+	static const char sql[] = "SELECT path, size, sha256, attempt, created_ms FROM artifacts "
+				  "WHERE run_id = ?1 AND (?2 = 0 OR attempt = ?2) ORDER BY attempt, path";
+	struct pilot_artifact_list l = { 0 };
+	int r = each_run_row(st, run, attempt, sql, "cannot list artifacts", add_artifact, &l);
+	if (r == 0)
+		*out = l;
+	else
 		pilot_artifact_list_clear(&l);
-		return db_error(st, "cannot list artifacts");
-	}
-	*out = l;
-	return 0;
+	return r;
 }
 
 int pilot_store_get_artifact(struct pilot_store *st, const char *run, const char *path, int attempt, int *fd,
@@ -576,37 +590,28 @@ int pilot_store_put_metrics(struct pilot_store *st, const char *attempt_id, cons
 	return r;
 }
 
+static void add_metric(sqlite3_stmt *s, void *ud)
+{
+	struct pilot_metric_list *l = ud;
+	l->items = pilot_xrealloc(l->items, (l->n + 1) * sizeof(*l->items));
+	struct pilot_metric *m = &l->items[l->n++];
+	m->attempt = (int)col_int(s, 0);
+	m->index = col_int(s, 1);
+	m->time_ms = col_int(s, 2);
+	m->json = col_dup(s, 3);
+}
+
 int pilot_store_get_metrics(struct pilot_store *st, const char *run, int attempt, struct pilot_metric_list *out)
 {
 	static const char sql[] = "SELECT attempt, idx, time_ms, json FROM metrics WHERE run_id = ?1 "
 				  "AND (?2 = 0 OR attempt = ?2) ORDER BY attempt, idx";
-	STORE_LOCKED(st);
-	char id[PILOT_ID_SIZE];
-	int r = resolve_run(st, run, id);
-	if (r < 0)
-		return r;
-	sqlite3_stmt *s = db_stmt(st, sql);
-	if (!s)
-		return pilot_error_code();
-	bind_text(s, 1, id);
-	bind_int(s, 2, attempt);
 	struct pilot_metric_list l = { 0 };
-	int rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		l.items = pilot_xrealloc(l.items, (l.n + 1) * sizeof(*l.items));
-		struct pilot_metric *m = &l.items[l.n++];
-		m->attempt = (int)col_int(s, 0);
-		m->index = col_int(s, 1);
-		m->time_ms = col_int(s, 2);
-		m->json = col_dup(s, 3);
-	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
+	int r = each_run_row(st, run, attempt, sql, "cannot read metrics", add_metric, &l);
+	if (r == 0)
+		*out = l;
+	else
 		pilot_metric_list_clear(&l);
-		return db_error(st, "cannot read metrics");
-	}
-	*out = l;
-	return 0;
+	return r;
 }
 
 /* ---- finish ---- */

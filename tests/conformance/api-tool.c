@@ -42,13 +42,45 @@ static int submit(struct pilot_api *api, const char *name, const char *key, char
 	return rc;
 }
 
+/* The routes table as "METHOD PATTERN SCOPES" lines, in the form the docs test reads
+ * pilot-api(7) into: parameters as "{}", scopes sorted and comma-separated, "-" for
+ * none. */
+static int routes(void)
+{
+	static const char *const names[] = { "admin", "agent", "cancel", "read", "submit" };
+	static const unsigned bits[] = { PILOT_SCOPE_ADMIN, PILOT_SCOPE_AGENT, PILOT_SCOPE_CANCEL, PILOT_SCOPE_READ,
+					 PILOT_SCOPE_SUBMIT };
+	for (int i = 0; i < PILOT_NROUTES; i++) {
+		const struct pilot_route *rt = &pilot_routes[i];
+		struct pilot_buf b = PILOT_BUF_INIT;
+		for (const char *p = rt->pattern; *p; p++) {
+			if (*p == '{') {
+				pilot_buf_puts(&b, "{}");
+				p += strcspn(p, "}");
+			} else {
+				pilot_buf_putc(&b, *p);
+			}
+		}
+		pilot_buf_putc(&b, ' ');
+		size_t before = b.len;
+		for (size_t k = 0; k < ARRAY_SIZE(names); k++)
+			if (rt->scopes & bits[k])
+				pilot_buf_printf(&b, "%s%s", b.len > before ? "," : "", names[k]);
+		printf("%s %s%s\n", rt->method, pilot_buf_str(&b), rt->scopes ? "" : "-");
+		pilot_buf_free(&b);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: api-tool submit|submit-loop|claim|log|finish|check ...\n");
+		fprintf(stderr, "usage: api-tool submit|submit-loop|claim|log|finish|check|routes ...\n");
 		return 2;
 	}
 	const char *cmd = argv[1];
+	if (!strcmp(cmd, "routes"))
+		return routes();
 	_cleanup_api_ struct pilot_api *api = NULL;
 	if (pilot_api_open_local(NULL, NULL, &api) < 0)
 		return fail("open");

@@ -461,6 +461,24 @@ static void test_scopes(void **state)
 	assert_true(pilot_token_scopes_allow(PILOT_SCOPE_READ, PILOT_SCOPE_READ | PILOT_SCOPE_AGENT));
 	assert_false(pilot_token_scopes_allow(PILOT_SCOPE_AGENT, PILOT_SCOPE_SUBMIT));
 	assert_false(pilot_token_scopes_allow(PILOT_SCOPE_READ | PILOT_SCOPE_SUBMIT, PILOT_SCOPE_ADMIN));
+	/* The wire form, both ways; a string is taken too. */
+	json_t *a = pilot_token_scopes_to_json(PILOT_SCOPE_CANCEL | PILOT_SCOPE_READ);
+	_cleanup_free_ char *text = json_dumps(a, JSON_COMPACT);
+	assert_string_equal(text, "[\"read\",\"cancel\"]");
+	assert_int_equal(pilot_token_scopes_from_json(a, &m), 0);
+	assert_int_equal(m, PILOT_SCOPE_CANCEL | PILOT_SCOPE_READ);
+	json_decref(a);
+	a = json_string("agent,admin");
+	assert_int_equal(pilot_token_scopes_from_json(a, &m), 0);
+	assert_int_equal(m, PILOT_SCOPE_AGENT | PILOT_SCOPE_ADMIN);
+	json_decref(a);
+	a = json_pack("[s,i]", "read", 3);
+	assert_int_equal(pilot_token_scopes_from_json(a, &m), PILOT_EINVALID);
+	json_decref(a);
+	a = json_integer(1);
+	assert_int_equal(pilot_token_scopes_from_json(a, &m), PILOT_EINVALID);
+	json_decref(a);
+	assert_int_equal(pilot_token_scopes_from_json(NULL, &m), PILOT_EINVALID);
 }
 
 static void test_token_json(void **state)
