@@ -100,7 +100,7 @@ bool pilot_store_reap_due(struct pilot_store *st);
 
 /* ---- the state machine ---------------------------------------------------------- */
 
-/* Move a run's state directly through transition() (checks, event, counters) without
+/* Move a run's state directly through store_transition() (checks, event, counters) without
  * touching its attempts. For tests and administrative repair; PILOT_ECONFLICT when the
  * table refuses it. */
 int pilot_store_transition(struct pilot_store *st, const char *run_id, enum pilot_run_state to,

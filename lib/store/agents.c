@@ -5,10 +5,6 @@
 #include "internal.h"
 
 int store_touch_agent(struct pilot_store *st, const char *name, const struct pilot_kvs *labels, const char *version,
-		      int capacity, int free_slots, bool full);
-
-/* Create or refresh an agent row; with full, labels/version/capacity are replaced. */
-int store_touch_agent(struct pilot_store *st, const char *name, const struct pilot_kvs *labels, const char *version,
 		      int capacity, int free_slots, bool full)
 {
 	static const char sql[] =

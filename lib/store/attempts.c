@@ -8,9 +8,6 @@
 
 #include "internal.h"
 
-int store_attempt_ended(struct pilot_store *st, const char *run_id, int attempt, enum pilot_attempt_state how,
-			enum pilot_reason reason, const char *detail, const char *type, const char *actor);
-
 #define MAX_LOG_APPEND (8u << 20)
 #define MAX_METRICS_PUT 10000
 

@@ -65,8 +65,6 @@ void col_copy_id(sqlite3_stmt *s, int i, char out[PILOT_ID_SIZE]);
 char *kvs_to_text(const struct pilot_kvs *kvs);
 void kvs_from_text(const char *text, struct pilot_kvs *out, bool values);
 
-/* Resolve a run id or unique prefix to the full id. */
-int resolve_run(struct pilot_store *st, const char *run, char id[PILOT_ID_SIZE]);
 
 /* Attempt-write guard: loads the attempt and checks its token. On success *state is
  * its state and run_id/number are set. */
@@ -95,8 +93,70 @@ typedef int (*lease_write_fn)(struct pilot_store *st, const struct lease *l, voi
 int lease_write(struct pilot_store *st, const char *attempt_id, const char *token, bool require_running,
 		lease_write_fn write, void *ud);
 
+
+/* ---- runs (runs.c) ---- */
+
+#define RUN_COLS_TAIL                                                                                    \
+	"bundle_sha256, params_json, env_json, requires_json, secrets_json, priority, state, reason, "   \
+	"message, exit_code, created_ms, started_ms, finished_ms, not_before_ms, updated_ms, "            \
+	"attempt_count, lost_count, retry_max, retry_on, backoff_ms, max_backoff_ms, timeout_ms, "        \
+	"idempotency_key, submitter, retry_of, cancel_requested, agent, failed_count, held, "         \
+	"cancel_grace_ms"
+#define RUN_COLS "id, name, spec_json, " RUN_COLS_TAIL
+/* Lists leave the spec out: it can be large and a table does not show it. */
+#define RUN_COLS_LIST "id, name, NULL, " RUN_COLS_TAIL
+
+#define ATT_COLS                                                                                        \
+	"id, run_id, number, agent, state, reason, exit_code, message, started_ms, finished_ms, "       \
+	"heartbeat_ms, lease_expires_ms, log_bytes"
+
+void store_load_run(sqlite3_stmt *s, struct pilot_run *r, bool secret_values);
 int store_get_run_locked(struct pilot_store *st, const char *id, bool with_attempts, bool secret_values,
 			 struct pilot_run *out);
+/* End a write transaction that changed run id: read the run (with its attempts),
+ * commit, and hand it to out (or drop it); returns result then. On a failure the
+ * transaction is rolled back and the error returned. */
+int store_commit_run(struct pilot_store *st, const char *id, struct pilot_run *out, int result);
+/* Resolve a run id or unique prefix to the full id. */
+int resolve_run(struct pilot_store *st, const char *run, char id[PILOT_ID_SIZE]);
+
+/* The state and a few counters of a run, inside a transaction. */
+struct run_row {
+	enum pilot_run_state state;
+	int attempt_count, failed_count, lost_count, retry_max;
+	unsigned retry_on;
+	int64_t backoff_ms, max_backoff_ms;
+	bool cancel_requested;
+	int64_t cancel_grace_ms;      /* PILOT_CANCEL_GRACE_AGENT when none was asked */
+	bool held;
+};
+int store_run_row(struct pilot_store *st, const char *id, struct run_row *out);
+
+/* The one place a run's state changes. The caller holds a write transaction and knows
+ * the current state (from); the row is updated only if it still has it, and only
+ * where the model's table allows the move. data (stolen) adds fields to the event. */
+int store_transition(struct pilot_store *st, const char *run_id, enum pilot_run_state from, enum pilot_run_state to,
+		     enum pilot_reason reason, const char *type, const char *actor, int attempt, const char *message,
+		     json_t *data);
+/* An event without a state change (data stolen; state: the run's, for the record). */
+int store_add_event(struct pilot_store *st, const char *run_id, int attempt, const char *type, const char *actor,
+		    const char *message, json_t *data, enum pilot_run_state state);
+/* The per-state run counts and the queued set, kept beside the runs table. */
+int store_count_add(struct pilot_store *st, enum pilot_run_state state, int delta);
+int store_queued_set_add(struct pilot_store *st, const char *run_id, int delta);
+/* A running run's attempt failed for reason: retry it after a backoff if the policy
+ * says so and the budget allows, else fail the run. */
+int store_after_failure(struct pilot_store *st, const char *run_id, const struct run_row *row, int attempt,
+			enum pilot_reason reason, const char *detail, const char *type, const char *actor);
+/* Applies an attempt's end to its run (called by finish and the reaper). */
+int store_attempt_ended(struct pilot_store *st, const char *run_id, int attempt, enum pilot_attempt_state how,
+			enum pilot_reason reason, const char *detail, const char *type, const char *actor);
+
+/* ---- agents (agents.c) ---- */
+
+/* Create or refresh an agent row; with full, labels/version/capacity are replaced. */
+int store_touch_agent(struct pilot_store *st, const char *name, const struct pilot_kvs *labels, const char *version,
+		      int capacity, int free_slots, bool full);
 
 /* Time as the store sees it (tests may not move the clock: the knobs shorten waits). */
 static inline int64_t store_now(void)
