@@ -1,89 +1,23 @@
-/* The http transport: every op of struct pilot_api over the REST API of `pilot server`
- * (pilot-api(7)) with libcurl. Connections are reused (a pool of easy handles sharing
- * one connection cache, so one api object may be used from several threads), every
- * response buffer has a maximum size, and calls that are safe to repeat — reads,
- * fenced agent writes, and submits, which always carry an idempotency key — are
- * retried with jittered backoff on connection errors and 502/503/504. Errors come back
- * as the same PILOT_E* codes the local transport returns, from the error body. */
+/* The http transport's plumbing: one call to `pilot server` (pilot-api(7)) over
+ * libcurl, and opening and closing the transport; http-ops.c has the operations.
+ * Connections are reused (a pool of easy handles sharing one connection cache, so one
+ * api object may be used from several threads), every response buffer has a maximum
+ * size, and calls that are safe to repeat — reads, fenced agent writes, and submits,
+ * which always carry an idempotency key — are retried with jittered backoff on
+ * connection errors and 502/503/504. Errors come back as the same PILOT_E* codes the
+ * local transport returns, from the error body. */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
-#include "pilot/api.h"
+#include "http-internal.h"
 #include "pilot/version.h"
 
-#define POOL_MAX 8
-#define DEF_RETRIES 3
-#define BACKOFF_BASE_MS 250
-#define BACKOFF_CAP_MS 5000
-#define CONNECT_TIMEOUT_MS 10000
-#define CALL_TIMEOUT_MS 60000
-#define JSON_MAX (64 * 1024 * 1024)
-#define LEASE_HEADER "Pilot-Lease"
-
-struct http_api {
-	struct pilot_api base;
-	char *url;          /* no trailing '/' */
-	char *auth;         /* "Authorization: Bearer ..." or NULL */
-	char *cacert;
-	char *user_agent;
-	CURLSH *share;
-	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
-	pthread_mutex_t pool_lock;
-	CURL *pool[POOL_MAX];
-	int npool;
-	pilot_http_progress_fn progress;
-	void *progress_data;
-	int retries;
-	int64_t connect_timeout_ms;
-	int64_t timeout_ms;
-};
-
-static const struct pilot_api_ops http_ops;
-
-static struct http_api *H(struct pilot_api *api)
-{
-	return (struct http_api *)api;
-}
-
-/* ---- one call ---- */
-
-struct call {
-	const struct pilot_route *route; /* NULL for a call off the table */
-	const char *method;
-	struct pilot_buf path;       /* "/v1/runs?state=queued" */
-	const char *content_type;
-	/* The request body: a buffer, or an fd read from fd_start. */
-	const char *body;
-	size_t body_len, body_pos;
-	int body_fd;
-	off_t fd_start;
-	int64_t fd_size;             /* -1 = unknown (chunked) */
-	bool fd_seekable;
-	const char *idem_key;
-	const char *lease;
-	bool idempotent;             /* safe to send twice */
-	bool transfer;               /* bulk bytes: no total timeout, a low-speed limit instead */
-	bool progress;
-	int64_t extra_timeout_ms;    /* a long-poll's wait */
-	/* The response. */
-	long status;
-	struct pilot_buf resp;
-	int out_fd;                  /* >= 0: a 2xx body goes here */
-	bool too_big;
-	bool write_failed;
-	struct pilot_kvs headers;    /* lowercase names */
-	char errbuf[CURL_ERROR_SIZE];
-};
-
-static void call_init(struct call *c, const char *method)
+static void call_init(struct http_call *c, const char *method)
 {
 	memset(c, 0, sizeof(*c));
 	c->method = method;
@@ -94,7 +28,7 @@ static void call_init(struct call *c, const char *method)
 	pilot_buf_init(&c->resp, JSON_MAX);
 }
 
-static void call_clear(struct call *c)
+void http_call_clear(struct http_call *c)
 {
 	pilot_buf_free(&c->path);
 	pilot_buf_free(&c->resp);
@@ -102,7 +36,7 @@ static void call_clear(struct call *c)
 }
 
 /* Append "?name=value" or "&name=value". */
-static void add_query(struct call *c, const char *name, const char *value)
+void http_query(struct http_call *c, const char *name, const char *value)
 {
 	pilot_buf_putc(&c->path, strchr(pilot_buf_str(&c->path), '?') ? '&' : '?');
 	pilot_buf_puts(&c->path, name);
@@ -110,16 +44,16 @@ static void add_query(struct call *c, const char *name, const char *value)
 	pilot_url_escape(&c->path, value, false);
 }
 
-static void add_query_int(struct call *c, const char *name, int64_t v)
+void http_query_int(struct http_call *c, const char *name, int64_t v)
 {
 	char b[32];
 	snprintf(b, sizeof(b), "%lld", (long long)v);
-	add_query(c, name, b);
+	http_query(c, name, b);
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
-	struct call *c = ud;
+	struct http_call *c = ud;
 	size_t len = size * n;
 	if (len >= 5 && !strncmp(p, "HTTP/", 5)) {
 		/* A new response (after 100 Continue, say): forget the previous headers. */
@@ -154,7 +88,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 
 static size_t on_write(char *p, size_t size, size_t n, void *ud)
 {
-	struct call *c = ud;
+	struct http_call *c = ud;
 	size_t len = size * n;
 	if (c->out_fd >= 0 && c->status >= 200 && c->status < 300) {
 		if (pilot_write_all(c->out_fd, p, len) < 0) {
@@ -172,7 +106,7 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 
 static size_t on_read(char *buf, size_t size, size_t n, void *ud)
 {
-	struct call *c = ud;
+	struct http_call *c = ud;
 	size_t want = size * n;
 	if (c->body_fd >= 0) {
 		for (;;) {
@@ -193,7 +127,7 @@ static size_t on_read(char *buf, size_t size, size_t n, void *ud)
 
 static int on_seek(void *ud, curl_off_t offset, int origin)
 {
-	struct call *c = ud;
+	struct http_call *c = ud;
 	if (origin != SEEK_SET)
 		return CURL_SEEKFUNC_CANTSEEK;
 	if (c->body_fd >= 0) {
@@ -209,7 +143,7 @@ static int on_seek(void *ud, curl_off_t offset, int origin)
 
 struct progress_ctx {
 	struct http_api *h;
-	struct call *c;
+	struct http_call *c;
 };
 
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
@@ -221,8 +155,6 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
 		p->h->progress((uint64_t)ulnow, (uint64_t)(ultotal > 0 ? ultotal : 0), p->h->progress_data);
 	return 0;
 }
-
-/* ---- handles ---- */
 
 static void share_lock(CURL *e, curl_lock_data data, curl_lock_access access, void *ud)
 {
@@ -279,7 +211,7 @@ static void backoff(int n)
 	sleep_ms((int64_t)(r % (uint32_t)(ceil + 1)));
 }
 
-static bool rewind_body(struct call *c)
+static bool rewind_body(struct http_call *c)
 {
 	c->body_pos = 0;
 	if (c->body_fd < 0)
@@ -287,7 +219,7 @@ static bool rewind_body(struct call *c)
 	return c->fd_seekable && lseek(c->body_fd, c->fd_start, SEEK_SET) >= 0;
 }
 
-static void reset_response(struct call *c)
+static void reset_response(struct http_call *c)
 {
 	c->status = 0;
 	c->too_big = false;
@@ -301,7 +233,7 @@ static void reset_response(struct call *c)
 	}
 }
 
-static struct curl_slist *build_headers(struct http_api *h, struct call *c)
+static struct curl_slist *build_headers(struct http_api *h, struct http_call *c)
 {
 	struct curl_slist *l = NULL;
 	if (h->auth)
@@ -327,7 +259,7 @@ static struct curl_slist *build_headers(struct http_api *h, struct call *c)
 	return l;
 }
 
-static void set_options(struct http_api *h, CURL *e, struct call *c, const char *url, struct curl_slist *hdrs,
+static void set_options(struct http_api *h, CURL *e, struct http_call *c, const char *url, struct curl_slist *hdrs,
 			struct progress_ctx *pc)
 {
 	curl_easy_setopt(e, CURLOPT_URL, url);
@@ -389,7 +321,7 @@ static void set_options(struct http_api *h, CURL *e, struct call *c, const char 
 
 /* Send the call, retrying what may be retried. 0 with c->status set (any status), or
  * a negative code when no answer came. */
-static int perform(struct http_api *h, struct call *c)
+int http_perform(struct http_api *h, struct http_call *c)
 {
 	CURL *e = take_handle(h);
 	if (!e)
@@ -466,7 +398,7 @@ static int from_status(long status)
 
 /* A non-2xx answer as an error (the server's own code and message when it sent its
  * error body). *err_json (optional) gets the parsed body. */
-static int status_error(struct http_api *h, struct call *c, json_t **err_json)
+int http_status_error(struct http_api *h, struct http_call *c, json_t **err_json)
 {
 	if (c->status >= 200 && c->status < 300)
 		return 0;
@@ -492,12 +424,12 @@ static int status_error(struct http_api *h, struct call *c, json_t **err_json)
 
 /* Perform, check the status, parse a JSON body into *out (NULL allowed: the body is
  * not wanted). */
-static int call_json(struct http_api *h, struct call *c, json_t **out)
+int http_call_json(struct http_api *h, struct http_call *c, json_t **out)
 {
-	int r = perform(h, c);
+	int r = http_perform(h, c);
 	if (r < 0)
 		return r;
-	if ((r = status_error(h, c, NULL)) < 0)
+	if ((r = http_status_error(h, c, NULL)) < 0)
 		return r;
 	if (!out)
 		return 0;
@@ -509,15 +441,15 @@ static int call_json(struct http_api *h, struct call *c, json_t **out)
 	return 0;
 }
 
-/* call_json, then free the call's buffers (its status stays). */
-static int call_json_once(struct http_api *h, struct call *c, json_t **out)
+/* http_call_json, then free the call's buffers (its status stays). */
+int http_call_json_once(struct http_api *h, struct http_call *c, json_t **out)
 {
-	int r = call_json(h, c, out);
-	call_clear(c);
+	int r = http_call_json(h, c, out);
+	http_call_clear(c);
 	return r;
 }
 
-static void set_body_json(struct call *c, json_t *j, char **owned)
+void http_body_json(struct http_call *c, json_t *j, char **owned)
 {
 	*owned = json_dumps(j, JSON_COMPACT);
 	if (!*owned)
@@ -527,7 +459,7 @@ static void set_body_json(struct call *c, json_t *j, char **owned)
 	c->content_type = "application/json";
 }
 
-static void set_body_fd(struct call *c, int fd)
+void http_body_fd(struct http_call *c, int fd)
 {
 	c->body_fd = fd;
 	struct stat sb;
@@ -541,7 +473,7 @@ static void set_body_fd(struct call *c, int fd)
 }
 
 /* A call of the route id, its path built from the table with params p0 and p1. */
-static void call_route(struct call *c, enum pilot_route_id id, const char *p0, const char *p1)
+void http_call_route(struct http_call *c, enum pilot_route_id id, const char *p0, const char *p1)
 {
 	const struct pilot_route *rt = &pilot_routes[id];
 	call_init(c, rt->method);
@@ -554,17 +486,17 @@ static void call_route(struct call *c, enum pilot_route_id id, const char *p0, c
 /* Perform a call whose body (req, unless NULL) and answer (into out, unless NULL)
  * are model values, with the route's codecs. The call's buffers are freed; its status
  * stays. */
-static int call_model(struct http_api *h, struct call *c, const void *req, void *out)
+int http_call_model(struct http_api *h, struct http_call *c, const void *req, void *out)
 {
 	const struct pilot_route *rt = c->route;
 	_cleanup_free_ char *body = NULL;
 	if (req) {
 		json_t *j = rt->request->to_json(req);
-		set_body_json(c, j, &body);
+		http_body_json(c, j, &body);
 		json_decref(j);
 	}
 	json_t *res = NULL;
-	int r = call_json_once(h, c, out ? &res : NULL);
+	int r = http_call_json_once(h, c, out ? &res : NULL);
 	if (r < 0 || !out)
 		return r;
 	r = rt->response->from_json(res, out);
@@ -572,14 +504,14 @@ static int call_model(struct http_api *h, struct call *c, const void *req, void 
 	return r;
 }
 
-static const char *hdr(struct call *c, const char *name)
+const char *http_header(struct http_call *c, const char *name)
 {
 	return pilot_kvs_get(&c->headers, name);
 }
 
-static int64_t hdr_int(struct call *c, const char *name)
+int64_t http_header_int(struct http_call *c, const char *name)
 {
-	const char *v = hdr(c, name);
+	const char *v = http_header(c, name);
 	int64_t n = 0;
 	if (v && pilot_parse_int64(v, INT64_MIN, INT64_MAX, &n) < 0) {
 		pilot_error_clear();
@@ -589,16 +521,16 @@ static int64_t hdr_int(struct call *c, const char *name)
 }
 
 /* GET into an unlinked temp file; *fd is positioned at the start. */
-static int download(struct http_api *h, struct call *c, int *fd)
+int http_download(struct http_api *h, struct http_call *c, int *fd)
 {
 	c->out_fd = pilot_open_temp();
 	if (c->out_fd < 0)
 		return c->out_fd;
 	c->transfer = true;
 	c->idempotent = true;
-	int r = perform(h, c);
+	int r = http_perform(h, c);
 	if (r == 0)
-		r = status_error(h, c, NULL);
+		r = http_status_error(h, c, NULL);
 	if (r == 0 && lseek(c->out_fd, 0, SEEK_SET) < 0)
 		r = pilot_error_errno(PILOT_EIO, errno, "cannot rewind the download");
 	if (r < 0) {
@@ -611,452 +543,7 @@ static int download(struct http_api *h, struct call *c, int *fd)
 	return 0;
 }
 
-/* ---- the ops ---- */
-
-static int h_submit(struct pilot_api *api, const struct pilot_submit_request *req, struct pilot_run *out)
-{
-	char gen[40];
-	const char *key = req->idempotency_key;
-	if (!key || !*key) {
-		/* Every submit carries a key, so a retry after a lost answer cannot queue the
-		 * run twice. */
-		memcpy(gen, "pilot-", 6);
-		pilot_random_hex(gen + 6, 16);
-		key = gen;
-	}
-	struct pilot_submit_request keyed = *req;
-	keyed.idempotency_key = key;
-	struct call c;
-	call_route(&c, PILOT_ROUTE_SUBMIT, NULL, NULL);
-	c.idem_key = key;
-	struct pilot_run tmp = { 0 };
-	int r = call_model(H(api), &c, &keyed, out ? out : &tmp);
-	pilot_run_clear(&tmp);
-	if (r < 0)
-		return r;
-	/* 200: the key's run, sent before; 201: a new one. */
-	return c.status == 200 ? 1 : 0;
-}
-
-static int h_get_run(struct pilot_api *api, const char *run, struct pilot_run *out)
-{
-	struct call c;
-	call_route(&c, PILOT_ROUTE_GET_RUN, run, NULL);
-	return call_model(H(api), &c, NULL, out);
-}
-
-static int h_list_runs(struct pilot_api *api, const struct pilot_run_filter *f, struct pilot_run_list *out)
-{
-	struct call c;
-	call_route(&c, PILOT_ROUTE_LIST_RUNS, NULL, NULL);
-	if (f && f->states) {
-		struct pilot_buf s = PILOT_BUF_INIT;
-		for (int i = 0; i < PILOT_RUN_NSTATES; i++)
-			if (f->states & PILOT_RUN_STATE_BIT(i)) {
-				if (s.len)
-					pilot_buf_putc(&s, ',');
-				pilot_buf_puts(&s, pilot_run_state_name((enum pilot_run_state)i));
-			}
-		add_query(&c, "state", pilot_buf_str(&s));
-		pilot_buf_free(&s);
-	}
-	if (f && f->name)
-		add_query(&c, "name", f->name);
-	if (f && f->since_ms)
-		add_query_int(&c, "since", f->since_ms);
-	if (f && f->after && *f->after)
-		add_query(&c, "after", f->after);
-	if (f && f->limit)
-		add_query_int(&c, "limit", (int64_t)f->limit);
-	return call_model(H(api), &c, NULL, out);
-}
-
-/* cancel and retry: an optional body of {"actor"} (honoured for an admin's token) and,
- * when grace_ms >= 0, {"grace_ms"}. */
-static int run_action(struct pilot_api *api, enum pilot_route_id id, const char *run, const char *actor,
-		      int64_t grace_ms, struct pilot_run *out, bool *unchanged)
-{
-	struct http_api *h = H(api);
-	struct call c;
-	call_route(&c, id, run, NULL);
-	_cleanup_free_ char *body = NULL;
-	if ((actor && *actor) || grace_ms >= 0) {
-		json_t *j = json_object();
-		if (actor && *actor)
-			json_object_set_new(j, "actor", json_string(actor));
-		if (grace_ms >= 0)
-			json_object_set_new(j, "grace_ms", json_integer((json_int_t)grace_ms));
-		set_body_json(&c, j, &body);
-		json_decref(j);
-	}
-	json_t *res = NULL;
-	int r = call_json(h, &c, &res);
-	if (unchanged)
-		*unchanged = hdr(&c, "pilot-unchanged") != NULL;
-	call_clear(&c);
-	if (r < 0)
-		return r;
-	r = pilot_run_from_json(res, out);
-	json_decref(res);
-	return r;
-}
-
-static int h_cancel(struct pilot_api *api, const char *run, const char *actor, int64_t grace_ms,
-		    struct pilot_run *out)
-{
-	/* The server records the token's name as the actor unless the token is an
-	 * admin's, which may name someone else. */
-	bool unchanged = false;
-	struct pilot_run tmp = { 0 };
-	int r = run_action(api, PILOT_ROUTE_CANCEL, run, actor, grace_ms, out ? out : &tmp, &unchanged);
-	pilot_run_clear(&tmp);
-	if (r < 0)
-		return r;
-	return unchanged ? 1 : 0;
-}
-
-static int h_retry(struct pilot_api *api, const char *run, const char *actor, struct pilot_run *out)
-{
-	struct pilot_run tmp = { 0 };
-	int r = run_action(api, PILOT_ROUTE_RETRY, run, actor, -1, out ? out : &tmp, NULL);
-	pilot_run_clear(&tmp);
-	return r;
-}
-
-static void add_wait(struct call *c, int64_t wait_ms)
-{
-	if (wait_ms <= 0)
-		return;
-	char w[32];
-	snprintf(w, sizeof(w), "%lldms", (long long)wait_ms);
-	add_query(c, "wait", w);
-	c->extra_timeout_ms = wait_ms;
-}
-
-static int h_read_logs(struct pilot_api *api, const struct pilot_log_request *req, struct pilot_log_chunk *out)
-{
-	struct http_api *h = H(api);
-	struct call c;
-	call_route(&c, PILOT_ROUTE_READ_LOGS, req->run, NULL);
-	if (req->attempt)
-		add_query_int(&c, "attempt", req->attempt);
-	if (req->offset)
-		add_query_int(&c, "offset", req->offset);
-	size_t max = req->max_bytes ? req->max_bytes : 1024 * 1024;
-	add_query_int(&c, "max", (int64_t)max);
-	add_wait(&c, req->wait_ms);
-	c.resp.max = max + 64 * 1024;
-	int r = perform(h, &c);
-	if (r == 0)
-		r = status_error(h, &c, NULL);
-	if (r < 0) {
-		call_clear(&c);
-		return r;
-	}
-	struct pilot_log_chunk ch = { 0 };
-	ch.data = c.resp;
-	ch.data.max = 0;
-	pilot_buf_init(&c.resp, 0);
-	ch.attempt = (int)hdr_int(&c, "pilot-attempt");
-	ch.offset = hdr_int(&c, "pilot-offset");
-	ch.next_offset = hdr_int(&c, "pilot-next-offset");
-	ch.latest_attempt = (int)hdr_int(&c, "pilot-latest-attempt");
-	const char *comp = hdr(&c, "pilot-complete");
-	ch.complete = comp && !strcmp(comp, "true");
-	const char *st = hdr(&c, "pilot-run-state");
-	if (!st || pilot_run_state_from_name(st, &ch.run_state) < 0) {
-		pilot_log_chunk_clear(&ch);
-		call_clear(&c);
-		return pilot_error_set(PILOT_EFAIL, "invalid answer from server '%s': no run state with the log", h->url);
-	}
-	call_clear(&c);
-	*out = ch;
-	return 0;
-}
-
-static int h_list_events(struct pilot_api *api, const struct pilot_event_filter *f, int64_t wait_ms,
-			 struct pilot_event_list *out)
-{
-	struct call c;
-	if (f && f->run)
-		call_route(&c, PILOT_ROUTE_RUN_EVENTS, f->run, NULL);
-	else
-		call_route(&c, PILOT_ROUTE_EVENTS, NULL, NULL);
-	add_query(&c, "format", "json");
-	add_query_int(&c, "after", f ? f->after_seq : 0);
-	if (f && f->limit)
-		add_query_int(&c, "limit", (int64_t)f->limit);
-	add_wait(&c, wait_ms);
-	return call_model(H(api), &c, NULL, out);
-}
-
-/* The routes of one run's attempt: ?attempt=N (0 = every attempt, or the latest). */
-static void call_run_attempt(struct call *c, enum pilot_route_id id, const char *run, const char *path, int attempt)
-{
-	call_route(c, id, run, path);
-	if (attempt)
-		add_query_int(c, "attempt", attempt);
-}
-
-static int h_list_artifacts(struct pilot_api *api, const char *run, int attempt, struct pilot_artifact_list *out)
-{
-	struct call c;
-	call_run_attempt(&c, PILOT_ROUTE_LIST_ARTIFACTS, run, NULL, attempt);
-	return call_model(H(api), &c, NULL, out);
-}
-
-static int h_get_artifact(struct pilot_api *api, const char *run, const char *path, int attempt, int *fd,
-			  struct pilot_artifact *meta)
-{
-	struct call c;
-	call_run_attempt(&c, PILOT_ROUTE_GET_ARTIFACT, run, path, attempt);
-	int got = -1;
-	int r = download(H(api), &c, &got);
-	if (r < 0) {
-		call_clear(&c);
-		return r;
-	}
-	if (meta) {
-		struct stat sb;
-		memset(meta, 0, sizeof(*meta));
-		meta->path = pilot_xstrdup(path);
-		meta->size = fstat(got, &sb) == 0 ? (uint64_t)sb.st_size : 0;
-		meta->attempt = (int)hdr_int(&c, "pilot-attempt");
-		meta->created_ms = hdr_int(&c, "pilot-created-ms");
-		const char *sha = hdr(&c, "pilot-sha256");
-		if (sha && strlen(sha) == 64)
-			memcpy(meta->sha256, sha, 65);
-	}
-	call_clear(&c);
-	*fd = got;
-	return 0;
-}
-
-static int h_get_metrics(struct pilot_api *api, const char *run, int attempt, struct pilot_metric_list *out)
-{
-	struct call c;
-	call_run_attempt(&c, PILOT_ROUTE_GET_METRICS, run, NULL, attempt);
-	return call_model(H(api), &c, NULL, out);
-}
-
-static int h_list_agents(struct pilot_api *api, struct pilot_agent_list *out)
-{
-	struct call c;
-	call_route(&c, PILOT_ROUTE_LIST_AGENTS, NULL, NULL);
-	return call_model(H(api), &c, NULL, out);
-}
-
-static int h_status(struct pilot_api *api, struct pilot_status *out)
-{
-	struct call c;
-	call_route(&c, PILOT_ROUTE_STATUS, NULL, NULL);
-	return call_model(H(api), &c, NULL, out);
-}
-
-static int check_sha(const char *sha256)
-{
-	if (!sha256 || !pilot_sha256_valid(sha256))
-		return pilot_error_set(PILOT_EINVALID, "invalid sha256 '%s': expected 64 lowercase hex digits",
-				       sha256 ? sha256 : "");
-	return 0;
-}
-
-static int h_bundle_has(struct pilot_api *api, const char *sha256)
-{
-	struct http_api *h = H(api);
-	int r = check_sha(sha256);
-	if (r < 0)
-		return r;
-	struct call c;
-	call_route(&c, PILOT_ROUTE_BUNDLE_HAS, sha256, NULL);
-	r = perform(h, &c);
-	if (r == 0) {
-		if (c.status == 404)
-			r = 0;
-		else if ((r = status_error(h, &c, NULL)) == 0)
-			r = 1;
-	}
-	call_clear(&c);
-	return r;
-}
-
-static int h_bundle_put(struct pilot_api *api, const char *sha256, int fd)
-{
-	int r = check_sha(sha256);
-	if (r < 0)
-		return r;
-	struct call c;
-	call_route(&c, PILOT_ROUTE_BUNDLE_PUT, sha256, NULL);
-	set_body_fd(&c, fd);
-	c.progress = true;
-	return call_model(H(api), &c, NULL, NULL);
-}
-
-static int h_bundle_get(struct pilot_api *api, const char *sha256, int *fd)
-{
-	int r = check_sha(sha256);
-	if (r < 0)
-		return r;
-	struct call c;
-	call_route(&c, PILOT_ROUTE_BUNDLE_GET, sha256, NULL);
-	r = download(H(api), &c, fd);
-	call_clear(&c);
-	return r;
-}
-
-static int h_register_agent(struct pilot_api *api, const struct pilot_agent_info *info)
-{
-	struct call c;
-	call_route(&c, PILOT_ROUTE_REGISTER_AGENT, NULL, NULL);
-	return call_model(H(api), &c, info, NULL);
-}
-
-static int h_agent_leave(struct pilot_api *api, const char *agent)
-{
-	struct call c;
-	call_route(&c, PILOT_ROUTE_AGENT_LEAVE, agent, NULL);
-	return call_model(H(api), &c, NULL, NULL);
-}
-
-static int h_claim(struct pilot_api *api, const struct pilot_claim_request *req, struct pilot_claim *out)
-{
-	struct http_api *h = H(api);
-	struct call c;
-	call_route(&c, PILOT_ROUTE_CLAIM, NULL, NULL);
-	add_wait(&c, req->wait_ms);
-	json_t *j = pilot_claim_request_to_json(req);
-	_cleanup_free_ char *body = NULL;
-	set_body_json(&c, j, &body);
-	json_decref(j);
-	int r = perform(h, &c);
-	if (r == 0 && c.status == 204) {
-		call_clear(&c);
-		return 0;
-	}
-	json_t *res = NULL;
-	if (r == 0 && (r = status_error(h, &c, NULL)) == 0) {
-		json_error_t e;
-		res = json_loadb(c.resp.data ? c.resp.data : "", c.resp.len, 0, &e);
-		if (!res)
-			r = pilot_error_set(PILOT_EFAIL, "invalid claim from server '%s': %s", h->url, e.text);
-	}
-	call_clear(&c);
-	if (r < 0)
-		return r;
-	r = pilot_claim_from_json(res, out);
-	json_decref(res);
-	return r < 0 ? r : 1;
-}
-
-/* The routes of an attempt's agent: fenced by the lease token. */
-static void call_attempt(struct call *c, enum pilot_route_id id, const char *attempt_id, const char *path,
-			 const char *token)
-{
-	call_route(c, id, attempt_id, path);
-	c->lease = token ? token : "";
-}
-
-static int h_heartbeat(struct pilot_api *api, const char *attempt_id, const char *token,
-		       struct pilot_heartbeat_reply *reply)
-{
-	struct call c;
-	call_attempt(&c, PILOT_ROUTE_HEARTBEAT, attempt_id, NULL, token);
-	struct pilot_heartbeat_reply hr;
-	int r = call_model(H(api), &c, NULL, &hr);
-	if (r == 0 && reply)
-		*reply = hr;
-	return r;
-}
-
-/* An agent write answers where the stored data now ends (next_key), and a 409 may
- * carry where the client should resume (err_key): both land in *expected. The call
- * is cleared. */
-static int fenced_write(struct http_api *h, struct call *c, const char *next_key, const char *err_key,
-			int64_t *expected)
-{
-	int r = perform(h, c);
-	if (r < 0) {
-		call_clear(c);
-		return r;
-	}
-	json_t *ej = NULL;
-	r = status_error(h, c, &ej);
-	if (r < 0 && expected) {
-		json_t *v = json_object_get(json_object_get(ej, "error"), err_key);
-		if (json_is_integer(v))
-			*expected = (int64_t)json_integer_value(v);
-	}
-	json_decref(ej);
-	if (r == 0 && expected) {
-		json_t *ok = json_loadb(c->resp.data ? c->resp.data : "", c->resp.len, 0, NULL);
-		json_t *v = json_object_get(ok, next_key);
-		if (json_is_integer(v))
-			*expected = (int64_t)json_integer_value(v);
-		json_decref(ok);
-	}
-	call_clear(c);
-	return r;
-}
-
-static int h_append_log(struct pilot_api *api, const char *attempt_id, const char *token, int64_t offset,
-			const void *data, size_t len, int64_t *expected_offset)
-{
-	struct call c;
-	call_attempt(&c, PILOT_ROUTE_APPEND_LOG, attempt_id, NULL, token);
-	add_query_int(&c, "offset", offset);
-	c.body = data ? data : "";
-	c.body_len = len;
-	c.content_type = "application/octet-stream";
-	return fenced_write(H(api), &c, "next_offset", "expected_offset", expected_offset);
-}
-
-static int h_put_artifact(struct pilot_api *api, const char *attempt_id, const char *token, const char *path,
-			  int fd)
-{
-	struct call c;
-	call_attempt(&c, PILOT_ROUTE_PUT_ARTIFACT, attempt_id, path, token);
-	set_body_fd(&c, fd);
-	c.progress = true;
-	return call_model(H(api), &c, NULL, NULL);
-}
-
-static int h_put_metrics(struct pilot_api *api, const char *attempt_id, const char *token, int64_t first_index,
-			 const struct pilot_metric *items, size_t n, int64_t *expected_index)
-{
-	struct call c;
-	call_attempt(&c, PILOT_ROUTE_PUT_METRICS, attempt_id, NULL, token);
-	add_query_int(&c, "first_index", first_index);
-	struct pilot_metric_list l = { (struct pilot_metric *)items, n };
-	json_t *j = c.route->request->to_json(&l);
-	_cleanup_free_ char *body = NULL;
-	set_body_json(&c, j, &body);
-	json_decref(j);
-	return fenced_write(H(api), &c, "next_index", "expected_index", expected_index);
-}
-
-static int h_finish(struct pilot_api *api, const char *attempt_id, const char *token,
-		    const struct pilot_finish *outcome, struct pilot_run *run)
-{
-	struct call c;
-	call_attempt(&c, PILOT_ROUTE_FINISH, attempt_id, NULL, token);
-	return call_model(H(api), &c, outcome, run);
-}
-
-static int h_reap(struct pilot_api *api)
-{
-	struct call c;
-	call_route(&c, PILOT_ROUTE_REAP, NULL, NULL);
-	json_t *res = NULL;
-	int r = call_json_once(H(api), &c, &res);
-	if (r < 0)
-		return r;
-	json_t *n = json_object_get(res, "changed");
-	r = json_is_integer(n) ? (int)json_integer_value(n) : 0;
-	json_decref(res);
-	return r;
-}
-
-static void h_close(struct pilot_api *api)
+void http_close(struct pilot_api *api)
 {
 	struct http_api *h = H(api);
 	for (int i = 0; i < h->npool; i++)
@@ -1074,35 +561,6 @@ static void h_close(struct pilot_api *api)
 	free(h->user_agent);
 	free(h);
 }
-
-static const struct pilot_api_ops http_ops = {
-	.name = "http",
-	.submit = h_submit,
-	.get_run = h_get_run,
-	.list_runs = h_list_runs,
-	.cancel = h_cancel,
-	.retry = h_retry,
-	.read_logs = h_read_logs,
-	.list_events = h_list_events,
-	.list_artifacts = h_list_artifacts,
-	.get_artifact = h_get_artifact,
-	.get_metrics = h_get_metrics,
-	.list_agents = h_list_agents,
-	.status = h_status,
-	.bundle_has = h_bundle_has,
-	.bundle_put = h_bundle_put,
-	.bundle_get = h_bundle_get,
-	.register_agent = h_register_agent,
-	.agent_leave = h_agent_leave,
-	.claim = h_claim,
-	.heartbeat = h_heartbeat,
-	.append_log = h_append_log,
-	.put_artifact = h_put_artifact,
-	.put_metrics = h_put_metrics,
-	.finish = h_finish,
-	.reap = h_reap,
-	.close = h_close,
-};
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
@@ -1158,7 +616,7 @@ int pilot_api_open_http(const struct pilot_http_options *opts, struct pilot_api 
 	h->timeout_ms = env_ms("PILOT_HTTP_TIMEOUT", CALL_TIMEOUT_MS);
 	h->share = curl_share_init();
 	if (!h->share) {
-		h_close(&h->base);
+		http_close(&h->base);
 		return pilot_error_set(PILOT_ENOMEM, "cannot create the HTTP connection cache");
 	}
 	curl_share_setopt(h->share, CURLSHOPT_LOCKFUNC, share_lock);
@@ -1170,8 +628,6 @@ int pilot_api_open_http(const struct pilot_http_options *opts, struct pilot_api 
 	*out = &h->base;
 	return 0;
 }
-
-/* ---- extras (pilot/server.h) ---- */
 
 bool pilot_api_is_http(struct pilot_api *api)
 {
@@ -1189,126 +645,4 @@ void pilot_http_set_progress(struct pilot_api *api, pilot_http_progress_fn fn, v
 		return;
 	H(api)->progress = fn;
 	H(api)->progress_data = userdata;
-}
-
-static int need_http(struct pilot_api *api)
-{
-	if (!pilot_api_is_http(api))
-		return pilot_error_set(PILOT_EINVALID, "no server configured: set one with 'pilot login --server URL'");
-	return 0;
-}
-
-void pilot_whoami_clear(struct pilot_whoami *w)
-{
-	if (!w)
-		return;
-	free(w->token_id);
-	free(w->name);
-	free(w->server_version);
-	memset(w, 0, sizeof(*w));
-}
-
-int pilot_http_whoami(struct pilot_api *api, struct pilot_whoami *out)
-{
-	int r = need_http(api);
-	if (r < 0)
-		return r;
-	struct call c;
-	call_route(&c, PILOT_ROUTE_WHOAMI, NULL, NULL);
-	json_t *res = NULL;
-	r = call_json_once(H(api), &c, &res);
-	if (r < 0)
-		return r;
-	const char *id = json_string_value(json_object_get(res, "token_id"));
-	const char *name = json_string_value(json_object_get(res, "name"));
-	const char *ver = json_string_value(json_object_get(res, "server_version"));
-	json_t *exp = json_object_get(res, "expires_ms");
-	memset(out, 0, sizeof(*out));
-	out->token_id = id ? pilot_xstrdup(id) : NULL;
-	out->name = name ? pilot_xstrdup(name) : NULL;
-	out->server_version = ver ? pilot_xstrdup(ver) : NULL;
-	/* Scopes this client does not know (a newer server) are left out. */
-	if (pilot_token_scopes_from_json(json_object_get(res, "scopes"), &out->scopes) < 0) {
-		pilot_error_clear();
-		out->scopes = 0;
-	}
-	out->expires_ms = json_is_integer(exp) ? (int64_t)json_integer_value(exp) : 0;
-	json_decref(res);
-	return 0;
-}
-
-int pilot_http_token_create(struct pilot_api *api, const char *name, unsigned scopes, int64_t expires_ms,
-			    char **secret, struct pilot_token_record *out)
-{
-	int r = need_http(api);
-	if (r < 0)
-		return r;
-	_cleanup_free_ char *sc = pilot_token_scopes_format(scopes);
-	json_t *j = json_pack("{s:s?,s:s}", "name", name, "scopes", sc);
-	if (expires_ms)
-		json_object_set_new(j, "expires_ms", json_integer(expires_ms));
-	struct call c;
-	call_route(&c, PILOT_ROUTE_TOKEN_CREATE, NULL, NULL);
-	_cleanup_free_ char *body = NULL;
-	set_body_json(&c, j, &body);
-	json_decref(j);
-	json_t *res = NULL;
-	r = call_json_once(H(api), &c, &res);
-	if (r < 0)
-		return r;
-	const char *tok = json_string_value(json_object_get(res, "token"));
-	if (!tok) {
-		json_decref(res);
-		return pilot_error_set(PILOT_EFAIL, "invalid answer from server: no token");
-	}
-	struct pilot_token_record rec;
-	if ((r = pilot_token_record_from_json(res, &rec)) < 0) {
-		json_decref(res);
-		return r;
-	}
-	*secret = pilot_xstrdup(tok);
-	if (out)
-		*out = rec;
-	else
-		pilot_token_record_clear(&rec);
-	json_decref(res);
-	return 0;
-}
-
-int pilot_http_token_list(struct pilot_api *api, struct pilot_token_list *out)
-{
-	int r = need_http(api);
-	if (r < 0)
-		return r;
-	struct call c;
-	call_route(&c, PILOT_ROUTE_TOKEN_LIST, NULL, NULL);
-	json_t *res = NULL;
-	r = call_json_once(H(api), &c, &res);
-	if (r < 0)
-		return r;
-	json_t *a = json_object_get(res, "tokens");
-	struct pilot_token_list l = { 0 };
-	size_t n = json_array_size(a);
-	l.items = pilot_xcalloc(n ? n : 1, sizeof(*l.items));
-	for (size_t i = 0; i < n; i++) {
-		if ((r = pilot_token_record_from_json(json_array_get(a, i), &l.items[l.n])) < 0) {
-			pilot_token_list_clear(&l);
-			json_decref(res);
-			return r;
-		}
-		l.n++;
-	}
-	json_decref(res);
-	*out = l;
-	return 0;
-}
-
-int pilot_http_token_revoke(struct pilot_api *api, const char *id_or_name)
-{
-	int r = need_http(api);
-	if (r < 0)
-		return r;
-	struct call c;
-	call_route(&c, PILOT_ROUTE_TOKEN_REVOKE, id_or_name, NULL);
-	return call_model(H(api), &c, NULL, NULL);
 }
