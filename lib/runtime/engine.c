@@ -1,12 +1,9 @@
-/* The docker and podman runtimes: a small Docker Engine API client over libcurl (unix
- * socket or tcp), never the docker CLI. A job is create → attach → start → stream until
- * the container ends → wait → remove. Output comes from attach, not from the logs
+/* The docker and podman runtimes over the Engine API (engine-api.c). A job is create →
+ * attach → start → stream until the container ends → wait → remove. Output comes from attach, not from the logs
  * endpoint: attach carries the bytes exactly (a json-file log would turn invalid UTF-8
  * into U+FFFD), works whatever log driver the engine uses, and being attached before the
  * start means no early output is missed. */
 #include <errno.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,9 +13,6 @@
 
 #include "runtime-internal.h"
 
-#define RESPONSE_MAX (16 * 1024 * 1024)
-#define HEADER_MAX (64 * 1024)
-#define API_TIMEOUT_MS 120000
 /* Create, start and remove copy or delete a whole filesystem under the vfs driver:
  * minutes for a big image. */
 #define LONG_TIMEOUT_MS (30 * 60 * 1000)
@@ -27,170 +21,6 @@
 #define DRAIN_AFTER_EXIT_MS 30000
 /* After SIGKILL, how long to wait for the engine to report the end. */
 #define GIVE_UP_AFTER_KILL_MS 30000
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_init(void)
-{
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static const char *engine_name(const struct pilot_runtime *rt)
-{
-	return rt->kind == RUNTIME_PODMAN ? "podman" : "docker";
-}
-
-/* A library's message, lowercased to match pilot's ("connection refused"), unless it
- * starts with an acronym. */
-static void errno_text_of(const char *msg, char *out, size_t n)
-{
-	snprintf(out, n, "%s", msg);
-	if (out[0] >= 'A' && out[0] <= 'Z' && !(out[1] >= 'A' && out[1] <= 'Z'))
-		out[0] = (char)(out[0] - 'A' + 'a');
-}
-
-static void errno_text(int e, char *out, size_t n)
-{
-	errno_text_of(strerror(e), out, n);
-}
-
-static CURL *easy_new(struct pilot_runtime *rt, const char *method, const char *path, const char *body,
-		      long timeout_ms, struct curl_slist **headers)
-{
-	pthread_once(&curl_once, curl_init);
-	CURL *h = curl_easy_init();
-	if (!h)
-		abort();
-	_cleanup_free_ char *url = pilot_xasprintf("%s%s%s", rt->base_url, rt->api_prefix, path);
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	if (rt->socket_path)
-		curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, rt->socket_path);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, rt->connect_timeout_ms);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(h, CURLOPT_PROXY, "");
-	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-	*headers = curl_slist_append(NULL, "Expect:");
-	if (strcmp(method, "POST") == 0) {
-		curl_easy_setopt(h, CURLOPT_POST, 1L);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)(body ? strlen(body) : 0));
-		if (body)
-			*headers = curl_slist_append(*headers, "Content-Type: application/json");
-	} else if (strcmp(method, "GET") != 0) {
-		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-	}
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, *headers);
-	return h;
-}
-
-static int transport_error(struct pilot_runtime *rt, CURL *h, CURLcode c)
-{
-	long oserr = 0;
-	curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &oserr);
-	char why[256];
-	if ((c == CURLE_COULDNT_CONNECT || c == CURLE_COULDNT_RESOLVE_HOST) && oserr)
-		errno_text((int)oserr, why, sizeof(why));
-	else
-		errno_text_of(curl_easy_strerror(c), why, sizeof(why));
-	if (c == CURLE_COULDNT_CONNECT || c == CURLE_COULDNT_RESOLVE_HOST || c == CURLE_OPERATION_TIMEDOUT)
-		return pilot_error_set(PILOT_EUNAVAILABLE, "cannot reach %s at %s: %s", engine_name(rt), rt->endpoint,
-				       why);
-	return pilot_error_set(PILOT_EUNAVAILABLE, "%s at %s: %s", engine_name(rt), rt->endpoint, why);
-}
-
-/* Performs h; through the control's wake-up pipe when ctl is given, so that a cancel
- * interrupts a long transfer (a pull). */
-static CURLcode perform(CURL *h, struct pilot_job_control *ctl, bool *canceled)
-{
-	*canceled = false;
-	if (!ctl)
-		return curl_easy_perform(h);
-	CURLM *m = curl_multi_init();
-	if (!m)
-		abort();
-	curl_multi_add_handle(m, h);
-	CURLcode result = CURLE_OK;
-	int running = 1;
-	while (running) {
-		if (curl_multi_perform(m, &running) != CURLM_OK) {
-			result = CURLE_FAILED_INIT;
-			break;
-		}
-		if (!running)
-			break;
-		struct curl_waitfd wfd = { .fd = runtime_control_fd(ctl), .events = CURL_WAIT_POLLIN };
-		curl_multi_poll(m, &wfd, 1, 1000, NULL);
-		if (runtime_control_state(ctl)) {
-			*canceled = true;
-			break;
-		}
-	}
-	CURLMsg *msg;
-	int left;
-	while ((msg = curl_multi_info_read(m, &left)))
-		if (msg->msg == CURLMSG_DONE)
-			result = msg->data.result;
-	curl_multi_remove_handle(m, h);
-	curl_multi_cleanup(m);
-	return result;
-}
-
-static size_t write_buf(char *p, size_t size, size_t n, void *ud)
-{
-	return pilot_buf_append(ud, p, size * n) < 0 ? 0 : size * n;
-}
-
-/* One API request. Transport failures are errors; any HTTP status is returned in
- * *status for the caller to judge, with the body in out (may be NULL). */
-static int call(struct pilot_runtime *rt, const char *method, const char *path, const char *body, long timeout_ms,
-		long *status, struct pilot_buf *out)
-{
-	struct pilot_buf sink;
-	pilot_buf_init(&sink, RESPONSE_MAX);
-	struct pilot_buf *dst = out ? out : &sink;
-	if (out) {
-		pilot_buf_reset(out);
-		out->max = RESPONSE_MAX;
-	}
-	struct curl_slist *headers;
-	CURL *h = easy_new(rt, method, path, body, timeout_ms, &headers);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_buf);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, dst);
-	CURLcode c = curl_easy_perform(h);
-	int r = 0;
-	if (c == CURLE_WRITE_ERROR)
-		r = pilot_error_set(PILOT_ELIMIT, "%s: response to %s %s exceeds %d bytes", engine_name(rt), method,
-				    path, RESPONSE_MAX);
-	else if (c != CURLE_OK)
-		r = transport_error(rt, h, c);
-	else
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
-	curl_easy_cleanup(h);
-	curl_slist_free_all(headers);
-	pilot_buf_free(&sink);
-	return r;
-}
-
-/* An error from an HTTP status and the engine's message: "what: engine message". */
-static int status_error(struct pilot_runtime *rt, long status, const struct pilot_buf *body, const char *what)
-{
-	_cleanup_free_ char *msg = body ? runtime_engine_message(body->data ? body->data : "", body->len) : NULL;
-	int code = status == 404 ? PILOT_ENOTFOUND
-		 : status == 409 ? PILOT_ECONFLICT
-		 : status == 400 ? PILOT_EINVALID
-		 : status == 401 ? PILOT_EAUTH
-		 : status == 403 ? PILOT_EFORBIDDEN
-				 : PILOT_EFAIL;
-	if (msg)
-		return pilot_error_set(code, "%s: %s", what, msg);
-	return pilot_error_set(code, "%s: %s answered HTTP %ld", what, engine_name(rt), status);
-}
-
-static json_t *parse_json(const struct pilot_buf *b)
-{
-	return json_loadb(b->data ? b->data : "", b->len, 0, NULL);
-}
 
 /* ---- opening ---- */
 
@@ -202,19 +32,19 @@ int runtime_engine_open(struct pilot_runtime *rt, const char *name)
 	rt->api_prefix[0] = '\0';
 	_cleanup_buf_ struct pilot_buf body = PILOT_BUF_INIT;
 	long status = 0;
-	r = call(rt, "GET", "/_ping", NULL, PING_TIMEOUT_MS, &status, &body);
+	r = engine_call(rt, "GET", "/_ping", NULL, PING_TIMEOUT_MS, &status, &body);
 	if (r < 0)
 		return r;
 	if (status != 200) {
 		_cleanup_free_ char *what = pilot_xasprintf("%s at %s does not answer its ping", name, rt->endpoint);
-		return status_error(rt, status, &body, what);
+		return engine_status_error(rt, status, &body, what);
 	}
-	r = call(rt, "GET", "/version", NULL, PING_TIMEOUT_MS, &status, &body);
+	r = engine_call(rt, "GET", "/version", NULL, PING_TIMEOUT_MS, &status, &body);
 	if (r < 0)
 		return r;
 	if (status != 200)
-		return status_error(rt, status, &body, "cannot read the engine version");
-	json_t *v = parse_json(&body);
+		return engine_status_error(rt, status, &body, "cannot read the engine version");
+	json_t *v = engine_parse_json(&body);
 	if (!json_is_object(v)) {
 		json_decref(v);
 		return pilot_error_set(PILOT_EINVALID, "%s at %s: /version is not a JSON object", name, rt->endpoint);
@@ -258,7 +88,7 @@ int runtime_engine_open(struct pilot_runtime *rt, const char *name)
 
 static char *escape(const char *s)
 {
-	pthread_once(&curl_once, curl_init);
+	engine_curl_ready();
 	char *e = curl_easy_escape(NULL, s, 0);
 	if (!e)
 		abort();
@@ -272,7 +102,7 @@ static int image_present(struct pilot_runtime *rt, const char *image, bool *pres
 	_cleanup_free_ char *path = pilot_xasprintf("/images/%s/json", image);
 	_cleanup_buf_ struct pilot_buf body = PILOT_BUF_INIT;
 	long status = 0;
-	int r = call(rt, "GET", path, NULL, API_TIMEOUT_MS, &status, &body);
+	int r = engine_call(rt, "GET", path, NULL, ENGINE_API_TIMEOUT_MS, &status, &body);
 	if (r < 0)
 		return r;
 	if (status == 200 || status == 404) {
@@ -280,7 +110,7 @@ static int image_present(struct pilot_runtime *rt, const char *image, bool *pres
 		return 0;
 	}
 	_cleanup_free_ char *what = pilot_xasprintf("cannot inspect image '%s'", image);
-	return status_error(rt, status, &body, what);
+	return engine_status_error(rt, status, &body, what);
 }
 
 struct pull_ctx {
@@ -311,23 +141,23 @@ static int pull(struct pilot_runtime *rt, const char *image,
 	pilot_buf_init(&pc.raw, 0);
 	struct curl_slist *headers;
 	/* A pull has no time limit (images are big); a cancel interrupts it. */
-	CURL *h = easy_new(rt, "POST", path, NULL, 0, &headers);
+	CURL *h = engine_easy_new(rt, "POST", path, NULL, 0, &headers);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, pull_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &pc);
 	bool canceled;
-	CURLcode c = perform(h, ctl, &canceled);
+	CURLcode c = engine_perform(h, ctl, &canceled);
 	long status = 0;
 	if (canceled) {
 		r = pilot_error_set(PILOT_ECANCELED, "pull of image '%s' canceled", image);
 	} else if (c != CURLE_OK) {
-		r = transport_error(rt, h, c);
+		r = engine_transport_error(rt, h, c);
 		pilot_error_prefix(r, "cannot pull image '%s'", image);
 	} else {
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 		runtime_pull_finish(&pc.st);
 		if (status >= 300) {
 			_cleanup_free_ char *what = pilot_xasprintf("cannot pull image '%s'", image);
-			r = status_error(rt, status, &pc.raw, what);
+			r = engine_status_error(rt, status, &pc.raw, what);
 		} else if (pc.st.error) {
 			r = pilot_error_set(PILOT_EFAIL, "cannot pull image '%s': %s", image, pc.st.error);
 		}
@@ -367,12 +197,12 @@ static int container_remove(struct pilot_runtime *rt, const char *id)
 	_cleanup_free_ char *path = pilot_xasprintf("/containers/%s?force=1&v=1", id);
 	_cleanup_buf_ struct pilot_buf body = PILOT_BUF_INIT;
 	long status = 0;
-	int r = call(rt, "DELETE", path, NULL, LONG_TIMEOUT_MS, &status, &body);
+	int r = engine_call(rt, "DELETE", path, NULL, LONG_TIMEOUT_MS, &status, &body);
 	if (r < 0)
 		return r;
 	if (status >= 300 && status != 404) {
 		_cleanup_free_ char *what = pilot_xasprintf("cannot remove container %.12s", id);
-		return status_error(rt, status, &body, what);
+		return engine_status_error(rt, status, &body, what);
 	}
 	return 0;
 }
@@ -382,13 +212,13 @@ static int container_kill(struct pilot_runtime *rt, const char *id, const char *
 	_cleanup_free_ char *path = pilot_xasprintf("/containers/%s/kill?signal=%s", id, sig);
 	_cleanup_buf_ struct pilot_buf body = PILOT_BUF_INIT;
 	long status = 0;
-	int r = call(rt, "POST", path, NULL, API_TIMEOUT_MS, &status, &body);
+	int r = engine_call(rt, "POST", path, NULL, ENGINE_API_TIMEOUT_MS, &status, &body);
 	if (r < 0)
 		return r;
 	/* 409: it is not running any more, which is what we wanted. */
 	if (status >= 300 && status != 409 && status != 404) {
 		_cleanup_free_ char *what = pilot_xasprintf("cannot send %s to container %.12s", sig, id);
-		return status_error(rt, status, &body, what);
+		return engine_status_error(rt, status, &body, what);
 	}
 	return 0;
 }
@@ -414,14 +244,14 @@ static int container_create(struct pilot_runtime *rt, const struct pilot_job *jo
 	_cleanup_free_ char *path = pilot_xasprintf("/containers/create?name=%s", name);
 	_cleanup_buf_ struct pilot_buf body = PILOT_BUF_INIT;
 	long status = 0;
-	int r = call(rt, "POST", path, body_json, LONG_TIMEOUT_MS, &status, &body);
+	int r = engine_call(rt, "POST", path, body_json, LONG_TIMEOUT_MS, &status, &body);
 	if (r < 0)
 		return pilot_error_prefix(r, "cannot create a container for image '%s'", job->image);
 	if (status != 201 && status != 200) {
 		_cleanup_free_ char *what = pilot_xasprintf("cannot create a container for image '%s'", job->image);
-		return status_error(rt, status, &body, what);
+		return engine_status_error(rt, status, &body, what);
 	}
-	json_t *v = parse_json(&body);
+	json_t *v = engine_parse_json(&body);
 	const char *cid = json_string_value(json_object_get(v, "Id"));
 	if (!cid || !*cid || strlen(cid) >= idsize) {
 		json_decref(v);
@@ -435,151 +265,6 @@ static int container_create(struct pilot_runtime *rt, const struct pilot_job *jo
 			pilot_log(PILOT_LOG_NOTICE, "%s: %s", engine_name(rt), json_string_value(w));
 	}
 	json_decref(v);
-	return 0;
-}
-
-/* ---- attach: a raw HTTP upgrade on a connection curl opened for us ---- */
-
-struct attach {
-	CURL *h;
-	curl_socket_t fd;
-	struct pilot_buf early; /* stream bytes that came with the response headers */
-	bool eof;
-};
-
-static int wait_socket(curl_socket_t fd, short events, int64_t deadline)
-{
-	for (;;) {
-		int64_t left = deadline - pilot_mono_ms();
-		if (left <= 0)
-			return 0;
-		struct pollfd p = { .fd = fd, .events = events };
-		int n = poll(&p, 1, (int)left);
-		if (n >= 0 || errno != EINTR)
-			return n;
-	}
-}
-
-static int attach_open(struct pilot_runtime *rt, const char *id, struct attach *a)
-{
-	memset(a, 0, sizeof(*a));
-	pilot_buf_init(&a->early, 0);
-	pthread_once(&curl_once, curl_init);
-	a->h = curl_easy_init();
-	if (!a->h)
-		abort();
-	_cleanup_free_ char *url = pilot_xasprintf("%s/", rt->base_url);
-	curl_easy_setopt(a->h, CURLOPT_URL, url);
-	if (rt->socket_path)
-		curl_easy_setopt(a->h, CURLOPT_UNIX_SOCKET_PATH, rt->socket_path);
-	curl_easy_setopt(a->h, CURLOPT_CONNECT_ONLY, 1L);
-	curl_easy_setopt(a->h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(a->h, CURLOPT_PROXY, "");
-	curl_easy_setopt(a->h, CURLOPT_CONNECTTIMEOUT_MS, rt->connect_timeout_ms);
-	CURLcode c = curl_easy_perform(a->h);
-	if (c != CURLE_OK)
-		return transport_error(rt, a->h, c);
-	if (curl_easy_getinfo(a->h, CURLINFO_ACTIVESOCKET, &a->fd) != CURLE_OK || a->fd == CURL_SOCKET_BAD)
-		return pilot_error_set(PILOT_EFAIL, "%s: no socket for the attach connection", engine_name(rt));
-
-	_cleanup_free_ char *req = pilot_xasprintf(
-		"POST %s/containers/%s/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\n"
-		"Host: localhost\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n"
-		"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n",
-		rt->api_prefix, id);
-	int64_t deadline = pilot_mono_ms() + API_TIMEOUT_MS;
-	size_t off = 0, len = strlen(req);
-	while (off < len) {
-		size_t sent = 0;
-		c = curl_easy_send(a->h, req + off, len - off, &sent);
-		if (c == CURLE_AGAIN) {
-			if (wait_socket(a->fd, POLLOUT, deadline) <= 0)
-				return pilot_error_set(PILOT_EUNAVAILABLE, "%s: timed out sending the attach request",
-						       engine_name(rt));
-			continue;
-		}
-		if (c != CURLE_OK)
-			return transport_error(rt, a->h, c);
-		off += sent;
-	}
-
-	/* The response head; whatever follows it is already the stream. */
-	_cleanup_buf_ struct pilot_buf head = PILOT_BUF_INIT;
-	char *end = NULL;
-	while (!end) {
-		char buf[4096];
-		size_t got = 0;
-		c = curl_easy_recv(a->h, buf, sizeof(buf), &got);
-		if (c == CURLE_AGAIN) {
-			if (wait_socket(a->fd, POLLIN, deadline) <= 0)
-				return pilot_error_set(PILOT_EUNAVAILABLE, "%s: no answer to the attach request",
-						       engine_name(rt));
-			continue;
-		}
-		if (c != CURLE_OK)
-			return transport_error(rt, a->h, c);
-		if (got == 0)
-			break;
-		pilot_buf_append(&head, buf, got);
-		end = strstr(head.data, "\r\n\r\n");
-		if (!end && head.len > HEADER_MAX)
-			return pilot_error_set(PILOT_EINVALID, "%s: attach response headers too long", engine_name(rt));
-	}
-	int status = 0;
-	if (head.len < 12 || sscanf(head.data, "HTTP/1.%*d %d", &status) != 1)
-		return pilot_error_set(PILOT_EINVALID, "%s: malformed answer to the attach request", engine_name(rt));
-	if (!end || (status != 101 && status != 200)) {
-		const char *body = end ? end + 4 : "";
-		struct pilot_buf b = { (char *)body, strlen(body), 0, 0 };
-		return status_error(rt, status, &b, "cannot attach to the container");
-	}
-	size_t hlen = (size_t)(end + 4 - head.data);
-	pilot_buf_append(&a->early, head.data + hlen, head.len - hlen);
-	return 0;
-}
-
-static void attach_close(struct attach *a)
-{
-	if (a->h)
-		curl_easy_cleanup(a->h);
-	pilot_buf_free(&a->early);
-	memset(a, 0, sizeof(*a));
-}
-
-static void demux_out(int stream, const char *data, size_t len, void *ud)
-{
-	runtime_output_feed(ud, stream, data, len);
-}
-
-/* Reads what the socket has now; sets a->eof at the end of the stream. */
-static int attach_read(struct pilot_runtime *rt, struct attach *a, struct runtime_demux *dm,
-		       struct runtime_output *out)
-{
-	if (a->early.len) {
-		int r = runtime_demux_feed(dm, a->early.data, a->early.len, demux_out, out);
-		pilot_buf_reset(&a->early);
-		if (r < 0)
-			return r;
-	}
-	char buf[65536];
-	for (int rounds = 0; rounds < 64 && !a->eof; rounds++) {
-		size_t got = 0;
-		CURLcode c = curl_easy_recv(a->h, buf, sizeof(buf), &got);
-		if (c == CURLE_AGAIN)
-			return 0;
-		if (c != CURLE_OK) {
-			a->eof = true;
-			return pilot_error_set(PILOT_EIO, "%s: output stream broken: %s", engine_name(rt),
-					       curl_easy_strerror(c));
-		}
-		if (got == 0) {
-			a->eof = true;
-			break;
-		}
-		int r = runtime_demux_feed(dm, buf, got, demux_out, out);
-		if (r < 0)
-			return r;
-	}
 	return 0;
 }
 
@@ -600,8 +285,8 @@ static void waiter_start(struct pilot_runtime *rt, const char *id, CURLM *m, str
 	pilot_buf_init(&w->body, 64 * 1024);
 	_cleanup_free_ char *path = pilot_xasprintf("/containers/%s/wait", id);
 	/* No time limit: a job may run for days. */
-	w->h = easy_new(rt, "POST", path, NULL, 0, &w->headers);
-	curl_easy_setopt(w->h, CURLOPT_WRITEFUNCTION, write_buf);
+	w->h = engine_easy_new(rt, "POST", path, NULL, 0, &w->headers);
+	curl_easy_setopt(w->h, CURLOPT_WRITEFUNCTION, engine_write_buf);
 	curl_easy_setopt(w->h, CURLOPT_WRITEDATA, &w->body);
 	curl_multi_add_handle(m, w->h);
 }
@@ -641,12 +326,12 @@ static int inspect_end(struct pilot_runtime *rt, const char *id, struct pilot_jo
 	_cleanup_free_ char *path = pilot_xasprintf("/containers/%s/json", id);
 	_cleanup_buf_ struct pilot_buf body = PILOT_BUF_INIT;
 	long status = 0;
-	int r = call(rt, "GET", path, NULL, API_TIMEOUT_MS, &status, &body);
+	int r = engine_call(rt, "GET", path, NULL, ENGINE_API_TIMEOUT_MS, &status, &body);
 	if (r < 0)
 		return r;
 	if (status != 200)
-		return status_error(rt, status, &body, "cannot inspect the container");
-	json_t *v = parse_json(&body);
+		return engine_status_error(rt, status, &body, "cannot inspect the container");
+	json_t *v = engine_parse_json(&body);
 	json_t *state = json_object_get(v, "State");
 	if (json_is_true(json_object_get(state, "OOMKilled")))
 		res->oom_killed = true;
@@ -663,7 +348,7 @@ static int inspect_end(struct pilot_runtime *rt, const char *id, struct pilot_jo
 }
 
 static int follow(struct pilot_runtime *rt, const struct pilot_job *job, struct pilot_job_control *ctl,
-		  struct pilot_job_result *res, const char *id, struct attach *a)
+		  struct pilot_job_result *res, const char *id, struct engine_attach *a)
 {
 	struct runtime_output out;
 	struct runtime_demux dm = { 0 };
@@ -685,7 +370,7 @@ static int follow(struct pilot_runtime *rt, const struct pilot_job *job, struct 
 		int running = 0;
 		curl_multi_perform(m, &running);
 		waiter_check(m, &w);
-		if (!a->eof && attach_read(rt, a, &dm, &out) < 0) {
+		if (!a->eof && engine_attach_read(rt, a, &dm, &out) < 0) {
 			/* Past a broken frame nothing can be trusted: stop reading, and
 			 * still wait for the end of the job. */
 			pilot_log(PILOT_LOG_WARN, "%s", pilot_error_last());
@@ -770,7 +455,7 @@ static int follow(struct pilot_runtime *rt, const struct pilot_job *job, struct 
 
 	bool need_code = true;
 	if (r == 0 && w.done && w.result == CURLE_OK && w.status == 200) {
-		json_t *v = parse_json(&w.body);
+		json_t *v = engine_parse_json(&w.body);
 		json_t *code = json_object_get(v, "StatusCode");
 		if (json_is_integer(code)) {
 			res->exit_code = (int)json_integer_value(code);
@@ -868,15 +553,15 @@ int runtime_engine_run(struct pilot_runtime *rt, const struct pilot_job *job, st
 	snprintf(res->id, sizeof(res->id), "%s", id);
 	t[2] = t[3] = t[4] = pilot_mono_ms();
 
-	struct attach a;
-	r = attach_open(rt, id, &a);
+	struct engine_attach a;
+	r = engine_attach_open(rt, id, &a);
 	if (r == 0 && runtime_control_state(ctl)) {
 		res->canceled = true;
 	} else if (r == 0) {
 		_cleanup_free_ char *path = pilot_xasprintf("/containers/%s/start", id);
 		_cleanup_buf_ struct pilot_buf body = PILOT_BUF_INIT;
 		long status = 0;
-		r = call(rt, "POST", path, NULL, LONG_TIMEOUT_MS, &status, &body);
+		r = engine_call(rt, "POST", path, NULL, LONG_TIMEOUT_MS, &status, &body);
 		int not_run = 0;
 		if (r == 0 && status != 204 && status != 304) {
 			_cleanup_free_ char *msg = runtime_engine_message(body.data ? body.data : "", body.len);
@@ -884,7 +569,7 @@ int runtime_engine_run(struct pilot_runtime *rt, const struct pilot_job *job, st
 			if (not_run)
 				report_not_run(job, res, not_run, msg);
 			else
-				r = status_error(rt, status, &body, "cannot start the container");
+				r = engine_status_error(rt, status, &body, "cannot start the container");
 		}
 		if (r == 0 && !not_run) {
 			res->started = true;
@@ -895,7 +580,7 @@ int runtime_engine_run(struct pilot_runtime *rt, const struct pilot_job *job, st
 			t[4] = pilot_mono_ms();
 		}
 	}
-	attach_close(&a);
+	engine_attach_close(&a);
 
 	/* Removed on every path; a failure here must not hide the job's own result. */
 	char saved[2048];
@@ -938,12 +623,12 @@ int runtime_engine_cleanup(struct pilot_runtime *rt, const char *owner, unsigned
 	_cleanup_free_ char *path = pilot_xasprintf("/containers/json?all=1&filters=%s", efs);
 	_cleanup_buf_ struct pilot_buf body = PILOT_BUF_INIT;
 	long status = 0;
-	int r = call(rt, "GET", path, NULL, API_TIMEOUT_MS, &status, &body);
+	int r = engine_call(rt, "GET", path, NULL, ENGINE_API_TIMEOUT_MS, &status, &body);
 	if (r < 0)
 		return r;
 	if (status != 200)
-		return status_error(rt, status, &body, "cannot list containers");
-	json_t *list = parse_json(&body);
+		return engine_status_error(rt, status, &body, "cannot list containers");
+	json_t *list = engine_parse_json(&body);
 	json_t *c;
 	size_t i;
 	int failed = 0;

@@ -9,6 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <curl/curl.h>
+#include <jansson.h>
+
 #include "pilot/runtime.h"
 #include "pilot/util.h"
 
@@ -106,6 +109,46 @@ void runtime_pull_init(struct runtime_pull_state *st, const char *image,
 void runtime_pull_feed(struct runtime_pull_state *st, const char *data, size_t len);
 void runtime_pull_finish(struct runtime_pull_state *st);
 void runtime_pull_free(struct runtime_pull_state *st);
+
+/* ---- the Engine API client (engine-api.c) ---- */
+
+/* The time an ordinary Engine API request may take. */
+#define ENGINE_API_TIMEOUT_MS 120000
+
+/* curl_global_init, once. */
+void engine_curl_ready(void);
+/* "docker" or "podman", for messages. */
+const char *engine_name(const struct pilot_runtime *rt);
+/* An easy handle for METHOD path (a POST carries body as JSON); *headers to free after. */
+CURL *engine_easy_new(struct pilot_runtime *rt, const char *method, const char *path, const char *body,
+		      long timeout_ms, struct curl_slist **headers);
+/* A failed transfer as PILOT_EUNAVAILABLE naming the engine and why. */
+int engine_transport_error(struct pilot_runtime *rt, CURL *h, CURLcode c);
+/* Performs h; through the control's wake-up pipe when ctl is given, so that a cancel
+ * interrupts a long transfer (a pull). */
+CURLcode engine_perform(CURL *h, struct pilot_job_control *ctl, bool *canceled);
+/* A CURLOPT_WRITEFUNCTION into the struct pilot_buf of its userdata. */
+size_t engine_write_buf(char *p, size_t size, size_t n, void *ud);
+/* One API request. Transport failures are errors; any HTTP status is returned in
+ * *status for the caller to judge, with the body in out (may be NULL). */
+int engine_call(struct pilot_runtime *rt, const char *method, const char *path, const char *body, long timeout_ms,
+		long *status, struct pilot_buf *out);
+/* An error from an HTTP status and the engine's message: "what: engine message". */
+int engine_status_error(struct pilot_runtime *rt, long status, const struct pilot_buf *body, const char *what);
+json_t *engine_parse_json(const struct pilot_buf *b);
+
+/* An attached container's stream: a raw HTTP upgrade on a connection curl opened. */
+struct engine_attach {
+	CURL *h;
+	curl_socket_t fd;
+	struct pilot_buf early; /* stream bytes that came with the response headers */
+	bool eof;
+};
+int engine_attach_open(struct pilot_runtime *rt, const char *id, struct engine_attach *a);
+void engine_attach_close(struct engine_attach *a);
+/* Reads what the socket has now; sets a->eof at the end of the stream. */
+int engine_attach_read(struct pilot_runtime *rt, struct engine_attach *a, struct runtime_demux *dm,
+		       struct runtime_output *out);
 
 /* ---- the runtimes ---- */
 int runtime_engine_open(struct pilot_runtime *rt, const char *name);
