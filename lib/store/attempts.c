@@ -421,47 +421,85 @@ static void load_artifact(sqlite3_stmt *s, struct pilot_artifact *a)
 	a->created_ms = col_int(s, 4);
 }
 
-/* Runs sql, a static string with ?1 = the run's id and ?2 = attempt, for the run that
- * ref names, calling row() on each result row; fail names what it was reading. Takes
- * the store's lock. */
-static int each_run_row(struct pilot_store *st, const char *ref, int attempt, const char *sql, const char *fail,
-			void (*row)(sqlite3_stmt *s, void *ud), void *ud)
+/* A list of a run's rows: sql (a static string: ?1 = the run's id, ?2 = an attempt
+ * number or 0) and how each row joins the list. */
+struct run_rows {
+	const char *sql;
+	const char *fail;             /* the error's words: "cannot list artifacts" */
+	void (*add)(sqlite3_stmt *s, void *list);
+	void (*clear)(void *list);
+};
+
+/* The rows of the run ref names into list, which starts empty and is left empty on a
+ * failure. Takes the store's lock. */
+static int read_run_rows(struct pilot_store *st, const char *ref, int attempt, const struct run_rows *q, void *list)
 {
 	STORE_LOCKED(st);
 	char id[PILOT_ID_SIZE];
 	int r = resolve_run(st, ref, id);
 	if (r < 0)
 		return r;
-	sqlite3_stmt *s = db_stmt(st, sql);
+	sqlite3_stmt *s = db_stmt(st, q->sql);
 	if (!s)
 		return pilot_error_code();
 	bind_text(s, 1, id);
 	bind_int(s, 2, attempt);
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		row(s, ud);
+		q->add(s, list);
 	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : db_error(st, fail);
+	if (rc == SQLITE_DONE)
+		return 0;
+	q->clear(list);
+	return db_error(st, q->fail);
 }
 
-static void add_artifact(sqlite3_stmt *s, void *ud)
+static void load_metric(sqlite3_stmt *s, struct pilot_metric *m)
 {
-	struct pilot_artifact_list *l = ud;
-	l->items = pilot_xrealloc(l->items, (l->n + 1) * sizeof(*l->items));
-	load_artifact(s, &l->items[l->n++]);
+	m->attempt = (int)col_int(s, 0);
+	m->index = col_int(s, 1);
+	m->time_ms = col_int(s, 2);
+	m->json = col_dup(s, 3);
 }
+
+/* The two sides of read_run_rows for a struct pilot_TYPE: a row loaded by load joins
+ * the list's items; clear empties it. */
+#define RUN_ROWS_LIST(type, load)                                                      \
+	static void type##_add(sqlite3_stmt *s, void *list)                            \
+	{                                                                               \
+		struct pilot_##type *l = list;                                          \
+		l->items = pilot_xrealloc(l->items, (l->n + 1) * sizeof(*l->items));   \
+		memset(&l->items[l->n], 0, sizeof(l->items[l->n]));                    \
+		load(s, &l->items[l->n++]);                                             \
+	}                                                                               \
+	static void type##_clear(void *list)                                           \
+	{                                                                               \
+		pilot_##type##_clear(list);                                             \
+	}
+RUN_ROWS_LIST(artifact_list, load_artifact)
+RUN_ROWS_LIST(metric_list, load_metric)
+
+static const struct run_rows artifact_rows = {
+	"SELECT path, size, sha256, attempt, created_ms FROM artifacts "
+	"WHERE run_id = ?1 AND (?2 = 0 OR attempt = ?2) ORDER BY attempt, path",
+	"cannot list artifacts", artifact_list_add, artifact_list_clear,
+};
+static const struct run_rows metric_rows = {
+	"SELECT attempt, idx, time_ms, json FROM metrics WHERE run_id = ?1 AND (?2 = 0 OR attempt = ?2) "
+	"ORDER BY attempt, idx",
+	"cannot read metrics", metric_list_add, metric_list_clear,
+};
 
 int pilot_store_list_artifacts(struct pilot_store *st, const char *run, int attempt, struct pilot_artifact_list *out)
 {
-	static const char sql[] = "SELECT path, size, sha256, attempt, created_ms FROM artifacts "
-				  "WHERE run_id = ?1 AND (?2 = 0 OR attempt = ?2) ORDER BY attempt, path";
-	struct pilot_artifact_list l = { 0 };
-	int r = each_run_row(st, run, attempt, sql, "cannot list artifacts", add_artifact, &l);
-	if (r == 0)
-		*out = l;
-	else
-		pilot_artifact_list_clear(&l);
-	return r;
+	memset(out, 0, sizeof(*out));
+	return read_run_rows(st, run, attempt, &artifact_rows, out);
+}
+
+int pilot_store_get_metrics(struct pilot_store *st, const char *run, int attempt, struct pilot_metric_list *out)
+{
+	memset(out, 0, sizeof(*out));
+	return read_run_rows(st, run, attempt, &metric_rows, out);
 }
 
 int pilot_store_get_artifact(struct pilot_store *st, const char *run, const char *path, int attempt, int *fd,
@@ -584,30 +622,6 @@ int pilot_store_put_metrics(struct pilot_store *st, const char *attempt_id, cons
 		*expected_index = m.have + (r == 0 ? m.added : 0);
 	for (size_t i = 0; i < n; i++)
 		free(compact[i]);
-	return r;
-}
-
-static void add_metric(sqlite3_stmt *s, void *ud)
-{
-	struct pilot_metric_list *l = ud;
-	l->items = pilot_xrealloc(l->items, (l->n + 1) * sizeof(*l->items));
-	struct pilot_metric *m = &l->items[l->n++];
-	m->attempt = (int)col_int(s, 0);
-	m->index = col_int(s, 1);
-	m->time_ms = col_int(s, 2);
-	m->json = col_dup(s, 3);
-}
-
-int pilot_store_get_metrics(struct pilot_store *st, const char *run, int attempt, struct pilot_metric_list *out)
-{
-	static const char sql[] = "SELECT attempt, idx, time_ms, json FROM metrics WHERE run_id = ?1 "
-				  "AND (?2 = 0 OR attempt = ?2) ORDER BY attempt, idx";
-	struct pilot_metric_list l = { 0 };
-	int r = each_run_row(st, run, attempt, sql, "cannot read metrics", add_metric, &l);
-	if (r == 0)
-		*out = l;
-	else
-		pilot_metric_list_clear(&l);
 	return r;
 }
 
