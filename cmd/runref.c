@@ -139,6 +139,8 @@ void run_state_cell(const struct pilot_run *r, char *out, size_t n)
 		snprintf(out, n, "failed (exit %d)", r->exit_code);
 	else if (r->state == PILOT_RUN_FAILED && r->reason)
 		snprintf(out, n, "failed (%s)", pilot_reason_name(r->reason));
+	else if (r->state == PILOT_RUN_WAITING && r->needs_left)
+		snprintf(out, n, "waiting (for %d run%s)", r->needs_left, r->needs_left == 1 ? "" : "s");
 	else
 		snprintf(out, n, "%s", pilot_run_state_name(r->state));
 }

@@ -37,7 +37,8 @@ int runs_open_run(struct pilot_ctx *ctx, const char *ref, struct pilot_api **api
  * not run it (runtime_error, bundle_invalid, lost, dependency_failed). -1 while the
  * run is not terminal. */
 int run_exit_status(const struct pilot_run *r);
-/* "failed (exit 3)", "failed (timeout)", "running": the state with what ended it. */
+/* "failed (exit 3)", "failed (timeout)", "waiting (for 2 runs)", "running": the state
+ * with what ended it, or what it waits for. */
 void run_state_cell(const struct pilot_run *r, char *out, size_t n);
 /* Whole seconds of run time so far ("-" before the first start). */
 void run_duration_cell(const struct pilot_run *r, int64_t now, char *out, size_t n);

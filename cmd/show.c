@@ -224,6 +224,12 @@ static void print_text(const struct pilot_run *r, const struct pilot_event_list 
 	}
 	if (r->retry_of)
 		printf("%-10s %s\n", "retry of", r->retry_of);
+	for (size_t i = 0; i < r->nneeds; i++) {
+		_cleanup_free_ char *states = pilot_run_need_states_format(r->needs[i].states);
+		printf("%-10s %s (%s)\n", i ? "" : "after", r->needs[i].run, states);
+	}
+	if (r->needs_left && r->state == PILOT_RUN_WAITING)
+		printf("%-10s %d of them still to end\n", "", r->needs_left);
 	if (r->bundle_sha256[0])
 		printf("%-10s sha256:%s\n", "bundle", r->bundle_sha256);
 	if (r->priority)

@@ -23,6 +23,7 @@ struct opts {
 	bool wait;
 	bool follow;
 	const char *priority_s;
+	struct opt_list after;
 };
 
 static const struct pilot_opt options[] = {
@@ -33,6 +34,9 @@ static const struct pilot_opt options[] = {
 	  offsetof(struct opts, priority_s), NULL },
 	{ OPT_LIST, 0, "requires", "K=V", "an agent label the run needs, on top of the spec's",
 	  offsetof(struct opts, requires), NULL },
+	{ OPT_LIST, 0, "after", "RUN[:STATES]",
+	  "wait for RUN to end (succeeded, or one of STATES: failed, canceled, any) before queuing",
+	  offsetof(struct opts, after), NULL },
 	{ OPT_STRING, 0, "idempotency-key", "KEY", "submit at most once for KEY (a repeat returns the same run)",
 	  offsetof(struct opts, idempotency_key), NULL },
 	{ OPT_FLAG, 'w', "wait", NULL, "wait for the run to end and exit with its status", offsetof(struct opts, wait),
@@ -67,6 +71,14 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 			pilot_submit_request_clear(&req);
 			return cmd_usage_error(ctx, "--requires: %s", pilot_error_last());
 		}
+	if (o->after.n) {
+		req.after = pilot_xcalloc(o->after.n, sizeof(*req.after));
+		for (; req.nafter < o->after.n; req.nafter++)
+			if (pilot_run_need_parse(o->after.items[req.nafter], &req.after[req.nafter]) < 0) {
+				pilot_submit_request_clear(&req);
+				return cmd_usage_error(ctx, "--after: %s", pilot_error_last());
+			}
+	}
 
 	if (pilot_spec_find(argc ? argv[0] : ".", &spec_path, &project) < 0)
 		goto fail;
@@ -148,7 +160,11 @@ const struct pilot_cmd cmd_submit = {
 		"--wait waits for the run to end; --follow prints its log as it runs (the id then\n"
 		"goes to stderr). Both exit with the run's status: the job's exit code, 124 when\n"
 		"it timed out, 125 when pilot could not run it, 128+N when signal N killed it, 130\n"
-		"when it was canceled. Interrupting them leaves the run going.",
+		"when it was canceled. Interrupting them leaves the run going.\n"
+		"--after RUN waits for RUN (an id or a unique prefix) to succeed before the run is\n"
+		"queued; RUN:failed, RUN:succeeded,canceled or RUN:any accept other ends. If RUN\n"
+		"ends otherwise, this run fails at once (dependency_failed), and so do the runs\n"
+		"waiting for it. Repeat --after to wait for several runs.",
 	.opts = options,
 	.opts_size = sizeof(struct opts),
 	.min_args = 0,

@@ -142,6 +142,18 @@ struct pilot_attempt {
 	int64_t log_bytes;
 };
 
+/* A run another waits for (--after), and the end states of it that let the other go on:
+ * any other end fails the waiting run at once (dependency_failed). */
+struct pilot_run_need {
+	char run[PILOT_ID_SIZE];      /* a full id (in a request, a unique prefix) */
+	unsigned states;              /* PILOT_RUN_STATE_BIT set of terminal states */
+};
+/* "RUN", "RUN:succeeded,failed" or "RUN:any" (the default: succeeded). PILOT_EINVALID
+ * naming what is wrong. */
+int pilot_run_need_parse(const char *text, struct pilot_run_need *out);
+/* "succeeded", "succeeded,failed", "any" (caller frees). */
+char *pilot_run_need_states_format(unsigned states);
+
 struct pilot_run {
 	char id[PILOT_ID_SIZE];       /* 'r' + ..., sortable by creation */
 	char *name;
@@ -180,6 +192,11 @@ struct pilot_run {
 	/* Filled by get_run only (oldest first). */
 	struct pilot_attempt *attempts;
 	size_t nattempts;
+	/* The runs it waits for (get_run only), and how many of them have not ended yet
+	 * (a waiting run is queued when this is 0). */
+	struct pilot_run_need *needs;
+	size_t nneeds;
+	int needs_left;
 };
 
 /* Event types written by the store (more may come; readers ignore unknown ones):
@@ -194,6 +211,8 @@ struct pilot_run {
  *   lost              the lease expired (-> queued, or failed/canceled)
  *   timeout           the timeout backstop ended an attempt
  *   retried           (no state change) `pilot retry` made a new run: data.run_id
+ *   needs_met         waiting -> queued: every run it waits for ended as it asked
+ *   dependency_failed waiting -> failed: a run it waits for ended otherwise (data.run_id)
  *   state             any other transition (administrative)
  * Transition events carry data {"from": STATE, "to": STATE, "reason": REASON, ...}. */
 struct pilot_event {
@@ -266,6 +285,10 @@ struct pilot_submit_request {
 	/* Held for its submitter (`pilot run`): only a claim naming the run takes it, and a
 	 * lost attempt fails it (lost) instead of requeuing it, since no one else may. */
 	bool hold;
+	/* Runs to wait for (owned by the request): the run is waiting until each has ended
+	 * in one of its states, and fails (dependency_failed) as soon as one ends otherwise. */
+	struct pilot_run_need *after;
+	size_t nafter;
 };
 void pilot_submit_request_clear(struct pilot_submit_request *req);
 

@@ -353,6 +353,65 @@ int pilot_attempt_from_json(const json_t *j, struct pilot_attempt *out)
 
 /* ---- runs ---- */
 
+/* [{"run": ID, "states": ["succeeded", ...]}, ...] */
+static json_t *needs_to_json(const struct pilot_run_need *needs, size_t n)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_t *states = json_array();
+		for (int s = 0; s < PILOT_RUN_NSTATES; s++)
+			if (needs[i].states & PILOT_RUN_STATE_BIT(s))
+				json_array_append_new(states, json_string(pilot_run_state_name((enum pilot_run_state)s)));
+		json_array_append_new(a, json_pack("{s:o,s:o}", "run", jstr(needs[i].run), "states", states));
+	}
+	return a;
+}
+
+/* The list at key (absent or null: none); none given means succeeded (the store
+ * refuses states that are not ends). */
+static void d_needs(struct dec *d, const char *key, struct pilot_run_need **out, size_t *n)
+{
+	json_t *a = json_object_get(d->o, key);
+	*out = NULL;
+	*n = 0;
+	if (!a || json_is_null(a) || d->err)
+		return;
+	if (!json_is_array(a) || json_array_size(a) > 1000) {
+		dec_fail(d, key, "a list of at most 1000 {\"run\", \"states\"} objects");
+		return;
+	}
+	size_t count = json_array_size(a);
+	struct pilot_run_need *needs = pilot_xcalloc(count ? count : 1, sizeof(*needs));
+	for (size_t i = 0; i < count; i++) {
+		json_t *e = json_array_get(a, i);
+		const char *run = json_string_value(json_object_get(e, "run"));
+		json_t *states = json_object_get(e, "states");
+		if (!json_is_object(e) || !run || !*run || strlen(run) >= PILOT_ID_SIZE ||
+		    (states && !json_is_null(states) && !json_is_array(states))) {
+			free(needs);
+			dec_fail(d, key, "a list of {\"run\": ID, \"states\": [STATE, ...]} objects");
+			return;
+		}
+		memcpy(needs[i].run, run, strlen(run) + 1);
+		size_t k;
+		json_t *v;
+		json_array_foreach(states, k, v) {
+			enum pilot_run_state st;
+			if (!json_is_string(v) || pilot_run_state_from_name(json_string_value(v), &st) < 0) {
+				pilot_error_clear();
+				free(needs);
+				dec_fail(d, key, "a list whose states are run states (succeeded, failed, canceled)");
+				return;
+			}
+			needs[i].states |= PILOT_RUN_STATE_BIT(st);
+		}
+		if (!needs[i].states)
+			needs[i].states = PILOT_RUN_STATE_BIT(PILOT_RUN_SUCCEEDED);
+	}
+	*out = needs;
+	*n = count;
+}
+
 json_t *pilot_run_to_json(const struct pilot_run *r)
 {
 	json_t *o = json_object();
@@ -394,6 +453,9 @@ json_t *pilot_run_to_json(const struct pilot_run *r)
 			json_array_append_new(a, pilot_attempt_to_json(&r->attempts[i]));
 		json_object_set_new(o, "attempts", a);
 	}
+	if (r->nneeds)
+		json_object_set_new(o, "needs", needs_to_json(r->needs, r->nneeds));
+	json_object_set_new(o, "needs_left", json_integer(r->needs_left));
 	return o;
 }
 
@@ -434,6 +496,8 @@ int pilot_run_from_json(const json_t *j, struct pilot_run *out)
 		r.cancel_grace_ms = PILOT_CANCEL_GRACE_AGENT;
 	r.held = d_bool(&d, "held");
 	r.agent = d_dup(&d, "agent");
+	d_needs(&d, "needs", &r.needs, &r.nneeds);
+	r.needs_left = d_int32(&d, "needs_left");
 	json_t *atts = json_object_get(j, "attempts");
 	if (atts && !json_is_null(atts) && !d.err) {
 		if (!json_is_array(atts)) {
@@ -721,6 +785,8 @@ json_t *pilot_submit_request_to_json(const struct pilot_submit_request *req)
 	json_object_set_new(o, "idempotency_key", jstr(req->idempotency_key));
 	json_object_set_new(o, "hold", json_boolean(req->hold));
 	json_object_set_new(o, "submitter", jstr(req->submitter));
+	if (req->nafter)
+		json_object_set_new(o, "after", needs_to_json(req->after, req->nafter));
 	return o;
 }
 
@@ -745,6 +811,7 @@ int pilot_submit_request_from_json(const json_t *j, struct pilot_submit_request 
 	q.idempotency_key = d_str(&d, "idempotency_key");
 	q.hold = d_bool(&d, "hold");
 	q.submitter = d_str(&d, "submitter");
+	d_needs(&d, "after", &q.after, &q.nafter);
 	if (!d.err && (!q.name || !q.spec_json))
 		dec_fail(&d, q.name ? "spec_json" : "name", "present");
 	if (d.err) {

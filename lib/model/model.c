@@ -150,6 +150,43 @@ int pilot_run_states_parse(const char *list, unsigned *out)
 	return 0;
 }
 
+int pilot_run_need_parse(const char *text, struct pilot_run_need *out)
+{
+	const char *colon = strchr(text ? text : "", ':');
+	size_t n = colon ? (size_t)(colon - text) : strlen(text ? text : "");
+	if (!n || n >= PILOT_ID_SIZE)
+		return pilot_error_set(PILOT_EINVALID, "invalid run to wait for '%s': expected RUN or RUN:STATE,...",
+				       text ? text : "");
+	struct pilot_run_need need = { 0 };
+	memcpy(need.run, text, n);
+	need.states = PILOT_RUN_STATE_BIT(PILOT_RUN_SUCCEEDED);
+	if (colon && !strcmp(colon + 1, "any")) {
+		need.states = PILOT_RUN_TERMINAL_BITS;
+	} else if (colon) {
+		int r = pilot_run_states_parse(colon + 1, &need.states);
+		if (r < 0)
+			return pilot_error_prefix(r, "invalid run to wait for '%s'", text);
+		if (!need.states || (need.states & ~PILOT_RUN_TERMINAL_BITS))
+			return pilot_error_set(PILOT_EINVALID,
+					       "invalid run to wait for '%s': the states are how it may end "
+					       "(succeeded, failed, canceled, or any)",
+					       text);
+	}
+	*out = need;
+	return 0;
+}
+
+char *pilot_run_need_states_format(unsigned states)
+{
+	if ((states & PILOT_RUN_TERMINAL_BITS) == PILOT_RUN_TERMINAL_BITS)
+		return pilot_xstrdup("any");
+	struct pilot_buf b = PILOT_BUF_INIT;
+	for (int s = 0; s < PILOT_RUN_NSTATES; s++)
+		if (states & PILOT_RUN_STATE_BIT(s))
+			pilot_buf_printf(&b, "%s%s", b.len ? "," : "", run_state_names[s]);
+	return pilot_buf_steal(&b);
+}
+
 static int add_retry_word(const char *w, void *ud)
 {
 	unsigned *mask = ud;
@@ -338,6 +375,7 @@ void pilot_run_clear(struct pilot_run *r)
 	for (size_t i = 0; i < r->nattempts; i++)
 		pilot_attempt_clear(&r->attempts[i]);
 	free(r->attempts);
+	free(r->needs);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -360,6 +398,11 @@ void pilot_run_copy(struct pilot_run *dst, const struct pilot_run *src)
 		dst->attempts = pilot_xcalloc(src->nattempts, sizeof(*dst->attempts));
 		for (size_t i = 0; i < src->nattempts; i++)
 			pilot_attempt_copy(&dst->attempts[i], &src->attempts[i]);
+	}
+	dst->needs = NULL;
+	if (src->nneeds) {
+		dst->needs = pilot_xcalloc(src->nneeds, sizeof(*dst->needs));
+		memcpy(dst->needs, src->needs, src->nneeds * sizeof(*dst->needs));
 	}
 }
 
@@ -434,6 +477,9 @@ void pilot_submit_request_clear(struct pilot_submit_request *req)
 		return;
 	pilot_kvs_clear(&req->requires);
 	pilot_kvs_clear(&req->secrets);
+	free(req->after);
+	req->after = NULL;
+	req->nafter = 0;
 }
 
 void pilot_claim_request_clear(struct pilot_claim_request *req)

@@ -288,7 +288,8 @@ static int h_bundle_put(struct req *rq)
 
 static void notify_run(struct server *srv, const struct pilot_run *run, unsigned what)
 {
-	if (run->state == PILOT_RUN_QUEUED)
+	/* A run that ended may have queued the runs waiting for it. */
+	if (run->state == PILOT_RUN_QUEUED || pilot_run_state_terminal(run->state))
 		what |= NOTIFY_QUEUE;
 	if (run->state == PILOT_RUN_WAITING)
 		server_notify_due(srv, run->not_before_ms);
@@ -393,7 +394,7 @@ static int h_cancel(struct req *rq)
 	if (r < 0)
 		return R(respond_last_error(rq));
 	if (r == 0)
-		server_notify(rq->srv, NOTIFY_EVENT);
+		notify_run(rq->srv, &run, NOTIFY_EVENT);
 	const char *const headers[] = { "Pilot-Unchanged", r == 1 ? "true" : NULL, NULL };
 	json_t *j = pilot_run_to_json(&run);
 	pilot_run_clear(&run);

@@ -8,8 +8,8 @@
 
 static int promote_due(struct pilot_store *st, int64_t now, int *changed)
 {
-	static const char sql[] = "SELECT id FROM runs INDEXED BY runs_due WHERE state = 'waiting' AND not_before_ms <= ?1 "
-				  "ORDER BY not_before_ms LIMIT 100";
+	static const char sql[] = "SELECT id FROM runs INDEXED BY runs_due WHERE state = 'waiting' "
+				  "AND not_before_ms <= ?1 AND needs_left = 0 ORDER BY not_before_ms LIMIT 100";
 	sqlite3_stmt *s = db_stmt(st, sql);
 	if (!s)
 		return pilot_error_code();
@@ -115,7 +115,8 @@ static int named_candidate(struct pilot_store *st, const struct pilot_claim_requ
  * the agent's row is recent and unchanged. Idle agents polling stay read-only. */
 static bool claim_can_skip_write(struct pilot_store *st, const struct pilot_claim_request *req, int64_t now)
 {
-	static const char due[] = "SELECT EXISTS(SELECT 1 FROM runs INDEXED BY runs_due WHERE state = 'waiting' AND not_before_ms <= ?1)";
+	static const char due[] = "SELECT EXISTS(SELECT 1 FROM runs INDEXED BY runs_due WHERE state = 'waiting' "
+				  "AND not_before_ms <= ?1 AND needs_left = 0)";
 	static const char agent[] = "SELECT labels_json, version, last_seen_ms, left_ms, capacity, free_slots "
 				    "FROM agents WHERE name = ?1";
 	sqlite3_stmt *s = db_stmt(st, due);
@@ -253,7 +254,8 @@ bool pilot_store_reap_due(struct pilot_store *st)
 	static const char sql[] =
 		"SELECT EXISTS(SELECT 1 FROM attempts WHERE state = 'running' AND lease_expires_ms < ?1) "
 		"OR EXISTS(SELECT 1 FROM attempts WHERE state = 'running' AND deadline_ms < ?2) "
-		"OR EXISTS(SELECT 1 FROM runs INDEXED BY runs_due WHERE state = 'waiting' AND not_before_ms <= ?3)";
+		"OR EXISTS(SELECT 1 FROM runs INDEXED BY runs_due WHERE state = 'waiting' AND not_before_ms <= ?3 "
+		"AND needs_left = 0)";
 	STORE_LOCKED(st);
 	int64_t now = store_now();
 	bool leases = now >= st->opened_ms + st->opt.reap_delay_ms;

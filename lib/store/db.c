@@ -157,6 +157,16 @@ static const char *const migrations[] = {
 	 * wait, as pilot.yaml's backoff: 0 says). */
 	("UPDATE runs SET backoff_ms = 5000 WHERE backoff_ms = 0;\n"
 	 "UPDATE runs SET max_backoff_ms = 300000 WHERE max_backoff_ms = 0;\n"),
+	/* 5: runs that wait for others (submit --after): which runs, with the end states
+	 * each accepts, and how many have not ended yet. */
+	("CREATE TABLE run_needs (\n"
+	 "  run_id TEXT NOT NULL,\n"
+	 "  need_id TEXT NOT NULL,\n"
+	 "  states INTEGER NOT NULL,\n"
+	 "  PRIMARY KEY (run_id, need_id)\n"
+	 ") WITHOUT ROWID;\n"
+	 "CREATE INDEX run_needs_need ON run_needs(need_id);\n"
+	 "ALTER TABLE runs ADD COLUMN needs_left INTEGER NOT NULL DEFAULT 0;\n"),
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == PILOT_STORE_SCHEMA_VERSION, "one migration per schema version");

@@ -101,7 +101,7 @@ int lease_write(struct pilot_store *st, const char *attempt_id, const char *toke
 	"message, exit_code, created_ms, started_ms, finished_ms, not_before_ms, updated_ms, "            \
 	"attempt_count, lost_count, retry_max, retry_on, backoff_ms, max_backoff_ms, timeout_ms, "        \
 	"idempotency_key, submitter, retry_of, cancel_requested, agent, failed_count, held, "         \
-	"cancel_grace_ms"
+	"cancel_grace_ms, needs_left"
 #define RUN_COLS "id, name, spec_json, " RUN_COLS_TAIL
 /* Lists leave the spec out: it can be large and a table does not show it. */
 #define RUN_COLS_LIST "id, name, NULL, " RUN_COLS_TAIL

@@ -41,6 +41,7 @@ void store_load_run(sqlite3_stmt *s, struct pilot_run *r, bool secret_values)
 	r->agent = col_dup(s, 29);
 	r->held = col_int(s, 31) != 0;
 	r->cancel_grace_ms = sqlite3_column_type(s, 32) == SQLITE_NULL ? PILOT_CANCEL_GRACE_AGENT : col_int(s, 32);
+	r->needs_left = (int)col_int(s, 33);
 }
 
 static void load_attempt(sqlite3_stmt *s, struct pilot_attempt *a)
@@ -96,6 +97,22 @@ int store_get_run_locked(struct pilot_store *st, const char *id, bool with_attem
 		if (rc != SQLITE_DONE) {
 			pilot_run_clear(&r);
 			return db_error(st, "cannot read attempts");
+		}
+		static const char nsql[] = "SELECT need_id, states FROM run_needs WHERE run_id = ?1 ORDER BY need_id";
+		if (!(a = db_stmt(st, nsql))) {
+			pilot_run_clear(&r);
+			return pilot_error_code();
+		}
+		bind_text(a, 1, id);
+		while ((rc = sqlite3_step(a)) == SQLITE_ROW) {
+			r.needs = pilot_xrealloc(r.needs, (r.nneeds + 1) * sizeof(*r.needs));
+			col_copy_id(a, 0, r.needs[r.nneeds].run);
+			r.needs[r.nneeds++].states = (unsigned)col_int(a, 1);
+		}
+		sqlite3_reset(a);
+		if (rc != SQLITE_DONE) {
+			pilot_run_clear(&r);
+			return db_error(st, "cannot read what the run waits for");
 		}
 	}
 	*out = r;
@@ -207,6 +224,8 @@ int store_queued_set_add(struct pilot_store *st, const char *run_id, int delta)
 	return db_done(st, s, "cannot update queued runs");
 }
 
+static int settle_waiters(struct pilot_store *st, const char *need_id, enum pilot_run_state end);
+
 /* The one place a run's state changes. The caller holds a write transaction and knows
  * the current state (from); the row is updated only if it still has it. data (stolen)
  * adds fields to the event. */
@@ -263,7 +282,81 @@ int store_transition(struct pilot_store *st, const char *run_id, enum pilot_run_
 	json_object_set_new(data, "to", json_string(pilot_run_state_name(to)));
 	if (reason)
 		json_object_set_new(data, "reason", json_string(pilot_reason_name(reason)));
-	return store_add_event(st, run_id, attempt, type, actor, message, data, to);
+	if ((r = store_add_event(st, run_id, attempt, type, actor, message, data, to)) < 0 || !terminal)
+		return r;
+	return settle_waiters(st, run_id, to);
+}
+
+/* One need of a waiting run is met: one fewer left; with none left and its not_before
+ * passed, the run is queued. */
+static int need_met(struct pilot_store *st, const char *run_id, const char *need_id)
+{
+	static const char dec[] = "UPDATE runs SET needs_left = needs_left - 1 WHERE id = ?1 AND needs_left > 0";
+	static const char left[] = "SELECT needs_left, not_before_ms FROM runs WHERE id = ?1";
+	sqlite3_stmt *s = db_stmt(st, dec);
+	if (!s)
+		return pilot_error_code();
+	bind_text(s, 1, run_id);
+	int r = db_done(st, s, "cannot update run");
+	if (r < 0)
+		return r;
+	if (!(s = db_stmt(st, left)))
+		return pilot_error_code();
+	bind_text(s, 1, run_id);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return db_error(st, "cannot read run");
+	}
+	int64_t n = col_int(s, 0), not_before = col_int(s, 1);
+	sqlite3_reset(s);
+	if (n > 0 || not_before > store_now())
+		return 0;
+	_cleanup_free_ char *msg = pilot_xasprintf("the runs it waits for ended as it asks (the last: %s)", need_id);
+	return store_transition(st, run_id, PILOT_RUN_WAITING, PILOT_RUN_QUEUED, PILOT_REASON_NONE, "needs_met", "pilot",
+				0, msg, json_pack("{s:s}", "run_id", need_id));
+}
+
+/* need_id ended in state end: each run waiting for it meets a need, or, when end is not
+ * one of the states it accepts, fails at once (dependency_failed), which settles the
+ * runs waiting for that one in turn. */
+static int settle_waiters(struct pilot_store *st, const char *need_id, enum pilot_run_state end)
+{
+	static const char sql[] = "SELECT run_id, states FROM run_needs WHERE need_id = ?1";
+	sqlite3_stmt *s = db_stmt(st, sql);
+	if (!s)
+		return pilot_error_code();
+	bind_text(s, 1, need_id);
+	/* Collected first: settling a waiter runs this query again. */
+	struct pilot_run_need *waiters = NULL;
+	size_t n = 0;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		waiters = pilot_xrealloc(waiters, (n + 1) * sizeof(*waiters));
+		col_copy_id(s, 0, waiters[n].run);
+		waiters[n++].states = (unsigned)col_int(s, 1);
+	}
+	sqlite3_reset(s);
+	int r = rc == SQLITE_DONE ? 0 : db_error(st, "cannot read the runs waiting for a run");
+	for (size_t i = 0; i < n && r == 0; i++) {
+		struct run_row row;
+		if ((r = store_run_row(st, waiters[i].run, &row)) < 0)
+			break;
+		/* Canceled or failed already (a need that ended before, or by hand). */
+		if (row.state != PILOT_RUN_WAITING)
+			continue;
+		if (waiters[i].states & PILOT_RUN_STATE_BIT(end)) {
+			r = need_met(st, waiters[i].run, need_id);
+			continue;
+		}
+		_cleanup_free_ char *want = pilot_run_need_states_format(waiters[i].states);
+		_cleanup_free_ char *msg = pilot_xasprintf("run %s, which it waits for, ended %s (it needs %s)", need_id,
+							   pilot_run_state_name(end), want);
+		r = store_transition(st, waiters[i].run, PILOT_RUN_WAITING, PILOT_RUN_FAILED, PILOT_REASON_DEPENDENCY_FAILED,
+				     "dependency_failed", "pilot", 0, msg,
+				     json_pack("{s:s,s:s}", "run_id", need_id, "state", pilot_run_state_name(end)));
+	}
+	free(waiters);
+	return r;
 }
 
 int store_run_row(struct pilot_store *st, const char *id, struct run_row *out)

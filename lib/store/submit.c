@@ -48,6 +48,8 @@ static int validate_submit(struct pilot_store *st, const struct pilot_submit_req
 	    (req->retry.backoff_ms < 0 && req->retry.backoff_ms != PILOT_RETRY_AT_ONCE) ||
 	    req->retry.max_backoff_ms < 0 || req->timeout_ms < 0 || req->not_before_ms < 0)
 		return pilot_error_set(PILOT_EINVALID, "invalid submit: negative or out-of-range retry/timeout values");
+	if (req->nafter > 1000)
+		return pilot_error_set(PILOT_EINVALID, "invalid submit: a run may wait for at most 1000 others");
 	if (req->idempotency_key && (!*req->idempotency_key || strlen(req->idempotency_key) > 255))
 		return pilot_error_set(PILOT_EINVALID, "invalid idempotency key: expected 1 to 255 characters");
 	for (size_t i = 0; i < req->requires.n; i++)
@@ -123,16 +125,97 @@ static int next_run_id(struct pilot_store *st, char id[PILOT_ID_SIZE])
 	return 0;
 }
 
+/* The runs a submit waits for, resolved inside its transaction. */
+struct needs {
+	struct pilot_run_need *items; /* full ids */
+	size_t n;
+	int left;                     /* not ended yet */
+	int doomed;                   /* index of one that ended otherwise than asked; -1 */
+	enum pilot_run_state doomed_end;
+};
+
+static int resolve_needs(struct pilot_store *st, const struct pilot_submit_request *req, struct needs *out)
+{
+	static const char sql[] = "SELECT state FROM runs WHERE id = ?1";
+	*out = (struct needs){ .doomed = -1 };
+	if (!req->nafter)
+		return 0;
+	out->items = pilot_xcalloc(req->nafter, sizeof(*out->items));
+	for (size_t i = 0; i < req->nafter; i++) {
+		struct pilot_run_need *need = &out->items[out->n];
+		int r = resolve_run(st, req->after[i].run, need->run);
+		if (r < 0)
+			return pilot_error_prefix(r, "cannot wait for run '%s'", req->after[i].run);
+		need->states = req->after[i].states ? req->after[i].states : PILOT_RUN_STATE_BIT(PILOT_RUN_SUCCEEDED);
+		if (need->states & ~PILOT_RUN_TERMINAL_BITS)
+			return pilot_error_set(PILOT_EINVALID,
+					       "cannot wait for run '%s': the states a run may end in are succeeded, "
+					       "failed and canceled",
+					       req->after[i].run);
+		for (size_t k = 0; k < out->n; k++)
+			if (!strcmp(out->items[k].run, need->run))
+				return pilot_error_set(PILOT_EINVALID, "run '%s' is named twice among those to wait for",
+						       need->run);
+		sqlite3_stmt *s = db_stmt(st, sql);
+		if (!s)
+			return pilot_error_code();
+		bind_text(s, 1, need->run);
+		if (sqlite3_step(s) != SQLITE_ROW) {
+			sqlite3_reset(s);
+			return db_error(st, "cannot read run");
+		}
+		enum pilot_run_state state;
+		pilot_run_state_from_name(col_text(s, 0), &state);
+		sqlite3_reset(s);
+		if (!pilot_run_state_terminal(state)) {
+			out->left++;
+		} else if (!(need->states & PILOT_RUN_STATE_BIT(state)) && out->doomed < 0) {
+			out->doomed = (int)out->n;
+			out->doomed_end = state;
+		}
+		out->n++;
+	}
+	return 0;
+}
+
+/* Records what the new run id waits for; a need that already ended otherwise than
+ * asked fails it at once. */
+static int insert_needs(struct pilot_store *st, const char *id, const struct needs *needs, const char *actor)
+{
+	static const char sql[] = "INSERT INTO run_needs(run_id, need_id, states) VALUES (?1, ?2, ?3)";
+	int r = 0;
+	for (size_t i = 0; i < needs->n && r == 0; i++) {
+		sqlite3_stmt *s = db_stmt(st, sql);
+		if (!s)
+			return pilot_error_code();
+		bind_text(s, 1, id);
+		bind_text(s, 2, needs->items[i].run);
+		bind_int(s, 3, needs->items[i].states);
+		r = db_done(st, s, "cannot record what the run waits for");
+	}
+	if (r < 0 || needs->doomed < 0)
+		return r;
+	const struct pilot_run_need *d = &needs->items[needs->doomed];
+	_cleanup_free_ char *want = pilot_run_need_states_format(d->states);
+	_cleanup_free_ char *msg = pilot_xasprintf("run %s, which it waits for, ended %s (it needs %s)", d->run,
+						   pilot_run_state_name(needs->doomed_end), want);
+	return store_transition(st, id, PILOT_RUN_WAITING, PILOT_RUN_FAILED, PILOT_REASON_DEPENDENCY_FAILED,
+				"dependency_failed", actor, 0, msg,
+				json_pack("{s:s,s:s}", "run_id", d->run, "state", pilot_run_state_name(needs->doomed_end)));
+}
+
 static int insert_run(struct pilot_store *st, const struct pilot_submit_request *req, const char *submitter,
-		      const char *retry_of, const char *secrets_text, char id[PILOT_ID_SIZE])
+		      const char *retry_of, const char *secrets_text, const struct needs *needs, char id[PILOT_ID_SIZE])
 {
 	static const char sql[] =
 		"INSERT INTO runs(id, name, spec_json, bundle_sha256, params_json, env_json, requires_json, "
 		"secrets_json, priority, state, created_ms, not_before_ms, updated_ms, retry_max, retry_on, "
-		"backoff_ms, max_backoff_ms, timeout_ms, idempotency_key, submitter, retry_of, held) "
-		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?11, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)";
+		"backoff_ms, max_backoff_ms, timeout_ms, idempotency_key, submitter, retry_of, held, needs_left) "
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?11, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, "
+		"?22)";
 	int64_t now = store_now();
-	enum pilot_run_state state = req->not_before_ms > now ? PILOT_RUN_WAITING : PILOT_RUN_QUEUED;
+	bool waits = needs && (needs->left > 0 || needs->doomed >= 0);
+	enum pilot_run_state state = req->not_before_ms > now || waits ? PILOT_RUN_WAITING : PILOT_RUN_QUEUED;
 	_cleanup_free_ char *req_text = kvs_to_text(&req->requires);
 	_cleanup_free_ char *sec_text = secrets_text ? pilot_xstrdup(secrets_text) : kvs_to_text(&req->secrets);
 	int r = 0;
@@ -168,6 +251,7 @@ static int insert_run(struct pilot_store *st, const struct pilot_submit_request 
 		bind_text(s, 20, retry_of);
 		/* A retry is a new run for anyone to take. */
 		bind_int(s, 21, req->hold && !retry_of);
+		bind_int(s, 22, needs ? needs->left : 0);
 		int rc = sqlite3_step(s);
 		sqlite3_reset(s);
 		if (rc == SQLITE_DONE) {
@@ -190,8 +274,12 @@ static int insert_run(struct pilot_store *st, const struct pilot_submit_request 
 	if (retry_of)
 		json_object_set_new(data, "retry_of", json_string(retry_of));
 	_cleanup_free_ char *msg = retry_of ? pilot_xasprintf("submitted by %s (retry of %s)", submitter, retry_of)
+				   : waits  ? pilot_xasprintf("submitted by %s, waiting for %zu run%s", submitter, needs->n,
+							     needs->n == 1 ? "" : "s")
 					    : pilot_xasprintf("submitted by %s", submitter);
-	return store_add_event(st, id, 0, "submitted", submitter, msg, data, state);
+	if ((r = store_add_event(st, id, 0, "submitted", submitter, msg, data, state)) < 0)
+		return r;
+	return needs ? insert_needs(st, id, needs, submitter) : 0;
 }
 
 int pilot_store_submit(struct pilot_store *st, const struct pilot_submit_request *req, struct pilot_run *out)
@@ -236,7 +324,12 @@ int pilot_store_submit(struct pilot_store *st, const struct pilot_submit_request
 		}
 	}
 	if (!replay) {
-		if ((r = insert_run(st, req, submitter, NULL, NULL, id)) < 0)
+		struct needs needs;
+		r = resolve_needs(st, req, &needs);
+		if (r == 0)
+			r = insert_run(st, req, submitter, NULL, NULL, &needs, id);
+		free(needs.items);
+		if (r < 0)
 			goto fail;
 		if (req->idempotency_key) {
 			static const char sql[] =
@@ -389,7 +482,7 @@ int pilot_store_retry(struct pilot_store *st, const char *run, const char *actor
 	if (!req.retry.backoff_ms)
 		req.retry.backoff_ms = PILOT_RETRY_AT_ONCE;
 	secrets = kvs_to_text(&old.secrets);
-	if ((r = insert_run(st, &req, actor, id, secrets, nid)) < 0)
+	if ((r = insert_run(st, &req, actor, id, secrets, NULL, nid)) < 0)
 		goto fail;
 	msg = pilot_xasprintf("retried as %s by %s", nid, actor);
 	if ((r = store_add_event(st, id, 0, "retried", actor, msg, json_pack("{s:s}", "run_id", nid), old.state)) < 0)

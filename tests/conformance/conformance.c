@@ -1616,6 +1616,159 @@ static void t_agents_status(struct ctx *c)
 	pilot_run_clear(&r);
 }
 
+/* ---- runs that wait for others (submit --after) ---- */
+
+/* Submit a run of c's labels that waits for `after` (RUN or RUN:STATES). */
+static int submit_after(struct ctx *c, const char *after, struct pilot_run *out)
+{
+	struct pilot_submit_request q;
+	req_init(c, &q);
+	q.after = pilot_xcalloc(1, sizeof(*q.after));
+	q.nafter = 1;
+	if (pilot_run_need_parse(after, q.after) < 0) {
+		pilot_submit_request_clear(&q);
+		return pilot_error_code();
+	}
+	int r = pilot_api_submit(c->api, &q, out);
+	pilot_submit_request_clear(&q);
+	return r;
+}
+
+/* Claim (waiting up to 5 s for a long-poll or a local poll) and finish the next run
+ * with st; its id goes to id. */
+static bool run_once(struct ctx *c, enum pilot_attempt_state st, char id[PILOT_ID_SIZE])
+{
+	struct pilot_claim cl = { 0 };
+	int64_t end = pilot_mono_ms() + 5000;
+	int got;
+	while ((got = claim(c, &cl)) == 0 && pilot_mono_ms() < end)
+		sleep_ms(10);
+	if (got != 1)
+		return false;
+	memcpy(id, cl.run.id, PILOT_ID_SIZE);
+	struct pilot_finish f = outcome(st, st == PILOT_ATTEMPT_SUCCEEDED ? PILOT_REASON_EXIT_CODE
+					    : st == PILOT_ATTEMPT_CANCELED ? PILOT_REASON_CANCELED
+									   : PILOT_REASON_EXIT_CODE,
+					st == PILOT_ATTEMPT_SUCCEEDED ? 0 : 1);
+	int r = pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &f, NULL);
+	pilot_claim_clear(&cl);
+	return r == 0;
+}
+
+static void t_after(struct ctx *c)
+{
+	struct pilot_run a = { 0 }, b = { 0 }, x = { 0 };
+	char id[PILOT_ID_SIZE];
+	submit(c, &a);
+	CHECK_RC(submit_after(c, a.id, &b), 0, "submit a run that waits for another");
+	CHECK(b.state == PILOT_RUN_WAITING && b.needs_left == 1 && b.nneeds == 1 && !strcmp(b.needs[0].run, a.id) &&
+		      b.needs[0].states == PILOT_RUN_STATE_BIT(PILOT_RUN_SUCCEEDED),
+	      "it waits for it to succeed (needs_left 1)");
+	CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, a.id), "the run it waits for is claimed first");
+	CHECK(state_of(c, b.id) == PILOT_RUN_QUEUED, "it succeeded: the waiting run is queued at once");
+	CHECK(has_event(c, b.id, "needs_met"), "with a 'needs_met' event");
+	CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, b.id), "and claimed next");
+	pilot_api_get_run(c->api, b.id, &x);
+	CHECK(x.needs_left == 0 && x.state == PILOT_RUN_SUCCEEDED, "needs_left 0 when it ran");
+	pilot_run_clear(&x);
+	pilot_run_clear(&a);
+	pilot_run_clear(&b);
+
+	/* A prefix is resolved; a run already ended as asked lets the new one go at once. */
+	submit(c, &a);
+	CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id), "a run succeeds");
+	char prefix[12];
+	snprintf(prefix, sizeof(prefix), "%.11s", a.id);
+	CHECK_RC(submit_after(c, prefix, &b), 0, "wait for an ended run by a prefix of its id");
+	CHECK(b.state == PILOT_RUN_QUEUED && b.needs_left == 0 && b.nneeds == 1 && !strcmp(b.needs[0].run, a.id),
+	      "it is queued at once, the full id recorded");
+	CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id), "and runs");
+	pilot_run_clear(&a);
+	pilot_run_clear(&b);
+
+	CHECK_RC(submit_after(c, "rzzzzzzzzzzzzzz", &b), PILOT_ENOTFOUND, "waiting for an unknown run");
+	CHECK(strstr(pilot_error_last(), "rzzzzzzzzzzzzzz") != NULL, "names it");
+	submit(c, &a);
+	struct pilot_submit_request q;
+	req_init(c, &q);
+	q.after = pilot_xcalloc(2, sizeof(*q.after));
+	q.nafter = 2;
+	pilot_run_need_parse(a.id, &q.after[0]);
+	pilot_run_need_parse(a.id, &q.after[1]);
+	CHECK_RC(pilot_api_submit(c->api, &q, &b), PILOT_EINVALID, "the same run named twice");
+	q.nafter = 1;
+	q.after[0].states = PILOT_RUN_STATE_BIT(PILOT_RUN_RUNNING);
+	CHECK_RC(pilot_api_submit(c->api, &q, &b), PILOT_EINVALID, "waiting for a state that is not an end");
+	pilot_submit_request_clear(&q);
+	CHECK_RC(pilot_api_cancel(c->api, a.id, NULL, PILOT_CANCEL_GRACE_AGENT, NULL), 0, "(clean up)");
+	pilot_run_clear(&a);
+}
+
+/* A need that ends otherwise than asked fails its waiters at once, and theirs in turn;
+ * "any" accepts every end; a cancel fans out the same way. */
+static void t_after_fail_fast(struct ctx *c)
+{
+	struct pilot_run a = { 0 }, b = { 0 }, d = { 0 }, e = { 0 }, x = { 0 };
+	char id[PILOT_ID_SIZE];
+	submit(c, &a);
+	submit_after(c, a.id, &b);
+	char b_failed[PILOT_ID_SIZE + 8];
+	snprintf(b_failed, sizeof(b_failed), "%s:failed", b.id);
+	submit_after(c, b.id, &d);
+	submit_after(c, b_failed, &e);
+	CHECK(b.state == PILOT_RUN_WAITING && d.state == PILOT_RUN_WAITING && e.state == PILOT_RUN_WAITING,
+	      "a chain of three waits");
+	CHECK(run_once(c, PILOT_ATTEMPT_FAILED, id) && !strcmp(id, a.id), "the first run fails");
+	pilot_api_get_run(c->api, b.id, &x);
+	CHECK(x.state == PILOT_RUN_FAILED && x.reason == PILOT_REASON_DEPENDENCY_FAILED && x.message &&
+		      strstr(x.message, a.id),
+	      "its waiter failed at once (dependency_failed), naming it: %s", x.message ? x.message : "");
+	pilot_run_clear(&x);
+	CHECK(state_of(c, d.id) == PILOT_RUN_FAILED, "the waiter's waiter failed too");
+	CHECK(state_of(c, e.id) == PILOT_RUN_QUEUED, "one that waits for a failure is queued");
+	CHECK(has_event(c, b.id, "dependency_failed"), "a 'dependency_failed' event");
+	CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, e.id), "and it runs");
+	struct pilot_claim cl = { 0 };
+	CHECK_RC(claim(c, &cl), 0, "nothing else is left to claim");
+	pilot_run_clear(&a);
+	pilot_run_clear(&b);
+	pilot_run_clear(&d);
+	pilot_run_clear(&e);
+
+	/* Submitted after its need already failed: failed at once. */
+	submit(c, &a);
+	CHECK(run_once(c, PILOT_ATTEMPT_FAILED, id), "a run fails");
+	CHECK_RC(submit_after(c, a.id, &b), 0, "submit a run waiting for it to succeed");
+	CHECK(b.state == PILOT_RUN_FAILED && b.reason == PILOT_REASON_DEPENDENCY_FAILED, "failed at once");
+	char any[PILOT_ID_SIZE + 8];
+	snprintf(any, sizeof(any), "%s:any", a.id);
+	CHECK_RC(submit_after(c, any, &d), 0, "one that waits for any end");
+	CHECK(d.state == PILOT_RUN_QUEUED, "is queued at once");
+	CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id), "(it runs)");
+	pilot_run_clear(&a);
+	pilot_run_clear(&b);
+	pilot_run_clear(&d);
+
+	/* Cancel fan-out: canceling a waited-for run (queued or waiting) fails its waiters;
+	 * canceling a waiter leaves the run it waited for alone. */
+	submit(c, &a);
+	submit_after(c, a.id, &b);
+	submit_after(c, b.id, &d);
+	CHECK_RC(pilot_api_cancel(c->api, d.id, NULL, PILOT_CANCEL_GRACE_AGENT, NULL), 0, "cancel the last waiter");
+	CHECK(state_of(c, b.id) == PILOT_RUN_WAITING && state_of(c, a.id) == PILOT_RUN_QUEUED,
+	      "the runs it waited for go on");
+	CHECK_RC(pilot_api_cancel(c->api, a.id, NULL, PILOT_CANCEL_GRACE_AGENT, NULL), 0, "cancel the first run");
+	pilot_api_get_run(c->api, b.id, &x);
+	CHECK(x.state == PILOT_RUN_FAILED && x.reason == PILOT_REASON_DEPENDENCY_FAILED && x.message &&
+		      strstr(x.message, "canceled"),
+	      "its waiter failed: %s", x.message ? x.message : "");
+	pilot_run_clear(&x);
+	CHECK(state_of(c, d.id) == PILOT_RUN_CANCELED, "the canceled waiter stays canceled");
+	pilot_run_clear(&a);
+	pilot_run_clear(&b);
+	pilot_run_clear(&d);
+}
+
 /* ---- the table ---- */
 
 static const struct {
@@ -1636,6 +1789,8 @@ static const struct {
 	{ "cancel_grace", t_cancel_grace },
 	{ "cancel_queued_waiting", t_cancel_queued_waiting },
 	{ "not_before", t_not_before },
+	{ "after", t_after },
+	{ "after_fail_fast", t_after_fail_fast },
 	{ "logs", t_logs },
 	{ "metrics", t_metrics },
 	{ "artifacts", t_artifacts },

@@ -502,6 +502,67 @@ static void test_token_json(void **state)
 	assert_int_equal(pilot_token_record_from_json(json_null(), &b), PILOT_EINVALID);
 }
 
+static void test_run_needs(void **state)
+{
+	(void)state;
+	struct pilot_run_need n;
+	assert_int_equal(pilot_run_need_parse("r0abc", &n), 0);
+	assert_string_equal(n.run, "r0abc");
+	assert_int_equal(n.states, PILOT_RUN_STATE_BIT(PILOT_RUN_SUCCEEDED));
+	assert_int_equal(pilot_run_need_parse("r0abc:failed,canceled", &n), 0);
+	assert_int_equal(n.states, PILOT_RUN_STATE_BIT(PILOT_RUN_FAILED) | PILOT_RUN_STATE_BIT(PILOT_RUN_CANCELED));
+	_cleanup_free_ char *s = pilot_run_need_states_format(n.states);
+	assert_string_equal(s, "failed,canceled");
+	assert_int_equal(pilot_run_need_parse("r0abc:any", &n), 0);
+	assert_int_equal(n.states, PILOT_RUN_TERMINAL_BITS);
+	_cleanup_free_ char *any = pilot_run_need_states_format(n.states);
+	assert_string_equal(any, "any");
+	assert_int_equal(pilot_run_need_parse("r0abc:running", &n), PILOT_EINVALID);
+	assert_non_null(strstr(pilot_error_last(), "succeeded, failed, canceled, or any"));
+	assert_int_equal(pilot_run_need_parse("r0abc:sucess", &n), PILOT_EINVALID);
+	assert_int_equal(pilot_run_need_parse(":failed", &n), PILOT_EINVALID);
+	assert_int_equal(pilot_run_need_parse("r0abcdefghijklmnopqrstuvwxyz", &n), PILOT_EINVALID);
+
+	/* The submit request's "after" and the run's "needs" round-trip. */
+	struct pilot_submit_request q = { .name = "x", .spec_json = "{}" };
+	q.after = pilot_xcalloc(2, sizeof(*q.after));
+	q.nafter = 2;
+	pilot_run_need_parse("r0a", &q.after[0]);
+	pilot_run_need_parse("r0b:any", &q.after[1]);
+	json_t *j = pilot_submit_request_to_json(&q);
+	struct pilot_submit_request back;
+	assert_int_equal(pilot_submit_request_from_json(j, &back), 0);
+	assert_int_equal(back.nafter, 2);
+	assert_string_equal(back.after[1].run, "r0b");
+	assert_int_equal(back.after[1].states, PILOT_RUN_TERMINAL_BITS);
+	assert_int_equal(back.after[0].states, PILOT_RUN_STATE_BIT(PILOT_RUN_SUCCEEDED));
+	pilot_submit_request_clear(&back);
+	json_decref(j);
+	pilot_submit_request_clear(&q);
+	j = json_loads("{\"name\":\"x\",\"spec_json\":\"{}\",\"after\":[{\"run\":\"r0a\",\"states\":[\"gone\"]}]}", 0,
+		       NULL);
+	assert_int_equal(pilot_submit_request_from_json(j, &back), PILOT_EINVALID);
+	assert_non_null(strstr(pilot_error_last(), "'after'"));
+	json_decref(j);
+
+	struct pilot_run r = { .needs_left = 1, .nneeds = 1 };
+	r.needs = pilot_xcalloc(1, sizeof(*r.needs));
+	pilot_run_need_parse("r0c:failed", &r.needs[0]);
+	struct pilot_run copy;
+	pilot_run_copy(&copy, &r);
+	j = pilot_run_to_json(&copy);
+	struct pilot_run r2;
+	assert_int_equal(pilot_run_from_json(j, &r2), 0);
+	assert_int_equal(r2.nneeds, 1);
+	assert_int_equal(r2.needs_left, 1);
+	assert_string_equal(r2.needs[0].run, "r0c");
+	assert_int_equal(r2.needs[0].states, PILOT_RUN_STATE_BIT(PILOT_RUN_FAILED));
+	json_decref(j);
+	pilot_run_clear(&r2);
+	pilot_run_clear(&copy);
+	pilot_run_clear(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -513,6 +574,7 @@ int main(void)
 		cmocka_unit_test(test_token_shape),
 		cmocka_unit_test(test_scopes),
 		cmocka_unit_test(test_token_json),
+		cmocka_unit_test(test_run_needs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
