@@ -39,7 +39,8 @@ run_cases() {
 	p=$(proj killed <<<"command: \"${RT_SELF_KILL:-kill -9 \$\$\$\$}\"")
 	expect_status 137 "$RT: a job killed by SIGKILL exits 137" "$PILOT" run --runtime "$RT" "$p"
 
-	p=$(proj slow <<<'command: "echo started; sleep 300"')
+	# A length no other test's job sleeps: t0800 looks for it among all processes.
+	p=$(proj slow <<<'command: "echo started; sleep 2999"')
 	expect_status 124 "$RT: a timeout exits 124" "$PILOT" run --runtime "$RT" --timeout 2s "$p"
 	contains "$RT: and says it timed out" "$ERR" "timed out after 2.0s"
 	contains "$RT: the run failed with reason timeout" "$("$PILOT" list --limit 1)" "timeout"
