@@ -127,12 +127,13 @@ void queued_note(struct pilot_ctx *ctx, struct pilot_api *api, const char *run_i
 	pilot_run_clear(&run);
 }
 
-/* Wait (a long-poll on the run's events) until something happens to the run. */
-static int wait_event(struct pilot_api *api, const char *run_id, int64_t *cursor, int64_t wait_ms)
+/* Wait (a long-poll on the run's events, up to LONG_POLL_MS) until something happens to
+ * the run. */
+static int wait_event(struct pilot_api *api, const char *run_id, int64_t *cursor)
 {
 	struct pilot_event_filter f = { .run = run_id, .after_seq = *cursor, .limit = 1000 };
 	struct pilot_event_list ev = { 0 };
-	int r = pilot_api_list_events(api, &f, wait_ms, &ev);
+	int r = pilot_api_list_events(api, &f, LONG_POLL_MS, &ev);
 	if (r < 0)
 		return r;
 	*cursor = ev.last_seq;
@@ -204,7 +205,7 @@ int follow_logs(struct pilot_ctx *ctx, struct pilot_api *api, const char *run_id
 		if (complete) {
 			/* Ended, but the run goes on (a retry backoff, a lost attempt requeued):
 			 * wait for its next event rather than read the finished log again. */
-			if ((r = wait_event(api, run_id, &ev_cursor, LONG_POLL_MS)) < 0) {
+			if ((r = wait_event(api, run_id, &ev_cursor)) < 0) {
 				if (should_retry(ctx, &rs, r))
 					continue;
 				result = r;

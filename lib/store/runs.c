@@ -63,25 +63,55 @@ static void load_attempt(sqlite3_stmt *s, struct pilot_attempt *a)
 	a->log_bytes = col_int(s, 12);
 }
 
-int store_get_run_locked(struct pilot_store *st, const char *id, bool with_attempts, bool secret_values,
-			 struct pilot_run *out)
+/* sql (a static string; ?1 = a run id) stepped to the run's row: the statement, to
+ * read and reset; NULL with PILOT_ENOTFOUND (no such run) or another error set. */
+static sqlite3_stmt *run_by_id(struct pilot_store *st, const char *sql, const char *id)
 {
-	static const char sql[] = "SELECT " RUN_COLS " FROM runs WHERE id = ?1";
+	sqlite3_stmt *s = db_stmt(st, sql);
+	if (!s)
+		return NULL;
+	bind_text(s, 1, id);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		return s;
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(s);
+		pilot_error_set(PILOT_ENOTFOUND, "run '%s' not found", id);
+	} else {
+		db_error(st, "cannot read run");
+	}
+	return NULL;
+}
+
+/* The (run id, states) rows sql (a static string; ?1 = id) returns, appended to *out. */
+static int read_needs(struct pilot_store *st, const char *sql, const char *id, struct pilot_run_need **out, size_t *n)
+{
 	sqlite3_stmt *s = db_stmt(st, sql);
 	if (!s)
 		return pilot_error_code();
 	bind_text(s, 1, id);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(s);
-		return pilot_error_set(PILOT_ENOTFOUND, "run '%s' not found", id);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		*out = pilot_xrealloc(*out, (*n + 1) * sizeof(**out));
+		col_copy_id(s, 0, (*out)[*n].run);
+		(*out)[(*n)++].states = (unsigned)col_int(s, 1);
 	}
-	if (rc != SQLITE_ROW)
-		return db_error(st, "cannot read run");
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : db_error(st, "cannot read the runs a run waits for");
+}
+
+int store_get_run_locked(struct pilot_store *st, const char *id, bool with_attempts, bool secret_values,
+			 struct pilot_run *out)
+{
+	static const char sql[] = "SELECT " RUN_COLS " FROM runs WHERE id = ?1";
+	sqlite3_stmt *s = run_by_id(st, sql, id);
+	if (!s)
+		return pilot_error_code();
 	struct pilot_run r;
 	store_load_run(s, &r, secret_values);
 	sqlite3_reset(s);
 	if (with_attempts) {
+		int rc;
 		static const char asql[] = "SELECT " ATT_COLS " FROM attempts WHERE run_id = ?1 ORDER BY number";
 		sqlite3_stmt *a = db_stmt(st, asql);
 		if (!a) {
@@ -99,20 +129,9 @@ int store_get_run_locked(struct pilot_store *st, const char *id, bool with_attem
 			return db_error(st, "cannot read attempts");
 		}
 		static const char nsql[] = "SELECT need_id, states FROM run_needs WHERE run_id = ?1 ORDER BY need_id";
-		if (!(a = db_stmt(st, nsql))) {
+		if ((rc = read_needs(st, nsql, id, &r.needs, &r.nneeds)) < 0) {
 			pilot_run_clear(&r);
-			return pilot_error_code();
-		}
-		bind_text(a, 1, id);
-		while ((rc = sqlite3_step(a)) == SQLITE_ROW) {
-			r.needs = pilot_xrealloc(r.needs, (r.nneeds + 1) * sizeof(*r.needs));
-			col_copy_id(a, 0, r.needs[r.nneeds].run);
-			r.needs[r.nneeds++].states = (unsigned)col_int(a, 1);
-		}
-		sqlite3_reset(a);
-		if (rc != SQLITE_DONE) {
-			pilot_run_clear(&r);
-			return db_error(st, "cannot read what the run waits for");
+			return rc;
 		}
 	}
 	*out = r;
@@ -300,13 +319,8 @@ static int need_met(struct pilot_store *st, const char *run_id, const char *need
 	int r = db_done(st, s, "cannot update run");
 	if (r < 0)
 		return r;
-	if (!(s = db_stmt(st, left)))
+	if (!(s = run_by_id(st, left, run_id)))
 		return pilot_error_code();
-	bind_text(s, 1, run_id);
-	if (sqlite3_step(s) != SQLITE_ROW) {
-		sqlite3_reset(s);
-		return db_error(st, "cannot read run");
-	}
 	int64_t n = col_int(s, 0), not_before = col_int(s, 1);
 	sqlite3_reset(s);
 	if (n > 0 || not_before > store_now())
@@ -322,21 +336,10 @@ static int need_met(struct pilot_store *st, const char *run_id, const char *need
 static int settle_waiters(struct pilot_store *st, const char *need_id, enum pilot_run_state end)
 {
 	static const char sql[] = "SELECT run_id, states FROM run_needs WHERE need_id = ?1";
-	sqlite3_stmt *s = db_stmt(st, sql);
-	if (!s)
-		return pilot_error_code();
-	bind_text(s, 1, need_id);
 	/* Collected first: settling a waiter runs this query again. */
 	struct pilot_run_need *waiters = NULL;
 	size_t n = 0;
-	int rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		waiters = pilot_xrealloc(waiters, (n + 1) * sizeof(*waiters));
-		col_copy_id(s, 0, waiters[n].run);
-		waiters[n++].states = (unsigned)col_int(s, 1);
-	}
-	sqlite3_reset(s);
-	int r = rc == SQLITE_DONE ? 0 : db_error(st, "cannot read the runs waiting for a run");
+	int r = read_needs(st, sql, need_id, &waiters, &n);
 	for (size_t i = 0; i < n && r == 0; i++) {
 		struct run_row row;
 		if ((r = store_run_row(st, waiters[i].run, &row)) < 0)
@@ -364,17 +367,9 @@ int store_run_row(struct pilot_store *st, const char *id, struct run_row *out)
 	static const char sql[] =
 		"SELECT state, attempt_count, failed_count, lost_count, retry_max, retry_on, backoff_ms, "
 		"max_backoff_ms, cancel_requested, held, cancel_grace_ms FROM runs WHERE id = ?1";
-	sqlite3_stmt *s = db_stmt(st, sql);
+	sqlite3_stmt *s = run_by_id(st, sql, id);
 	if (!s)
 		return pilot_error_code();
-	bind_text(s, 1, id);
-	int rc = sqlite3_step(s);
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(s);
-		return pilot_error_set(PILOT_ENOTFOUND, "run '%s' not found", id);
-	}
-	if (rc != SQLITE_ROW)
-		return db_error(st, "cannot read run");
 	pilot_run_state_from_name(col_text(s, 0), &out->state);
 	out->attempt_count = (int)col_int(s, 1);
 	out->failed_count = (int)col_int(s, 2);
