@@ -78,20 +78,45 @@ static void kvs_text(const struct pilot_kvs *kv, struct pilot_buf *b)
 		pilot_buf_printf(b, "%s%s=%s", i ? "," : "", kv->items[i].key, kv->items[i].value);
 }
 
+/* "run R is waiting for 2 runs to end: r1 (running), r2 (queued)": the runs it waits
+ * for that have not ended. */
+static void waiting_note(struct pilot_api *api, const struct pilot_run *run, struct pilot_buf *msg)
+{
+	pilot_buf_printf(msg, "run %s is waiting for %d run%s to end:", run->id, run->needs_left,
+			 run->needs_left == 1 ? "" : "s");
+	size_t shown = 0;
+	for (size_t i = 0; i < run->nneeds && shown < 5; i++) {
+		struct pilot_run need = { 0 };
+		if (pilot_api_get_run(api, run->needs[i].run, &need) < 0) {
+			pilot_error_clear();
+			continue;
+		}
+		if (!pilot_run_state_terminal(need.state))
+			pilot_buf_printf(msg, "%s %s (%s)", shown++ ? "," : "", need.id, pilot_run_state_name(need.state));
+		pilot_run_clear(&need);
+	}
+	if (run->needs_left > (int)shown && shown)
+		pilot_buf_puts(msg, ", ...");
+}
+
 void queued_note(struct pilot_ctx *ctx, struct pilot_api *api, const char *run_id, struct queued_note *qn)
 {
 	if (pilot_mono_ms() < qn->at)
 		return;
 	struct pilot_run run = { 0 };
 	struct pilot_agent_list l = { 0 };
-	if (pilot_api_get_run(api, run_id, &run) < 0 || run.state != PILOT_RUN_QUEUED ||
-	    pilot_api_list_agents(api, &l) < 0) {
+	_cleanup_buf_ struct pilot_buf others = PILOT_BUF_INIT, req = PILOT_BUF_INIT, msg = PILOT_BUF_INIT;
+	bool got = pilot_api_get_run(api, run_id, &run) == 0;
+	if (got && run.state == PILOT_RUN_WAITING && run.needs_left > 0) {
+		waiting_note(api, &run, &msg);
+		goto say;
+	}
+	if (!got || run.state != PILOT_RUN_QUEUED || pilot_api_list_agents(api, &l) < 0) {
 		pilot_error_clear();
 		pilot_run_clear(&run);
 		return;
 	}
 	size_t live = 0, match = 0, idle = 0, shown = 0;
-	_cleanup_buf_ struct pilot_buf others = PILOT_BUF_INIT, req = PILOT_BUF_INIT, msg = PILOT_BUF_INIT;
 	for (size_t i = 0; i < l.n; i++) {
 		const struct pilot_agent_info *a = &l.items[i];
 		if (a->state == PILOT_AGENT_GONE || a->state == PILOT_AGENT_LOST)
@@ -118,6 +143,7 @@ void queued_note(struct pilot_ctx *ctx, struct pilot_api *api, const char *run_i
 	else if (!idle)
 		pilot_buf_printf(&msg, "run %s is queued: the %zu agent%s that can take it %s busy", run.id, match,
 				 match == 1 ? "" : "s", match == 1 ? "is" : "are");
+say:
 	/* Said once, and again only when the reason changes. */
 	if (msg.len && strncmp(msg.data, qn->said, sizeof(qn->said) - 1)) {
 		cmd_notef(ctx, "%s", msg.data);
@@ -234,9 +260,11 @@ int wait_run(struct pilot_ctx *ctx, struct pilot_api *api, const char *run_id, i
 			return r;
 		}
 		bool terminal = pilot_run_state_terminal(run.state);
-		if (run.state == PILOT_RUN_QUEUED)
+		/* Not started yet: say why (no agent for it, or the runs it waits for). */
+		bool why = run.state == PILOT_RUN_QUEUED || (run.state == PILOT_RUN_WAITING && run.needs_left > 0);
+		if (why)
 			queued_note(ctx, api, run.id, &qn);
-		int64_t wait = terminal ? 0 : run.state == PILOT_RUN_QUEUED ? queued_note_wait(&qn, LONG_POLL_MS) : LONG_POLL_MS;
+		int64_t wait = terminal ? 0 : why ? queued_note_wait(&qn, LONG_POLL_MS) : LONG_POLL_MS;
 		/* Events first, so that a caller printing them sees the last one too. */
 		for (;;) {
 			struct pilot_event_filter f = { .run = run.id, .after_seq = cursor, .limit = 1000 };

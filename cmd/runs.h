@@ -114,11 +114,11 @@ int follow_to_end(struct pilot_ctx *ctx, struct pilot_api *api, const char *run_
 int log_tail(struct pilot_api *api, const char *run_id, int attempt, int64_t size, size_t n, struct pilot_buf *lines,
 	     int64_t *start, int64_t *end);
 
-/* Saying why a run is still queued, for a client waiting on it (submit -f/--wait,
+/* Saying why a run has not started, for a client waiting on it (submit -f/--wait,
  * logs -f): after QUEUED_NOTE_MS (PILOT_QUEUED_NOTE in the environment, a duration)
  * one notice on stderr — no agent connected, none whose labels match the run's
- * requires (naming them), or all of those busy — and another only when the reason
- * changes. */
+ * requires (naming them), all of those busy, or the runs it waits for (--after) that
+ * have not ended — and another only when the reason changes. */
 #define QUEUED_NOTE_MS 5000
 struct queued_note {
 	int64_t at;       /* monotonic ms from when to say it */
@@ -127,7 +127,7 @@ struct queued_note {
 void queued_note_init(struct queued_note *qn);
 /* A long-poll's wait, cut so that the caller is back when the notice is due. */
 int64_t queued_note_wait(const struct queued_note *qn, int64_t wait_ms);
-/* Called while the run (by id) is queued: the notice, when it is due and new. */
+/* Called while the run (by id) has not started: the notice, when it is due and new. */
 void queued_note(struct pilot_ctx *ctx, struct pilot_api *api, const char *run_id, struct queued_note *qn);
 
 /* Whether an api error is worth retrying (the server is down or restarting). */

@@ -2,8 +2,8 @@
 # pilot submit --after over both transports, run by a real agent: a run waits until the
 # one it names has succeeded (it starts only after that one finished), a failure fails
 # the waiter and its own waiter at once (dependency_failed) without running them,
-# RUN:failed and RUN:any accept other ends, pilot show lists what a run waits for, and
-# bad --after values are usage errors.
+# RUN:failed and RUN:any accept other ends, pilot show and list say what a run waits for
+# (and logs -f, while it waits), and bad --after values are usage errors.
 . "$SRCDIR/tests/e2e/lib.sh"
 . "$SRCDIR/tests/e2e/lib-cli.sh"
 
@@ -26,6 +26,8 @@ command: echo next-ran'
 	contains "$(t 'says what it waits for')" "$OUT" "waiting (for 1 run)"
 	expect_status 0 "$(t 'pilot show')" "$PILOT" show "$b"
 	contains "$(t 'lists what it waits for, by full id')" "$OUT" "$a (succeeded)"
+	expect_status 124 "$(t 'logs -f of the waiting run, for 3 s')" timeout 3 env PILOT_QUEUED_NOTE=0 "$PILOT" logs -f "$b"
+	contains "$(t 'says what it waits for')" "$ERR" "run $b is waiting for 1 run to end: $a (queued)"
 	start_agent
 	expect_status 0 "$(t 'submit --wait of a third run, waiting for the second')" "$PILOT" submit --wait \
 		--after "$b" "$CLI_DIR/next"
