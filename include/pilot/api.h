@@ -274,7 +274,6 @@ enum pilot_route_limit { PILOT_LIMIT_JSON, PILOT_LIMIT_LOG, PILOT_LIMIT_BUNDLE, 
  * reference; from_json fills out (PILOT_EINVALID naming the field); clear frees what
  * from_json or the api filled in. */
 struct pilot_codec {
-	const char *name;
 	json_t *(*to_json)(const void *v);
 	int (*from_json)(const json_t *j, void *out);
 	void (*clear)(void *v);

@@ -55,6 +55,10 @@ const char *pilot_store_db_path(const struct pilot_store *st);
 struct pilot_blob_store *pilot_store_blobs(struct pilot_store *st);
 /* The effective knobs. */
 const struct pilot_local_options *pilot_store_options(const struct pilot_store *st);
+/* A counter this handle bumps whenever it puts a run in the queue (a submit, a need
+ * met, a requeue), even in a write later rolled back: a server compares it to know
+ * when its idle claimers have something to try. Kept in memory, for this handle. */
+uint64_t pilot_store_queue_generation(struct pilot_store *st);
 /* PRAGMA integrity_check: 0 when "ok", else PILOT_EIO with the first problems. */
 int pilot_store_integrity_check(struct pilot_store *st);
 

@@ -21,7 +21,7 @@
 	{                                                                        \
 		clear_fn(v);                                                     \
 	}                                                                        \
-	static const struct pilot_codec type##_codec = { #type, type##_enc, type##_dec, type##_clear };
+	static const struct pilot_codec type##_codec = { type##_enc, type##_dec, type##_clear };
 
 /* For types that own nothing (their strings point into the JSON they came from). */
 static void keep(void *v)

@@ -95,6 +95,7 @@ struct server {
 	char *tls_cert_pem, *tls_key_pem;
 	struct pilot_api *api;
 	struct pilot_store *st;
+	uint64_t seen_queue_gen;      /* the store's queue generation notify_run saw (atomic) */
 	struct MHD_Daemon *mhd;
 	int64_t started_ms;
 

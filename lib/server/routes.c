@@ -288,8 +288,10 @@ static int h_bundle_put(struct req *rq)
 
 static void notify_run(struct server *srv, const struct pilot_run *run, unsigned what)
 {
-	/* A run that ended may have queued the runs waiting for it. */
-	if (run->state == PILOT_RUN_QUEUED || pilot_run_state_terminal(run->state))
+	/* Claimers are woken when the store queued a run since last time: this one, or
+	 * runs that waited for it to end. */
+	uint64_t gen = pilot_store_queue_generation(srv->st);
+	if (__atomic_exchange_n(&srv->seen_queue_gen, gen, __ATOMIC_RELAXED) != gen)
 		what |= NOTIFY_QUEUE;
 	if (run->state == PILOT_RUN_WAITING)
 		server_notify_due(srv, run->not_before_ms);

@@ -596,6 +596,11 @@ struct pilot_blob_store *pilot_store_blobs(struct pilot_store *st)
 	return st->blobs;
 }
 
+uint64_t pilot_store_queue_generation(struct pilot_store *st)
+{
+	return __atomic_load_n(&st->queue_gen, __ATOMIC_RELAXED);
+}
+
 const struct pilot_local_options *pilot_store_options(const struct pilot_store *st)
 {
 	return &st->opt;

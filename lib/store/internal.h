@@ -23,6 +23,7 @@ struct pilot_store {
 	int64_t opened_ms;
 	int64_t busy_start;    /* the busy handler's clock */
 	pthread_mutex_t lock;
+	uint64_t queue_gen;    /* pilot_store_queue_generation (atomic) */
 	/* Prepared statements keyed by the address of their (static) SQL text. */
 	struct {
 		const char *sql;

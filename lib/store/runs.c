@@ -227,6 +227,8 @@ int store_count_add(struct pilot_store *st, enum pilot_run_state state, int delt
 
 int store_queued_set_add(struct pilot_store *st, const char *run_id, int delta)
 {
+	if (delta > 0)
+		__atomic_add_fetch(&st->queue_gen, 1, __ATOMIC_RELAXED);
 	static const char add[] = "INSERT INTO queued_sets(requires_json, n) SELECT requires_json, ?2 FROM runs "
 				  "WHERE id = ?1 AND held = 0 ON CONFLICT(requires_json) DO UPDATE SET n = n + ?2";
 	static const char drop[] = "DELETE FROM queued_sets WHERE n <= 0";
