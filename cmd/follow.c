@@ -111,6 +111,12 @@ void queued_note(struct pilot_ctx *ctx, struct pilot_api *api, const char *run_i
 		waiting_note(api, &run, &msg);
 		goto say;
 	}
+	if (got && run.state == PILOT_RUN_WAITING && run.slot_wait) {
+		pilot_buf_printf(&msg, "run %s is waiting for a slot: concurrency group %s has %d run%s going", run.id,
+				 run.concurrency_group ? run.concurrency_group : "?", run.concurrency_max,
+				 run.concurrency_max == 1 ? "" : "s");
+		goto say;
+	}
 	if (!got || run.state != PILOT_RUN_QUEUED || pilot_api_list_agents(api, &l) < 0) {
 		pilot_error_clear();
 		pilot_run_clear(&run);
@@ -260,8 +266,9 @@ int wait_run(struct pilot_ctx *ctx, struct pilot_api *api, const char *run_id, i
 			return r;
 		}
 		bool terminal = pilot_run_state_terminal(run.state);
-		/* Not started yet: say why (no agent for it, or the runs it waits for). */
-		bool why = run.state == PILOT_RUN_QUEUED || (run.state == PILOT_RUN_WAITING && run.needs_left > 0);
+		/* Not started yet: say why (no agent for it, the runs it waits for, or its group). */
+		bool why = run.state == PILOT_RUN_QUEUED ||
+			   (run.state == PILOT_RUN_WAITING && (run.needs_left > 0 || run.slot_wait));
 		if (why)
 			queued_note(ctx, api, run.id, &qn);
 		int64_t wait = terminal ? 0 : why ? queued_note_wait(&qn, LONG_POLL_MS) : LONG_POLL_MS;

@@ -141,6 +141,8 @@ void run_state_cell(const struct pilot_run *r, char *out, size_t n)
 		snprintf(out, n, "failed (%s)", pilot_reason_name(r->reason));
 	else if (r->state == PILOT_RUN_WAITING && r->needs_left)
 		snprintf(out, n, "waiting (for %d run%s)", r->needs_left, r->needs_left == 1 ? "" : "s");
+	else if (r->state == PILOT_RUN_WAITING && r->slot_wait)
+		snprintf(out, n, "waiting (for a slot)");
 	else
 		snprintf(out, n, "%s", pilot_run_state_name(r->state));
 }

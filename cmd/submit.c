@@ -114,6 +114,8 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	req.env_json = env_json;
 	req.priority = priority >= 0 ? (int)priority : spec->priority;
 	req.timeout_ms = spec->timeout_ms;
+	req.concurrency_group = spec->concurrency_group;
+	req.concurrency_max = spec->concurrency_max;
 	project_retry_policy(spec, &req.retry);
 	req.idempotency_key = o->idempotency_key;
 	int r = pilot_api_submit(api, &req, &run);

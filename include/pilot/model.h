@@ -197,6 +197,12 @@ struct pilot_run {
 	struct pilot_run_need *needs;
 	size_t nneeds;
 	int needs_left;
+	/* Its concurrency group (NULL = none) and the most runs of it that may be past
+	 * waiting at once; slot_wait: waiting, with nothing else left to wait for, until
+	 * a run of the group ends. */
+	char *concurrency_group;
+	int concurrency_max;
+	bool slot_wait;
 };
 
 /* Event types written by the store (more may come; readers ignore unknown ones):
@@ -213,6 +219,9 @@ struct pilot_run {
  *   retried           (no state change) `pilot retry` made a new run: data.run_id
  *   needs_met         waiting -> queued: every run it waits for ended as it asked
  *   dependency_failed waiting -> failed: a run it waits for ended otherwise (data.run_id)
+ *   slot_wait         (no state change) it would be queued, but its concurrency group is
+ *                     full: it waits for a run of the group to end (data.group)
+ *   slot_free         waiting -> queued: a slot of its concurrency group came free
  *   state             any other transition (administrative)
  * Transition events carry data {"from": STATE, "to": STATE, "reason": REASON, ...}. */
 struct pilot_event {
@@ -289,6 +298,11 @@ struct pilot_submit_request {
 	 * in one of its states, and fails (dependency_failed) as soon as one ends otherwise. */
 	struct pilot_run_need *after;
 	size_t nafter;
+	/* A concurrency group (NULL = none): at most concurrency_max (1..10000) runs of
+	 * the group are queued or past it at once (until they end, retries included); the
+	 * others wait, highest priority then oldest first. */
+	const char *concurrency_group;
+	int concurrency_max;
 };
 void pilot_submit_request_clear(struct pilot_submit_request *req);
 

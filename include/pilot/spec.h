@@ -38,6 +38,7 @@ enum pilot_spec_retry_on {
 #define PILOT_SPEC_DEFAULT_BACKOFF_MS 5000
 #define PILOT_SPEC_DEFAULT_MAX_BACKOFF_MS 300000
 #define PILOT_SPEC_MAX_ATTEMPTS 100
+#define PILOT_SPEC_MAX_CONCURRENCY 10000
 
 struct pilot_spec_resources {
 	int64_t cpus_milli; /* thousandths of a CPU; 0 = no limit */
@@ -82,6 +83,10 @@ struct pilot_spec {
 	char **ignore;    /* extra ignore patterns for the bundle */
 	size_t nignore;
 	int priority;     /* 0..100, default 50; higher runs first */
+	/* Concurrency group (NULL = none): at most concurrency_max runs of the group at
+	 * once (queued or running), the others wait. "concurrency: NAME" is a max of 1. */
+	char *concurrency_group;
+	int concurrency_max;
 };
 
 /* What ${VAR} can see. params: "NAME=VALUE" overrides of the spec's params (a name the
@@ -131,7 +136,7 @@ char *pilot_spec_diag_string(const struct pilot_spec_diag *d);
  * order: name, image (null), runtime (null), command (array), shell, workdir, env,
  * secrets, params, resources {cpus (null), memory (null), gpus (number or "all"),
  * shm (null)}, timeout (null), retry {max_attempts, on, backoff, max_backoff},
- * requires, artifacts, ignore, priority. Durations in seconds (fractional when
+ * requires, artifacts, ignore, priority, concurrency ({group, max} or null). Durations in seconds (fractional when
  * needed), sizes in bytes. */
 char *pilot_spec_to_json(const struct pilot_spec *spec);
 /* The same as a new jansson value (caller json_decref's), to embed in larger documents. */

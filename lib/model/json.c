@@ -412,6 +412,30 @@ static void d_needs(struct dec *d, const char *key, struct pilot_run_need **out,
 	*n = count;
 }
 
+static json_t *concurrency_to_json(const char *group, int max)
+{
+	return group ? json_pack("{s:s,s:i}", "group", group, "max", max) : json_null();
+}
+
+/* "concurrency": null or {"group": NAME, "max": N}; the name is borrowed from the
+ * document. */
+static void d_concurrency(struct dec *d, const char **group, int *max)
+{
+	const json_t *c = d->err ? NULL : json_object_get(d->o, "concurrency");
+	*group = NULL;
+	*max = 0;
+	if (!c || json_is_null(c))
+		return;
+	const json_t *g = json_object_get(c, "group"), *m = json_object_get(c, "max");
+	if (!json_is_object(c) || !json_is_string(g) || !json_is_integer(m) || json_integer_value(m) < 1 ||
+	    json_integer_value(m) > INT32_MAX) {
+		dec_fail(d, "concurrency", "null or an object {\"group\": NAME, \"max\": N >= 1}");
+		return;
+	}
+	*group = json_string_value(g);
+	*max = (int)json_integer_value(m);
+}
+
 json_t *pilot_run_to_json(const struct pilot_run *r)
 {
 	json_t *o = json_object();
@@ -456,6 +480,8 @@ json_t *pilot_run_to_json(const struct pilot_run *r)
 	if (r->nneeds)
 		json_object_set_new(o, "needs", needs_to_json(r->needs, r->nneeds));
 	json_object_set_new(o, "needs_left", json_integer(r->needs_left));
+	json_object_set_new(o, "concurrency", concurrency_to_json(r->concurrency_group, r->concurrency_max));
+	json_object_set_new(o, "slot_wait", json_boolean(r->slot_wait));
 	return o;
 }
 
@@ -498,6 +524,10 @@ int pilot_run_from_json(const json_t *j, struct pilot_run *out)
 	r.agent = d_dup(&d, "agent");
 	d_needs(&d, "needs", &r.needs, &r.nneeds);
 	r.needs_left = d_int32(&d, "needs_left");
+	const char *group = NULL;
+	d_concurrency(&d, &group, &r.concurrency_max);
+	r.concurrency_group = group ? pilot_xstrdup(group) : NULL;
+	r.slot_wait = d_bool(&d, "slot_wait");
 	json_t *atts = json_object_get(j, "attempts");
 	if (atts && !json_is_null(atts) && !d.err) {
 		if (!json_is_array(atts)) {
@@ -787,6 +817,8 @@ json_t *pilot_submit_request_to_json(const struct pilot_submit_request *req)
 	json_object_set_new(o, "submitter", jstr(req->submitter));
 	if (req->nafter)
 		json_object_set_new(o, "after", needs_to_json(req->after, req->nafter));
+	if (req->concurrency_group)
+		json_object_set_new(o, "concurrency", concurrency_to_json(req->concurrency_group, req->concurrency_max));
 	return o;
 }
 
@@ -812,6 +844,7 @@ int pilot_submit_request_from_json(const json_t *j, struct pilot_submit_request 
 	q.hold = d_bool(&d, "hold");
 	q.submitter = d_str(&d, "submitter");
 	d_needs(&d, "after", &q.after, &q.nafter);
+	d_concurrency(&d, &q.concurrency_group, &q.concurrency_max);
 	if (!d.err && (!q.name || !q.spec_json))
 		dec_fail(&d, q.name ? "spec_json" : "name", "present");
 	if (d.err) {

@@ -376,6 +376,7 @@ void pilot_run_clear(struct pilot_run *r)
 		pilot_attempt_clear(&r->attempts[i]);
 	free(r->attempts);
 	free(r->needs);
+	free(r->concurrency_group);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -393,6 +394,7 @@ void pilot_run_copy(struct pilot_run *dst, const struct pilot_run *src)
 	dst->submitter = dup_or_null(src->submitter);
 	dst->retry_of = dup_or_null(src->retry_of);
 	dst->agent = dup_or_null(src->agent);
+	dst->concurrency_group = dup_or_null(src->concurrency_group);
 	dst->attempts = NULL;
 	if (src->nattempts) {
 		dst->attempts = pilot_xcalloc(src->nattempts, sizeof(*dst->attempts));

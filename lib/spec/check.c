@@ -430,6 +430,7 @@ void pilot_spec_free(struct pilot_spec *s)
 	kv_free(s->requires, s->nrequires);
 	strv_free(s->artifacts, s->nartifacts);
 	strv_free(s->ignore, s->nignore);
+	free(s->concurrency_group);
 	free(s);
 }
 

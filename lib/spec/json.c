@@ -100,6 +100,9 @@ json_t *pilot_spec_to_json_value(const struct pilot_spec *s)
 	json_object_set_new(o, "artifacts", strv(&w, s->artifacts, s->nartifacts));
 	json_object_set_new(o, "ignore", strv(&w, s->ignore, s->nignore));
 	json_object_set_new(o, "priority", json_integer(s->priority));
+	json_object_set_new(o, "concurrency", s->concurrency_group ? json_pack("{s:o,s:i}", "group", str(&w, s->concurrency_group),
+									      "max", s->concurrency_max)
+								   : json_null());
 	if (w.bad) {
 		json_decref(o);
 		pilot_error_set(PILOT_EINVALID, "spec '%s' holds text that is not valid UTF-8", s->name ? s->name : "");
@@ -381,6 +384,26 @@ static int read_retry(struct reader *r, const json_t *j)
 	return 0;
 }
 
+static int read_concurrency(struct reader *r, const json_t *j)
+{
+	static const char *const keys[] = { "group", "max" };
+	int64_t v;
+	if (!j || json_is_null(j))
+		return 0;
+	if (!json_is_object(j))
+		return bad(r, "concurrency", "expected an object, not %s", jkind(j));
+	if (known_keys(r, j, "concurrency", keys, ARRAY_SIZE(keys)) < 0)
+		return -1;
+	const json_t *g = json_object_get(j, "group");
+	if (!g)
+		return bad(r, "concurrency.group", "missing");
+	if (get_str(r, g, "concurrency.group", false, check_name, &r->s->concurrency_group) < 0 ||
+	    get_int(r, json_object_get(j, "max"), "concurrency.max", 1, PILOT_SPEC_MAX_CONCURRENCY, &v) < 0)
+		return -1;
+	r->s->concurrency_max = json_object_get(j, "max") ? (int)v : 1;
+	return 0;
+}
+
 static void cross_report(void *ud, const char *path, const char *msg)
 {
 	bad(ud, path, "%s", msg);
@@ -390,7 +413,7 @@ int pilot_spec_from_json_value(const json_t *j, struct pilot_spec **out)
 {
 	static const char *const keys[] = {
 		"name", "image", "runtime", "command", "shell", "workdir", "env", "secrets", "params",
-		"resources", "timeout", "retry", "requires", "artifacts", "ignore", "priority",
+		"resources", "timeout", "retry", "requires", "artifacts", "ignore", "priority", "concurrency",
 	};
 	struct reader r = { .s = spec_new() };
 	struct pilot_spec *s = r.s;
@@ -430,7 +453,8 @@ int pilot_spec_from_json_value(const json_t *j, struct pilot_spec **out)
 	    get_kvs(&r, json_object_get(j, "requires"), "requires", KEYS_LABEL, &s->requires, &s->nrequires) < 0 ||
 	    get_strv(&r, json_object_get(j, "artifacts"), "artifacts", check_artifact, false, &s->artifacts,
 		     &s->nartifacts) < 0 ||
-	    get_strv(&r, json_object_get(j, "ignore"), "ignore", check_ignore, false, &s->ignore, &s->nignore) < 0)
+	    get_strv(&r, json_object_get(j, "ignore"), "ignore", check_ignore, false, &s->ignore, &s->nignore) < 0 ||
+	    read_concurrency(&r, json_object_get(j, "concurrency")) < 0)
 		goto fail;
 	const json_t *prio = json_object_get(j, "priority");
 	if (prio) {

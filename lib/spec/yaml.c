@@ -17,15 +17,16 @@
 
 enum top_key {
 	K_NAME, K_IMAGE, K_RUNTIME, K_COMMAND, K_WORKDIR, K_ENV, K_SECRETS, K_PARAMS, K_RESOURCES,
-	K_TIMEOUT, K_RETRY, K_REQUIRES, K_ARTIFACTS, K_IGNORE, K_PRIORITY, K_COUNT
+	K_TIMEOUT, K_RETRY, K_REQUIRES, K_ARTIFACTS, K_IGNORE, K_PRIORITY, K_CONCURRENCY, K_COUNT
 };
 static const char *const top_keys[K_COUNT] = {
 	"name", "image", "runtime", "command", "workdir", "env", "secrets", "params", "resources",
-	"timeout", "retry", "requires", "artifacts", "ignore", "priority",
+	"timeout", "retry", "requires", "artifacts", "ignore", "priority", "concurrency",
 };
 static const char *const resource_keys[] = { "cpus", "memory", "gpus", "shm" };
 static const char *const retry_keys[] = { "max_attempts", "on", "backoff", "max_backoff" };
 static const char *const retry_on_names[] = { "exit_code", "timeout" };
+static const char *const concurrency_keys[] = { "group", "max" };
 
 struct param {
 	const char *name;
@@ -638,6 +639,45 @@ static void read_retry(struct loader *L, yaml_node_t *n)
 	}
 }
 
+/* "concurrency: NAME" (one at a time) or "concurrency: {group: NAME, max: N}". */
+static void read_concurrency(struct loader *L, yaml_node_t *n)
+{
+	struct pilot_spec *s = L->spec;
+	int64_t v;
+	if (is_null(n))
+		return;
+	if (n->type == YAML_SCALAR_NODE) {
+		read_string(L, n, "concurrency", check_name, &s->concurrency_group);
+		s->concurrency_max = 1;
+		return;
+	}
+	if (n->type != YAML_MAPPING_NODE) {
+		err(L, n, "concurrency", "expected a group name or a mapping {group: NAME, max: N}, not %s", kind(n));
+		return;
+	}
+	_cleanup_free_ struct pair *pairs = NULL;
+	size_t np = get_pairs(L, n, "concurrency", MAX_TOP_KEYS, &pairs);
+	bool has_group = false;
+	s->concurrency_max = 1;
+	for (size_t i = 0; i < np; i++) {
+		const struct pair *p = &pairs[i];
+		if (!strcmp(p->key, "group")) {
+			has_group = true;
+			if (is_null(p->v))
+				err(L, p->v, "concurrency.group", "must not be empty");
+			else
+				read_string(L, p->v, "concurrency.group", check_name, &s->concurrency_group);
+		} else if (!strcmp(p->key, "max")) {
+			if (!is_null(p->v) && read_int(L, p->v, "concurrency.max", 1, PILOT_SPEC_MAX_CONCURRENCY, &v))
+				s->concurrency_max = (int)v;
+		} else {
+			unknown_key(L, p, "concurrency", concurrency_keys, ARRAY_SIZE(concurrency_keys));
+		}
+	}
+	if (!has_group)
+		err(L, n, "concurrency", "the group is missing (e.g. 'concurrency: {group: gpu, max: 2}')");
+}
+
 static void read_top(struct loader *L, enum top_key k, yaml_node_t *n)
 {
 	struct pilot_spec *s = L->spec;
@@ -691,6 +731,9 @@ static void read_top(struct loader *L, enum top_key k, yaml_node_t *n)
 	case K_PRIORITY:
 		if (!is_null(n) && read_int(L, n, "priority", 0, 100, &v))
 			s->priority = (int)v;
+		break;
+	case K_CONCURRENCY:
+		read_concurrency(L, n);
 		break;
 	case K_COUNT:
 		break;

@@ -22,8 +22,7 @@ static int promote_due(struct pilot_store *st, int64_t now, int *changed)
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 		return db_error(st, "cannot read waiting runs");
 	for (int i = 0; i < n; i++) {
-		int r = store_transition(st, ids[i], PILOT_RUN_WAITING, PILOT_RUN_QUEUED, PILOT_REASON_NONE, "requeued", "pilot",
-				   0, "backoff elapsed", NULL);
+		int r = store_queue_waiting(st, ids[i], "requeued", "pilot", "backoff elapsed", NULL);
 		if (r < 0)
 			return r;
 		(*changed)++;

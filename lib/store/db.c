@@ -167,6 +167,21 @@ static const char *const migrations[] = {
 	 ") WITHOUT ROWID;\n"
 	 "CREATE INDEX run_needs_need ON run_needs(need_id);\n"
 	 "ALTER TABLE runs ADD COLUMN needs_left INTEGER NOT NULL DEFAULT 0;\n"),
+	/* 6: concurrency groups: the limit a run is counted in (key "group:NAME") and
+	 * whether it holds its slot; the group on the run for show, and slot_wait for a
+	 * waiting run that waits only for a slot. */
+	("CREATE TABLE run_slots (\n"
+	 "  key TEXT NOT NULL,\n"
+	 "  run_id TEXT NOT NULL,\n"
+	 "  max INTEGER NOT NULL,\n"
+	 "  held INTEGER NOT NULL DEFAULT 0,\n"
+	 "  PRIMARY KEY (key, run_id)\n"
+	 ") WITHOUT ROWID;\n"
+	 "CREATE INDEX run_slots_run ON run_slots(run_id);\n"
+	 "CREATE INDEX run_slots_held ON run_slots(key) WHERE held = 1;\n"
+	 "ALTER TABLE runs ADD COLUMN concurrency_group TEXT;\n"
+	 "ALTER TABLE runs ADD COLUMN concurrency_max INTEGER;\n"
+	 "ALTER TABLE runs ADD COLUMN slot_wait INTEGER NOT NULL DEFAULT 0;\n"),
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == PILOT_STORE_SCHEMA_VERSION, "one migration per schema version");

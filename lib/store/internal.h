@@ -102,7 +102,7 @@ int lease_write(struct pilot_store *st, const char *attempt_id, const char *toke
 	"message, exit_code, created_ms, started_ms, finished_ms, not_before_ms, updated_ms, "            \
 	"attempt_count, lost_count, retry_max, retry_on, backoff_ms, max_backoff_ms, timeout_ms, "        \
 	"idempotency_key, submitter, retry_of, cancel_requested, agent, failed_count, held, "         \
-	"cancel_grace_ms, needs_left"
+	"cancel_grace_ms, needs_left, concurrency_group, concurrency_max, slot_wait"
 #define RUN_COLS "id, name, spec_json, " RUN_COLS_TAIL
 /* Lists leave the spec out: it can be large and a table does not show it. */
 #define RUN_COLS_LIST "id, name, NULL, " RUN_COLS_TAIL
@@ -152,6 +152,25 @@ int store_after_failure(struct pilot_store *st, const char *run_id, const struct
 /* Applies an attempt's end to its run (called by finish and the reaper). */
 int store_attempt_ended(struct pilot_store *st, const char *run_id, int attempt, enum pilot_attempt_state how,
 			enum pilot_reason reason, const char *detail, const char *type, const char *actor);
+
+/* ---- concurrency limits (slots.c) ---- */
+
+/* Whether fewer than max runs of group hold a slot: 1, else 0. */
+int store_group_room(struct pilot_store *st, const char *group, int max);
+/* Put a new run in concurrency group (NULL: none), at most max at once; held: it took
+ * its slot (it is queued). */
+int store_add_slots(struct pilot_store *st, const char *run_id, const char *group, int max, bool held);
+/* Take the run's slots if every limit it is in has room: 1 taken (or it has no
+ * limits), 0 one is full. */
+int store_try_slots(struct pilot_store *st, const char *run_id);
+/* The run, waiting, would be queued but its group is full: it waits for a slot. */
+int store_slot_wait(struct pilot_store *st, const char *run_id, const char *actor);
+/* A waiting run is due: queued (an event of type with message and data, stolen) if it
+ * can take its slots, else left waiting for one. */
+int store_queue_waiting(struct pilot_store *st, const char *run_id, const char *type, const char *actor,
+			const char *message, json_t *data);
+/* The run ended: its slots are given back and filled by the runs waiting for them. */
+int store_free_slots(struct pilot_store *st, const char *run_id);
 
 /* ---- agents (agents.c) ---- */
 

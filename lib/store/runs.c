@@ -42,6 +42,9 @@ void store_load_run(sqlite3_stmt *s, struct pilot_run *r, bool secret_values)
 	r->held = col_int(s, 31) != 0;
 	r->cancel_grace_ms = sqlite3_column_type(s, 32) == SQLITE_NULL ? PILOT_CANCEL_GRACE_AGENT : col_int(s, 32);
 	r->needs_left = (int)col_int(s, 33);
+	r->concurrency_group = col_dup(s, 34);
+	r->concurrency_max = (int)col_int(s, 35);
+	r->slot_wait = col_int(s, 36) != 0;
 }
 
 static void load_attempt(sqlite3_stmt *s, struct pilot_attempt *a)
@@ -303,7 +306,8 @@ int store_transition(struct pilot_store *st, const char *run_id, enum pilot_run_
 	json_object_set_new(data, "to", json_string(pilot_run_state_name(to)));
 	if (reason)
 		json_object_set_new(data, "reason", json_string(pilot_reason_name(reason)));
-	if ((r = store_add_event(st, run_id, attempt, type, actor, message, data, to)) < 0 || !terminal)
+	if ((r = store_add_event(st, run_id, attempt, type, actor, message, data, to)) < 0 || !terminal ||
+	    (r = store_free_slots(st, run_id)) < 0)
 		return r;
 	return settle_waiters(st, run_id, to);
 }
@@ -328,8 +332,7 @@ static int need_met(struct pilot_store *st, const char *run_id, const char *need
 	if (n > 0 || not_before > store_now())
 		return 0;
 	_cleanup_free_ char *msg = pilot_xasprintf("the runs it waits for ended as it asks (the last: %s)", need_id);
-	return store_transition(st, run_id, PILOT_RUN_WAITING, PILOT_RUN_QUEUED, PILOT_REASON_NONE, "needs_met", "pilot",
-				0, msg, json_pack("{s:s}", "run_id", need_id));
+	return store_queue_waiting(st, run_id, "needs_met", "pilot", msg, json_pack("{s:s}", "run_id", need_id));
 }
 
 /* need_id ended in state end: each run waiting for it meets a need, or, when end is not

@@ -48,6 +48,12 @@ static int validate_submit(struct pilot_store *st, const struct pilot_submit_req
 	    (req->retry.backoff_ms < 0 && req->retry.backoff_ms != PILOT_RETRY_AT_ONCE) ||
 	    req->retry.max_backoff_ms < 0 || req->timeout_ms < 0 || req->not_before_ms < 0)
 		return pilot_error_set(PILOT_EINVALID, "invalid submit: negative or out-of-range retry/timeout values");
+	if (req->concurrency_group &&
+	    (!valid_name(req->concurrency_group) || req->concurrency_max < 1 || req->concurrency_max > 10000))
+		return pilot_error_set(PILOT_EINVALID,
+				       "invalid concurrency group '%s' (max %d): expected a name [a-z0-9][a-z0-9._-]* and "
+				       "a max from 1 to 10000",
+				       req->concurrency_group, req->concurrency_max);
 	if (req->nafter > 1000)
 		return pilot_error_set(PILOT_EINVALID, "invalid submit: a run may wait for at most 1000 others");
 	if (req->idempotency_key && (!*req->idempotency_key || strlen(req->idempotency_key) > 255))
@@ -210,15 +216,24 @@ static int insert_run(struct pilot_store *st, const struct pilot_submit_request 
 	static const char sql[] =
 		"INSERT INTO runs(id, name, spec_json, bundle_sha256, params_json, env_json, requires_json, "
 		"secrets_json, priority, state, created_ms, not_before_ms, updated_ms, retry_max, retry_on, "
-		"backoff_ms, max_backoff_ms, timeout_ms, idempotency_key, submitter, retry_of, held, needs_left) "
+		"backoff_ms, max_backoff_ms, timeout_ms, idempotency_key, submitter, retry_of, held, needs_left, "
+		"concurrency_group, concurrency_max, slot_wait) "
 		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?11, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, "
-		"?22)";
+		"?22, ?23, ?24, ?25)";
 	int64_t now = store_now();
 	bool waits = needs && (needs->left > 0 || needs->doomed >= 0);
 	enum pilot_run_state state = req->not_before_ms > now || waits ? PILOT_RUN_WAITING : PILOT_RUN_QUEUED;
 	_cleanup_free_ char *req_text = kvs_to_text(&req->requires);
 	_cleanup_free_ char *sec_text = secrets_text ? pilot_xstrdup(secrets_text) : kvs_to_text(&req->secrets);
 	int r = 0;
+	bool slot_wait = false;
+	if (state == PILOT_RUN_QUEUED && req->concurrency_group) {
+		if ((r = store_group_room(st, req->concurrency_group, req->concurrency_max)) < 0)
+			return r;
+		slot_wait = r == 0;
+		if (slot_wait)
+			state = PILOT_RUN_WAITING;
+	}
 	for (int tries = 0; tries < 3; tries++) {
 		if ((r = next_run_id(st, id)) < 0)
 			return r;
@@ -252,6 +267,9 @@ static int insert_run(struct pilot_store *st, const struct pilot_submit_request 
 		/* A retry is a new run for anyone to take. */
 		bind_int(s, 21, req->hold && !retry_of);
 		bind_int(s, 22, needs ? needs->left : 0);
+		bind_text(s, 23, req->concurrency_group);
+		bind_int_or_null(s, 24, req->concurrency_group ? req->concurrency_max : 0);
+		bind_int(s, 25, slot_wait);
 		int rc = sqlite3_step(s);
 		sqlite3_reset(s);
 		if (rc == SQLITE_DONE) {
@@ -268,7 +286,8 @@ static int insert_run(struct pilot_store *st, const struct pilot_submit_request 
 	if (r < 0)
 		return r;
 	if ((r = store_count_add(st, state, 1)) < 0 ||
-	    (state == PILOT_RUN_QUEUED && (r = store_queued_set_add(st, id, 1)) < 0))
+	    (state == PILOT_RUN_QUEUED && (r = store_queued_set_add(st, id, 1)) < 0) ||
+	    (r = store_add_slots(st, id, req->concurrency_group, req->concurrency_max, state == PILOT_RUN_QUEUED)) < 0)
 		return r;
 	json_t *data = json_pack("{s:s}", "name", req->name);
 	if (retry_of)
@@ -276,6 +295,10 @@ static int insert_run(struct pilot_store *st, const struct pilot_submit_request 
 	_cleanup_free_ char *msg = retry_of ? pilot_xasprintf("submitted by %s (retry of %s)", submitter, retry_of)
 				   : waits  ? pilot_xasprintf("submitted by %s, waiting for %zu run%s", submitter, needs->n,
 							     needs->n == 1 ? "" : "s")
+				   : slot_wait ? pilot_xasprintf("submitted by %s, waiting for a slot: concurrency group %s has "
+								"%d run%s going",
+								submitter, req->concurrency_group, req->concurrency_max,
+								req->concurrency_max == 1 ? "" : "s")
 					    : pilot_xasprintf("submitted by %s", submitter);
 	if ((r = store_add_event(st, id, 0, "submitted", submitter, msg, data, state)) < 0)
 		return r;
@@ -477,6 +500,8 @@ int pilot_store_retry(struct pilot_store *st, const char *run, const char *actor
 		.priority = old.priority,
 		.retry = old.retry,
 		.timeout_ms = old.timeout_ms,
+		.concurrency_group = old.concurrency_group,
+		.concurrency_max = old.concurrency_max,
 	};
 	/* The old run holds the values in force; its 0 is "at once", not "the default". */
 	if (!req.retry.backoff_ms)

@@ -1769,6 +1769,140 @@ static void t_after_fail_fast(struct ctx *c)
 	pilot_run_clear(&d);
 }
 
+/* ---- concurrency groups ---- */
+
+/* Submit a run of c's labels in group (named after c's tag) with max and priority,
+ * waiting for `after` when not NULL. */
+static int submit_group(struct ctx *c, int max, int priority, const char *after, struct pilot_run *out)
+{
+	struct pilot_submit_request q;
+	char group[32];
+	snprintf(group, sizeof(group), "g-%s", c->tag);
+	req_init(c, &q);
+	q.concurrency_group = group;
+	q.concurrency_max = max;
+	q.priority = priority;
+	if (after) {
+		q.after = pilot_xcalloc(1, sizeof(*q.after));
+		q.nafter = 1;
+		pilot_run_need_parse(after, q.after);
+	}
+	int r = pilot_api_submit(c->api, &q, out);
+	pilot_submit_request_clear(&q);
+	return r;
+}
+
+static bool slot_waiting(struct ctx *c, const char *id)
+{
+	struct pilot_run r = { 0 };
+	bool w = pilot_api_get_run(c->api, id, &r) == 0 && r.state == PILOT_RUN_WAITING && r.slot_wait;
+	pilot_run_clear(&r);
+	return w;
+}
+
+/* At most max runs of a group are queued or running; the others wait for a slot and
+ * take the ones that come free, best priority first; a cancel frees a slot too. */
+static void t_concurrency(struct ctx *c)
+{
+	struct pilot_run r[6] = { 0 };
+	struct pilot_claim cl = { 0 }, cl2 = { 0 };
+	char id[PILOT_ID_SIZE];
+	for (int i = 0; i < 4; i++)
+		CHECK_RC(submit_group(c, 2, 0, NULL, &r[i]), 0, "submit run %d of a group of at most 2", i + 1);
+	CHECK(r[0].state == PILOT_RUN_QUEUED && r[1].state == PILOT_RUN_QUEUED, "the first two are queued");
+	CHECK(r[2].state == PILOT_RUN_WAITING && r[2].slot_wait && r[3].state == PILOT_RUN_WAITING && r[3].slot_wait,
+	      "the other two wait for a slot");
+	CHECK(r[2].concurrency_group && !strncmp(r[2].concurrency_group, "g-", 2) && r[2].concurrency_max == 2,
+	      "a run shows its group and max");
+	CHECK_RC(claim(c, &cl), 1, "claim one");
+	CHECK_RC(claim(c, &cl2), 1, "claim the other");
+	struct pilot_claim none = { 0 };
+	CHECK_RC(claim(c, &none), 0, "nothing more: the group is full");
+	pilot_claim_clear(&none);
+	struct pilot_finish ok = outcome(PILOT_ATTEMPT_SUCCEEDED, PILOT_REASON_EXIT_CODE, 0);
+	CHECK_RC(pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &ok, NULL), 0, "one ends");
+	CHECK(state_of(c, r[2].id) == PILOT_RUN_QUEUED && !slot_waiting(c, r[2].id),
+	      "the oldest waiting run took its slot at once");
+	CHECK(has_event(c, r[2].id, "slot_free"), "with a 'slot_free' event");
+	CHECK(slot_waiting(c, r[3].id), "the last still waits");
+	CHECK_RC(pilot_api_cancel(c->api, r[2].id, NULL, PILOT_CANCEL_GRACE_AGENT, NULL), 0, "cancel the queued one");
+	CHECK(state_of(c, r[3].id) == PILOT_RUN_QUEUED, "its slot went to the last");
+
+	/* Waiting runs go by priority, then age. */
+	CHECK_RC(submit_group(c, 2, 0, NULL, &r[4]), 0, "a low-priority run");
+	CHECK_RC(submit_group(c, 2, 10, NULL, &r[5]), 0, "a high-priority run");
+	CHECK(slot_waiting(c, r[4].id) && slot_waiting(c, r[5].id), "both wait");
+	CHECK_RC(pilot_api_finish(c->api, cl2.attempt_id, cl2.lease_token, &ok, NULL), 0, "a running one ends");
+	CHECK(state_of(c, r[5].id) == PILOT_RUN_QUEUED && slot_waiting(c, r[4].id), "the higher priority goes first");
+	CHECK(run_once(c, PILOT_ATTEMPT_FAILED, id), "a run fails");
+	CHECK(state_of(c, r[4].id) == PILOT_RUN_QUEUED, "a failure frees its slot too");
+	for (int i = 0; i < 2; i++)
+		CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id), "(the rest run)");
+	CHECK_RC(claim(c, &none), 0, "nothing is left");
+	pilot_claim_clear(&cl);
+	pilot_claim_clear(&cl2);
+	for (int i = 0; i < 6; i++)
+		pilot_run_clear(&r[i]);
+
+	/* A run that waits for another takes a slot only once that one succeeded, and
+	 * waits for it then if the group is full. */
+	struct pilot_run a = { 0 }, b = { 0 }, w = { 0 }, x = { 0 };
+	submit(c, &a);
+	CHECK_RC(submit_group(c, 1, 0, a.id, &w), 0, "a run of a group of 1 that waits for another");
+	CHECK(w.state == PILOT_RUN_WAITING && !w.slot_wait && w.needs_left == 1, "it waits for that run, not a slot");
+	CHECK_RC(submit_group(c, 1, 0, NULL, &b), 0, "another run of the group");
+	CHECK(b.state == PILOT_RUN_QUEUED, "takes the slot");
+	CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, a.id), "the run waited for succeeds");
+	CHECK(slot_waiting(c, w.id), "the waiter now waits for a slot");
+	CHECK(has_event(c, w.id, "slot_wait"), "with a 'slot_wait' event");
+	CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, b.id), "the slot's holder ends");
+	CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, w.id), "the waiter runs");
+	CHECK_RC(pilot_api_retry(c->api, w.id, NULL, &x), 0, "retry it");
+	CHECK(x.concurrency_group && x.concurrency_max == 1 && x.state == PILOT_RUN_QUEUED, "the retry is in the group");
+	CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id), "(it runs)");
+	pilot_run_clear(&a);
+	pilot_run_clear(&b);
+	pilot_run_clear(&w);
+	pilot_run_clear(&x);
+
+	struct pilot_submit_request q;
+	req_init(c, &q);
+	q.concurrency_group = "g";
+	q.concurrency_max = 0;
+	CHECK_RC(pilot_api_submit(c->api, &q, &a), PILOT_EINVALID, "a max of 0");
+	q.concurrency_max = 1;
+	q.concurrency_group = "Bad Group";
+	CHECK_RC(pilot_api_submit(c->api, &q, &a), PILOT_EINVALID, "a group name that is not a name");
+	CHECK(strstr(pilot_error_last(), "Bad Group") != NULL, "names it");
+	pilot_submit_request_clear(&q);
+}
+
+/* A retry waiting for its backoff keeps its slot: the group does not start another. */
+static void t_concurrency_retry(struct ctx *c)
+{
+	struct pilot_run a = { 0 }, b = { 0 };
+	char group[32];
+	snprintf(group, sizeof(group), "g-%s", c->tag);
+	struct pilot_submit_request q;
+	req_init(c, &q);
+	q.concurrency_group = group;
+	q.concurrency_max = 1;
+	q.retry.max_attempts = 2;
+	q.retry.on = PILOT_RETRY_ON_EXIT_CODE;
+	q.retry.backoff_ms = 300;
+	q.retry.max_backoff_ms = 300;
+	CHECK_RC(pilot_api_submit(c->api, &q, &a), 0, "a run of a group of 1 with a retry");
+	pilot_submit_request_clear(&q);
+	CHECK_RC(submit_group(c, 1, 0, NULL, &b), 0, "another of the group");
+	char id[PILOT_ID_SIZE];
+	CHECK(run_once(c, PILOT_ATTEMPT_FAILED, id) && !strcmp(id, a.id), "the first fails once");
+	CHECK(state_of(c, a.id) == PILOT_RUN_WAITING && slot_waiting(c, b.id), "it waits to retry; the other still waits");
+	CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, a.id), "the retry runs, in its slot");
+	CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, b.id), "then the other");
+	pilot_run_clear(&a);
+	pilot_run_clear(&b);
+}
+
 /* ---- the table ---- */
 
 static const struct {
@@ -1791,6 +1925,8 @@ static const struct {
 	{ "not_before", t_not_before },
 	{ "after", t_after },
 	{ "after_fail_fast", t_after_fail_fast },
+	{ "concurrency", t_concurrency },
+	{ "concurrency_retry", t_concurrency_retry },
 	{ "logs", t_logs },
 	{ "metrics", t_metrics },
 	{ "artifacts", t_artifacts },

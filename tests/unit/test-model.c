@@ -529,9 +529,13 @@ static void test_run_needs(void **state)
 	q.nafter = 2;
 	pilot_run_need_parse("r0a", &q.after[0]);
 	pilot_run_need_parse("r0b:any", &q.after[1]);
+	q.concurrency_group = "gpu";
+	q.concurrency_max = 2;
 	json_t *j = pilot_submit_request_to_json(&q);
 	struct pilot_submit_request back;
 	assert_int_equal(pilot_submit_request_from_json(j, &back), 0);
+	assert_string_equal(back.concurrency_group, "gpu");
+	assert_int_equal(back.concurrency_max, 2);
 	assert_int_equal(back.nafter, 2);
 	assert_string_equal(back.after[1].run, "r0b");
 	assert_int_equal(back.after[1].states, PILOT_RUN_TERMINAL_BITS);
@@ -544,8 +548,13 @@ static void test_run_needs(void **state)
 	assert_int_equal(pilot_submit_request_from_json(j, &back), PILOT_EINVALID);
 	assert_non_null(strstr(pilot_error_last(), "'after'"));
 	json_decref(j);
+	j = json_loads("{\"name\":\"x\",\"spec_json\":\"{}\",\"concurrency\":{\"group\":\"g\",\"max\":0}}", 0, NULL);
+	assert_int_equal(pilot_submit_request_from_json(j, &back), PILOT_EINVALID);
+	assert_non_null(strstr(pilot_error_last(), "'concurrency'"));
+	json_decref(j);
 
-	struct pilot_run r = { .needs_left = 1, .nneeds = 1 };
+	struct pilot_run r = { .needs_left = 1, .nneeds = 1, .concurrency_max = 3, .slot_wait = true };
+	r.concurrency_group = pilot_xstrdup("gpu");
 	r.needs = pilot_xcalloc(1, sizeof(*r.needs));
 	pilot_run_need_parse("r0c:failed", &r.needs[0]);
 	struct pilot_run copy;
@@ -557,6 +566,9 @@ static void test_run_needs(void **state)
 	assert_int_equal(r2.needs_left, 1);
 	assert_string_equal(r2.needs[0].run, "r0c");
 	assert_int_equal(r2.needs[0].states, PILOT_RUN_STATE_BIT(PILOT_RUN_FAILED));
+	assert_string_equal(r2.concurrency_group, "gpu");
+	assert_int_equal(r2.concurrency_max, 3);
+	assert_true(r2.slot_wait);
 	json_decref(j);
 	pilot_run_clear(&r2);
 	pilot_run_clear(&copy);

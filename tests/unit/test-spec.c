@@ -113,7 +113,8 @@ static const char full_spec[] =
 	"requires: {gpu: a100, zone: 3, kubernetes.io/arch: amd64}\n"
 	"artifacts: [outputs/**, \"*.pt\"]\n"
 	"ignore: [data/raw/, \"*.tmp\"]\n"
-	"priority: 80\n";
+	"priority: 80\n"
+	"concurrency: {group: gpu-train, max: 2}\n";
 
 static void test_all_fields(void **state)
 {
@@ -159,6 +160,8 @@ static void test_all_fields(void **state)
 	assert_int_equal(s->nignore, 2);
 	assert_string_equal(s->ignore[0], "data/raw/");
 	assert_int_equal(s->priority, 80);
+	assert_string_equal(s->concurrency_group, "gpu-train");
+	assert_int_equal(s->concurrency_max, 2);
 	pilot_spec_free(s);
 }
 
@@ -285,6 +288,17 @@ static void test_value_errors(void **state)
 	load_err("name: -x\n", "pilot.yaml:1:7: name: '-x' must start with a lowercase letter or digit and hold "
 		 "only a-z, 0-9, '.', '_' and '-'");
 	load_err("name: ''\n", "pilot.yaml:1:7: name: '' must not be empty");
+	load_err("name: x\nconcurrency: {group: gpu, max: 0}\n",
+		 "pilot.yaml:2:32: concurrency.max: number '0' out of range (1..10000)");
+	load_err("name: x\nconcurrency: {max: 2}\n",
+		 "pilot.yaml:2:14: concurrency: the group is missing (e.g. 'concurrency: {group: gpu, max: 2}')");
+	load_err("name: x\nconcurrency: {group: GPU}\n",
+		 "pilot.yaml:2:22: concurrency.group: 'GPU' must start with a lowercase letter or digit and hold only "
+		 "a-z, 0-9, '.', '_' and '-'");
+	load_err("name: x\nconcurrency: {group: g, limit: 2}\n",
+		 "pilot.yaml:2:25: concurrency: unknown key 'limit'");
+	load_err("name: x\nconcurrency: [a]\n",
+		 "pilot.yaml:2:14: concurrency: expected a group name or a mapping {group: NAME, max: N}, not a list");
 	load_err("name:\n", "pilot.yaml:1:6: name: must not be empty (every spec needs a name, e.g. 'name: train')");
 	load_err("image: x\n", "pilot.yaml:1:1: name: missing (every spec needs a name, e.g. 'name: train')");
 	load_err("name: x\nimage: 'a b'\n",
@@ -639,6 +653,9 @@ static void assert_spec_equal(const struct pilot_spec *a, const struct pilot_spe
 	assert_strv_equal(a->artifacts, a->nartifacts, b->artifacts, b->nartifacts);
 	assert_strv_equal(a->ignore, a->nignore, b->ignore, b->nignore);
 	assert_int_equal(a->priority, b->priority);
+	if (a->concurrency_group || b->concurrency_group)
+		assert_string_equal(a->concurrency_group, b->concurrency_group);
+	assert_int_equal(a->concurrency_max, b->concurrency_max);
 }
 
 static void round_trip(const char *yaml)
@@ -673,7 +690,8 @@ static void test_json_normal_form(void **state)
 		"\"timeout\":5400,"
 		"\"retry\":{\"max_attempts\":3,\"on\":[\"timeout\"],\"backoff\":1.5,\"max_backoff\":600},"
 		"\"requires\":{\"gpu\":\"a100\",\"zone\":\"3\",\"kubernetes.io/arch\":\"amd64\"},"
-		"\"artifacts\":[\"outputs/**\",\"*.pt\"],\"ignore\":[\"data/raw/\",\"*.tmp\"],\"priority\":80}");
+		"\"artifacts\":[\"outputs/**\",\"*.pt\"],\"ignore\":[\"data/raw/\",\"*.tmp\"],\"priority\":80,"
+		"\"concurrency\":{\"group\":\"gpu-train\",\"max\":2}}");
 	free(j);
 	pilot_spec_free(s);
 
@@ -684,7 +702,7 @@ static void test_json_normal_form(void **state)
 		"\"workdir\":\"/workspace\",\"env\":{},\"secrets\":[],\"params\":{},"
 		"\"resources\":{\"cpus\":null,\"memory\":null,\"gpus\":0,\"shm\":null},\"timeout\":null,"
 		"\"retry\":{\"max_attempts\":1,\"on\":[\"exit_code\",\"timeout\"],\"backoff\":5,\"max_backoff\":300},"
-		"\"requires\":{},\"artifacts\":[],\"ignore\":[],\"priority\":50}");
+		"\"requires\":{},\"artifacts\":[],\"ignore\":[],\"priority\":50,\"concurrency\":null}");
 	free(j);
 	pilot_spec_free(s);
 
@@ -702,6 +720,7 @@ static void test_json_round_trip(void **state)
 	(void)state;
 	round_trip(full_spec);
 	round_trip("name: x\n");
+	round_trip("name: x\nconcurrency: deploy\n");
 	round_trip("name: x\ncommand: [a, '', \"b c\", \"ünïcödé ✓\"]\nresources: {gpus: all, cpus: 0.333}\n"
 		   "timeout: 1d2h3m4s5ms\nretry: {backoff: 1ms, max_backoff: 2ms, on: [], max_attempts: 100}\n"
 		   "runtime: host\nenv: {A: \"line1\\nline2\\t\\\"q\\\"\"}\npriority: 0\n");
@@ -785,6 +804,11 @@ static void test_json_minimal_and_errors(void **state)
 		 "invalid spec JSON: retry.backoff: 10.0s is longer than max_backoff (1.0s)");
 	json_err("{\"name\":\"x\",\"artifacts\":[\"/a\"]}",
 		 "invalid spec JSON: artifacts[0]: '/a' must be a pattern relative to workdir, without '..'");
+	json_err("{\"name\":\"x\",\"concurrency\":{\"max\":2}}", "invalid spec JSON: concurrency.group: missing");
+	json_err("{\"name\":\"x\",\"concurrency\":{\"group\":\"g\",\"max\":0}}",
+		 "invalid spec JSON: concurrency.max: 0 is out of range (1..10000)");
+	json_err("{\"name\":\"x\",\"concurrency\":\"g\"}",
+		 "invalid spec JSON: concurrency: expected an object, not a string");
 	json_err("{\"name\":\"x\",\"priority\":1.5}", "invalid spec JSON: priority: expected an integer, not a number");
 	json_err("{\"name\":\"x\",\"runtime\":\"podman\"}", "invalid spec JSON: image: required with runtime 'podman'");
 	json_err("{\"name\":\"x\",\"requires\":{\"a b\":\"c\"}}",

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# concurrency: {group, max} over both transports, run by a real agent with room for
+# four jobs: at most max runs of the group run at once (each job counts the others
+# running beside it), the rest wait for a slot (pilot list, show and logs -f say so)
+# and all of them run in the end; a run outside the group is not held back.
+. "$SRCDIR/tests/e2e/lib.sh"
+. "$SRCDIR/tests/e2e/lib-cli.sh"
+
+groups() {
+	local live=$CLI_DIR/live
+	mkdir -p "$live"
+	: >"$CLI_DIR/seen"
+	# Each job marks itself live, records how many are live, lingers, and leaves.
+	project "$CLI_DIR/job" "name: limited
+concurrency: {group: train, max: 2}
+command: m=\$(mktemp $live/job.XXXXXX); ls $live | wc -l >>$CLI_DIR/seen; sleep 1.5; rm \$m"
+	project "$CLI_DIR/free" 'name: free
+command: echo free-ran'
+
+	stop_agent
+	local ids=() i
+	for i in 1 2 3 4 5; do ids+=("$("$PILOT" submit "$CLI_DIR/job")"); done
+	equals "$(t 'the first two are queued')" "$(run_field "${ids[1]}" 'j["state"]')" "queued"
+	equals "$(t 'the third waits for a slot')" "$(run_field "${ids[2]}" 'j["state"] + " " + str(j["slot_wait"])')" \
+		"waiting True"
+	expect_status 0 "$(t 'pilot list')" "$PILOT" list
+	contains "$(t 'says it waits for a slot')" "$OUT" "waiting (for a slot)"
+	expect_status 0 "$(t 'pilot show')" "$PILOT" show "${ids[4]}"
+	contains "$(t 'shows the group')" "$OUT" "group train, at most 2 at once (waiting for a slot)"
+	expect_status 124 "$(t 'logs -f of a run waiting for a slot, for 3 s')" timeout 3 env PILOT_QUEUED_NOTE=0 \
+		"$PILOT" logs -f "${ids[4]}"
+	contains "$(t 'says why it waits')" "$ERR" "run ${ids[4]} is waiting for a slot: concurrency group train has 2 runs going"
+
+	start_agent -c 4
+	local free
+	free=$("$PILOT" submit "$CLI_DIR/free")
+	wait_state "$free" succeeded
+	ok "$(t 'a run outside the group is not held back')"
+	for i in "${ids[@]}"; do wait_state "$i" succeeded; done
+	equals "$(t 'every run of the group succeeded')" "$(for i in "${ids[@]}"; do run_field "$i" 'j["state"]'; done | sort -u)" \
+		"succeeded"
+	equals "$(t 'each ran once')" "$(wc -l <"$CLI_DIR/seen")" "5"
+	equals "$(t 'never more than two at once, and two at times')" "$(sort -n "$CLI_DIR/seen" | tail -n 1)" "2"
+	expect_status 0 "$(t 'pilot show of the last')" "$PILOT" show "${ids[4]}"
+	contains "$(t 'it took a slot that came free')" "$OUT" "a slot of concurrency group train came free"
+}
+
+for_transports groups
