@@ -15,6 +15,7 @@
 struct opts {
 	const char *state;
 	const char *name;
+	const char *array;
 	int64_t since;
 	int64_t limit;
 	bool all;
@@ -28,6 +29,8 @@ static const struct pilot_opt options[] = {
 	  "only runs in these states (comma-separated; also 'active' and 'terminal')", offsetof(struct opts, state),
 	  "queued waiting running canceling succeeded failed canceled active terminal" },
 	{ OPT_STRING, 'n', "name", "NAME", "only runs of this name", offsetof(struct opts, name), NULL },
+	{ OPT_STRING, 0, "array", "ID", "only the runs of this array (pilot submit --array)", offsetof(struct opts, array),
+	  NULL },
 	{ OPT_DURATION, 0, "since", "DUR", "only runs created within DUR (e.g. 2h)", offsetof(struct opts, since), NULL },
 	{ OPT_INT, 'l', "limit", "N", "at most N runs (default 50)", offsetof(struct opts, limit), NULL },
 	{ OPT_FLAG, 'a', "all", NULL, "every matching run (all pages)", offsetof(struct opts, all), NULL },
@@ -140,8 +143,11 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 		return cmd_usage_error(ctx, "--all and --limit do not go together");
 	if (o->after && *o->after && !pilot_id_valid(o->after, true))
 		return cmd_usage_error(ctx, "--after '%s' is not a run id", o->after);
+	if (o->array && (o->array[0] != 'x' || !pilot_id_valid(o->array, false)))
+		return cmd_usage_error(ctx, "--array '%s' is not an array id (x...)", o->array);
 	struct pilot_run_filter f = {
 		.name = o->name,
+		.array = o->array,
 		.since_ms = o->since > 0 ? pilot_now_ms() - o->since : 0,
 	};
 	if (o->state && pilot_run_states_parse(o->state, &f.states) < 0)
@@ -187,7 +193,7 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	}
 	if (status == EXIT_OK && !o->quiet && p.fmt == OUTPUT_TEXT) {
 		if (!p.n && ctx->stdout_tty)
-			cmd_notef(ctx, "no runs%s", o->state || o->name || o->since || o->after ? " match" : " yet");
+			cmd_notef(ctx, "no runs%s", o->state || o->name || o->array || o->since || o->after ? " match" : " yet");
 		if (after[0] && ctx->stderr_tty)
 			cmd_notef(ctx, "more: pilot list --after %s (or --all)", after);
 	}

@@ -230,6 +230,8 @@ static void print_text(const struct pilot_run *r, const struct pilot_event_list 
 	}
 	if (r->needs_left && r->state == PILOT_RUN_WAITING)
 		printf("%-10s %d of them still to end\n", "", r->needs_left);
+	if (r->array_id[0])
+		printf("%-10s %s, index %lld\n", "array", r->array_id, (long long)r->array_index);
 	if (r->concurrency_group)
 		printf("%-10s group %s, at most %d at once%s\n", "concurrency", r->concurrency_group, r->concurrency_max,
 		       r->slot_wait && r->state == PILOT_RUN_WAITING ? " (waiting for a slot)" : "");

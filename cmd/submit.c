@@ -24,6 +24,9 @@ struct opts {
 	bool follow;
 	const char *priority_s;
 	struct opt_list after;
+	const char *array;
+	struct opt_list matrix;
+	int64_t throttle;
 };
 
 static const struct pilot_opt options[] = {
@@ -37,6 +40,13 @@ static const struct pilot_opt options[] = {
 	{ OPT_LIST, 0, "after", "RUN[:STATES]",
 	  "wait for RUN to end (succeeded, or one of STATES: failed, canceled, any) before queuing",
 	  offsetof(struct opts, after), NULL },
+	{ OPT_STRING, 0, "array", "INDEXES[%K]",
+	  "submit one run per index (0-99, 1,3,5, 0-30:10), at most K at once; ${index} in the spec",
+	  offsetof(struct opts, array), NULL },
+	{ OPT_LIST, 0, "matrix", "K=V1,V2,...", "submit one run per combination of params (repeatable: the product)",
+	  offsetof(struct opts, matrix), NULL },
+	{ OPT_INT, 0, "throttle", "K", "with --array or --matrix: at most K runs of it at once",
+	  offsetof(struct opts, throttle), NULL },
 	{ OPT_STRING, 0, "idempotency-key", "KEY", "submit at most once for KEY (a repeat returns the same run)",
 	  offsetof(struct opts, idempotency_key), NULL },
 	{ OPT_FLAG, 'w', "wait", NULL, "wait for the run to end and exit with its status", offsetof(struct opts, wait),
@@ -45,6 +55,192 @@ static const struct pilot_opt options[] = {
 	  offsetof(struct opts, follow), NULL },
 	OPT_END_ROW,
 };
+
+/* ---- arrays ---- */
+
+/* One element of an array to be: its index and its --param list. */
+struct element {
+	int64_t index;
+	struct opt_list params; /* items owned, strings borrowed or in owned */
+	char *owned[64];
+	size_t nowned;
+};
+
+static void elements_free(struct element *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(e[i].params.items);
+		for (size_t k = 0; k < e[i].nowned; k++)
+			free(e[i].owned[k]);
+	}
+	free(e);
+}
+
+/* --array: the indexes, each with the common --param list. */
+static int plan_array(struct opts *o, struct element **out, size_t *n, int *throttle)
+{
+	_cleanup_free_ int64_t *idx = NULL;
+	int r = pilot_array_spec_parse(o->array, &idx, n, throttle);
+	if (r < 0)
+		return r;
+	struct element *e = pilot_xcalloc(*n, sizeof(*e));
+	for (size_t i = 0; i < *n; i++) {
+		e[i].index = idx[i];
+		e[i].params.items = pilot_xcalloc(o->params.n + 1, sizeof(char *));
+		if (o->params.n)
+			memcpy(e[i].params.items, o->params.items, o->params.n * sizeof(char *));
+		e[i].params.n = o->params.n;
+	}
+	*out = e;
+	return 0;
+}
+
+/* --matrix K=V1,V2 ...: every combination (the first --matrix varies slowest), each
+ * with the common --param list plus its K=V pairs, indexed from 0. */
+static int plan_matrix(struct opts *o, struct element **out, size_t *n)
+{
+	size_t dims = o->matrix.n, total = 1;
+	if (dims > 64)
+		return pilot_error_set(PILOT_EINVALID, "--matrix: at most 64 params");
+	char **keys = pilot_xcalloc(dims, sizeof(*keys));
+	char ***vals = pilot_xcalloc(dims, sizeof(*vals));
+	size_t *nvals = pilot_xcalloc(dims, sizeof(*nvals));
+	int r = 0;
+	for (size_t d = 0; d < dims && r == 0; d++) {
+		const char *m = o->matrix.items[d], *eq = strchr(m, '=');
+		if (!eq || eq == m || !eq[1]) {
+			r = pilot_error_set(PILOT_EINVALID, "--matrix '%s': expected KEY=VALUE,VALUE,...", m);
+			break;
+		}
+		keys[d] = pilot_xstrndup(m, (size_t)(eq - m));
+		for (size_t k = 0; k < d; k++)
+			if (!strcmp(keys[k], keys[d]))
+				r = pilot_error_set(PILOT_EINVALID, "--matrix: param '%s' is given twice", keys[d]);
+		for (size_t k = 0; k < o->params.n; k++)
+			if (!strncmp(o->params.items[k], keys[d], strlen(keys[d])) && o->params.items[k][strlen(keys[d])] == '=')
+				r = pilot_error_set(PILOT_EINVALID, "--matrix: param '%s' is also given with --param", keys[d]);
+		_cleanup_free_ char *list = pilot_xstrdup(eq + 1);
+		char *save = NULL;
+		for (char *v = strtok_r(list, ",", &save); v; v = strtok_r(NULL, ",", &save)) {
+			vals[d] = pilot_xrealloc(vals[d], (nvals[d] + 1) * sizeof(char *));
+			vals[d][nvals[d]++] = pilot_xstrdup(v);
+		}
+		if (!nvals[d] && r == 0)
+			r = pilot_error_set(PILOT_EINVALID, "--matrix '%s': no values", m);
+		total *= nvals[d] ? nvals[d] : 1;
+		if (total > PILOT_ARRAY_MAX_ELEMENTS && r == 0)
+			r = pilot_error_set(PILOT_EINVALID, "--matrix: more than %d combinations", PILOT_ARRAY_MAX_ELEMENTS);
+	}
+	struct element *e = NULL;
+	if (r == 0) {
+		e = pilot_xcalloc(total, sizeof(*e));
+		for (size_t i = 0; i < total; i++) {
+			e[i].index = (int64_t)i;
+			e[i].params.items = pilot_xcalloc(o->params.n + dims + 1, sizeof(char *));
+			if (o->params.n)
+				memcpy(e[i].params.items, o->params.items, o->params.n * sizeof(char *));
+			e[i].params.n = o->params.n;
+			size_t rest = i;
+			for (size_t d = dims; d-- > 0;) {
+				char *pair = pilot_xasprintf("%s=%s", keys[d], vals[d][rest % nvals[d]]);
+				rest /= nvals[d];
+				e[i].owned[e[i].nowned++] = pair;
+			}
+			/* Pairs in the order of the flags. */
+			for (size_t d = 0; d < dims; d++)
+				e[i].params.items[e[i].params.n++] = e[i].owned[dims - 1 - d];
+		}
+		*out = e;
+		*n = total;
+	}
+	for (size_t d = 0; d < dims; d++) {
+		free(keys[d]);
+		for (size_t k = 0; k < nvals[d]; k++)
+			free(vals[d][k]);
+		free(vals[d]);
+	}
+	free(keys);
+	free(vals);
+	free(nvals);
+	return r;
+}
+
+/* ${index} is the element's index (unless a param of that name is declared). */
+static const char *index_getenv(const char *name, void *ud)
+{
+	return !strcmp(name, "index") ? ud : getenv(name);
+}
+
+/* The spec of one element, as JSON; NULL with the error set. */
+static char *element_spec(const char *spec_path, const struct element *e, struct pilot_spec **keep)
+{
+	char index[24];
+	snprintf(index, sizeof(index), "%lld", (long long)e->index);
+	struct pilot_spec_vars vars = { .params = e->params.items, .nparams = e->params.n, .getenv = index_getenv,
+					.ud = index };
+	struct pilot_spec *spec = NULL;
+	if (pilot_spec_load_file(spec_path, &vars, &spec) < 0) {
+		pilot_error_prefix(pilot_error_code(), "element %lld", (long long)e->index);
+		return NULL;
+	}
+	char *json = pilot_spec_to_json(spec);
+	if (keep)
+		*keep = spec;
+	else
+		pilot_spec_free(spec);
+	return json;
+}
+
+/* Submit req (moved into the array's base) as an array of els; prints the array id. */
+static int submit_elements(struct pilot_ctx *ctx, struct pilot_api *api, const char *spec_path, struct element *els,
+			   size_t nels, int throttle, bool matrix, struct pilot_submit_request *req)
+{
+	struct pilot_array_request areq = { .base = *req, .nelements = nels, .throttle = throttle };
+	struct pilot_array a = { 0 };
+	char **specs = pilot_xcalloc(nels, sizeof(*specs)), **params = pilot_xcalloc(nels, sizeof(*params));
+	int r = 0;
+	*req = (struct pilot_submit_request){ 0 };
+	areq.elements = pilot_xcalloc(nels, sizeof(*areq.elements));
+	if (matrix)
+		areq.base.params_json = params[0] = project_pairs_json(&els[0].params, "--param", false);
+	/* A spec that does not use ${index} is the same for every index: two tell. */
+	bool shared = false;
+	for (size_t i = 0; i < nels && r == 0; i++) {
+		areq.elements[i].index = els[i].index;
+		if (i > 0 && !shared) {
+			if (!(specs[i] = element_spec(spec_path, &els[i], NULL))) {
+				r = pilot_error_code();
+				break;
+			}
+			if (!strcmp(specs[i], areq.base.spec_json)) {
+				free(specs[i]);
+				specs[i] = NULL;
+				shared = !matrix;
+			}
+		}
+		areq.elements[i].spec_json = specs[i];
+		if (matrix && i > 0)
+			areq.elements[i].params_json = params[i] = project_pairs_json(&els[i].params, "--param", false);
+	}
+	if (r == 0 && (r = pilot_api_submit_array(api, &areq, &a)) >= 0) {
+		printf("%s\n", a.id);
+		fflush(stdout);
+		if (r == 1)
+			cmd_notef(ctx, "array %s was submitted before with this idempotency key", a.id);
+		else if (ctx->stderr_tty && ctx->stdout_tty)
+			cmd_notef(ctx, "submitted array %s: %zu runs of %s; see them with 'pilot list --array %s'", a.id,
+				  a.nruns, a.name ? a.name : "", a.id);
+	}
+	for (size_t i = 0; i < nels; i++) {
+		free(specs[i]);
+		free(params[i]);
+	}
+	free(specs);
+	free(params);
+	pilot_array_clear(&a);
+	pilot_array_request_clear(&areq);
+	return r;
+}
 
 static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 {
@@ -56,6 +252,9 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	struct pilot_submit_request req = { 0 };
 	struct pilot_run run = { 0 };
 	bool waiting = o->wait || o->follow;
+	struct element *els = NULL;
+	size_t nels = 0;
+	int throttle = 0;
 	/* Waiting, pilot's own failures have their own status (pilot(1)). */
 	int fail_status = waiting ? EXIT_PILOT : EXIT_FAIL;
 	int status = fail_status;
@@ -80,10 +279,35 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 			}
 	}
 
+	bool matrix = o->matrix.n > 0;
+	if (o->array || matrix) {
+		const char *why = o->array && matrix ? "--array and --matrix cannot be given together"
+				  : waiting ? "--wait and --follow do not take an array yet: follow it with 'pilot list "
+					      "--array ID'"
+					    : NULL;
+		if (!why && (o->array ? plan_array(o, &els, &nels, &throttle) : plan_matrix(o, &els, &nels)) < 0)
+			why = pilot_error_last();
+		if (!why && (o->throttle < 0 || o->throttle > PILOT_ARRAY_MAX_ELEMENTS))
+			why = "--throttle: expected 1 to 10000 runs at once";
+		if (!why && o->throttle && throttle && o->throttle != throttle)
+			why = "--throttle says otherwise than the %K of --array";
+		if (why) {
+			_cleanup_free_ char *msg = pilot_xstrdup(why);
+			elements_free(els, nels);
+			pilot_submit_request_clear(&req);
+			return cmd_usage_error(ctx, "%s", msg);
+		}
+		if (o->throttle)
+			throttle = (int)o->throttle;
+	} else if (o->throttle) {
+		pilot_submit_request_clear(&req);
+		return cmd_usage_error(ctx, "--throttle: only with --array or --matrix");
+	}
+
 	if (pilot_spec_find(argc ? argv[0] : ".", &spec_path, &project) < 0)
 		goto fail;
 	struct pilot_spec_vars vars = { .params = o->params.items, .nparams = o->params.n };
-	if (pilot_spec_load_file(spec_path, &vars, &spec) < 0)
+	if (els ? !(spec_json = element_spec(spec_path, &els[0], &spec)) : pilot_spec_load_file(spec_path, &vars, &spec) < 0)
 		goto fail;
 	params_json = project_pairs_json(&o->params, "--param", false);
 	env_json = project_pairs_json(&o->env, "--env", true);
@@ -106,7 +330,8 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	if (project_put_bundle(ctx, api, project, spec, sha) < 0)
 		goto fail;
 
-	spec_json = pilot_spec_to_json(spec);
+	if (!spec_json)
+		spec_json = pilot_spec_to_json(spec);
 	req.name = o->name ? o->name : spec->name;
 	req.spec_json = spec_json;
 	req.bundle_sha256 = sha;
@@ -118,6 +343,12 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	req.concurrency_max = spec->concurrency_max;
 	project_retry_policy(spec, &req.retry);
 	req.idempotency_key = o->idempotency_key;
+	if (els) {
+		if (submit_elements(ctx, api, spec_path, els, nels, throttle, matrix, &req) < 0)
+			goto fail;
+		status = EXIT_OK;
+		goto out;
+	}
 	int r = pilot_api_submit(api, &req, &run);
 	if (r < 0)
 		goto fail;
@@ -142,6 +373,7 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 fail:
 	status = cmd_fail(ctx, fail_status);
 out:
+	elements_free(els, nels);
 	pilot_run_clear(&run);
 	pilot_submit_request_clear(&req);
 	pilot_api_close(api);
@@ -166,7 +398,12 @@ const struct pilot_cmd cmd_submit = {
 		"--after RUN waits for RUN (an id or a unique prefix) to succeed before the run is\n"
 		"queued; RUN:failed, RUN:succeeded,canceled or RUN:any accept other ends. If RUN\n"
 		"ends otherwise, this run fails at once (dependency_failed), and so do the runs\n"
-		"waiting for it. Repeat --after to wait for several runs.",
+		"waiting for it. Repeat --after to wait for several runs.\n"
+		"--array 0-99%8 submits one run per index (lists 1,3,5 and steps 0-30:10 too),\n"
+		"at most 8 of them queued or running at once; the spec may use ${index}, and the\n"
+		"job sees PILOT_ARRAY_INDEX. --matrix lr=0.1,0.01 --matrix bs=32,64 submits one run\n"
+		"per combination of params (declared in the spec). Either prints the array's id;\n"
+		"--throttle K limits either.",
 	.opts = options,
 	.opts_size = sizeof(struct opts),
 	.min_args = 0,

@@ -42,6 +42,9 @@ struct pilot_api_ops {
 	 * of 0); the same key with a different payload is PILOT_ECONFLICT. A bundle that
 	 * was not put is PILOT_ENOTFOUND. */
 	int (*submit)(struct pilot_api *api, const struct pilot_submit_request *req, struct pilot_run *out);
+	/* Queue an array: one run per element, all or none, with the same idempotency
+	 * rules (1 for a replay). Each element's spec is checked as submit checks one. */
+	int (*submit_array)(struct pilot_api *api, const struct pilot_array_request *req, struct pilot_array *out);
 	/* The run with its attempts (oldest first). */
 	int (*get_run)(struct pilot_api *api, const char *run, struct pilot_run *out);
 	int (*list_runs)(struct pilot_api *api, const struct pilot_run_filter *f, struct pilot_run_list *out);
@@ -130,6 +133,7 @@ struct pilot_api {
 
 /* Thin wrappers over api->ops (same contracts as above). */
 int pilot_api_submit(struct pilot_api *api, const struct pilot_submit_request *req, struct pilot_run *out);
+int pilot_api_submit_array(struct pilot_api *api, const struct pilot_array_request *req, struct pilot_array *out);
 int pilot_api_get_run(struct pilot_api *api, const char *run, struct pilot_run *out);
 int pilot_api_list_runs(struct pilot_api *api, const struct pilot_run_filter *f, struct pilot_run_list *out);
 int pilot_api_cancel(struct pilot_api *api, const char *run, const char *actor, int64_t grace_ms,
@@ -233,6 +237,7 @@ enum pilot_route_id {
 	PILOT_ROUTE_BUNDLE_GET,
 	PILOT_ROUTE_BUNDLE_PUT,
 	PILOT_ROUTE_SUBMIT,
+	PILOT_ROUTE_SUBMIT_ARRAY,
 	PILOT_ROUTE_LIST_RUNS,
 	PILOT_ROUTE_GET_RUN,
 	PILOT_ROUTE_READ_LOGS,

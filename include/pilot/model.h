@@ -203,6 +203,9 @@ struct pilot_run {
 	char *concurrency_group;
 	int concurrency_max;
 	bool slot_wait;
+	/* The array it belongs to ("" = none) and its index there. */
+	char array_id[PILOT_ID_SIZE];
+	int64_t array_index;
 };
 
 /* Event types written by the store (more may come; readers ignore unknown ones):
@@ -306,9 +309,45 @@ struct pilot_submit_request {
 };
 void pilot_submit_request_clear(struct pilot_submit_request *req);
 
+/* An array (a sweep): one run per element, made in one transaction, grouped under
+ * the array's id ('x' + ...). */
+#define PILOT_ARRAY_MAX_ELEMENTS 10000
+struct pilot_array_element {
+	int64_t index;                /* 0..2^31; distinct within the array */
+	const char *spec_json;        /* NULL = the base's (it differs when ${index} is used) */
+	const char *params_json;      /* NULL = the base's */
+};
+struct pilot_array_request {
+	/* What every run is made of; base.name names the array, base.idempotency_key
+	 * makes the whole array at most once. */
+	struct pilot_submit_request base;
+	struct pilot_array_element *elements; /* owned; 1..PILOT_ARRAY_MAX_ELEMENTS */
+	size_t nelements;
+	/* At most this many runs of the array queued or running at once; 0 = no limit. */
+	int throttle;
+};
+void pilot_array_request_clear(struct pilot_array_request *req);
+/* "0-99", "1,3,5", "0-15:4" (a step), with an optional "%K" (at most K at once): the
+ * indexes in order (*out, caller frees) and the throttle (0 when none). PILOT_EINVALID naming the
+ * fault. */
+int pilot_array_spec_parse(const char *text, int64_t **out, size_t *n, int *throttle);
+
+struct pilot_array {
+	char id[PILOT_ID_SIZE];
+	char *name;
+	char *submitter;
+	int64_t created_ms;
+	int throttle;
+	/* Its runs in element order. */
+	char (*runs)[PILOT_ID_SIZE];
+	size_t nruns;
+};
+void pilot_array_clear(struct pilot_array *a);
+
 struct pilot_run_filter {
 	unsigned states;              /* PILOT_RUN_STATE_BIT set; 0 = any */
 	const char *name;             /* exact name, NULL = any */
+	const char *array;            /* runs of this array id, NULL = any */
 	int64_t since_ms;             /* created at or after; 0 = any */
 	const char *after;            /* keyset cursor: only runs older than this id */
 	size_t limit;                 /* 0 = 50; at most 1000 */
@@ -511,6 +550,12 @@ int pilot_claim_from_json(const json_t *j, struct pilot_claim *out);
  * point into j (keep j alive while req is used); the kvs are copies. */
 json_t *pilot_submit_request_to_json(const struct pilot_submit_request *req);
 int pilot_submit_request_from_json(const json_t *j, struct pilot_submit_request *out);
+/* The body of POST /v1/arrays: {"run": SUBMIT REQUEST, "throttle": N, "elements":
+ * [{"index", "spec_json"?, "params_json"?}]}; strings point into j as above. */
+json_t *pilot_array_request_to_json(const struct pilot_array_request *req);
+int pilot_array_request_from_json(const json_t *j, struct pilot_array_request *out);
+json_t *pilot_array_to_json(const struct pilot_array *a);
+int pilot_array_from_json(const json_t *j, struct pilot_array *out);
 json_t *pilot_claim_request_to_json(const struct pilot_claim_request *req);
 int pilot_claim_request_from_json(const json_t *j, struct pilot_claim_request *out);
 json_t *pilot_finish_to_json(const struct pilot_finish *f);

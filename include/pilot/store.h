@@ -64,6 +64,8 @@ int pilot_store_integrity_check(struct pilot_store *st);
 
 /* The api operations (see struct pilot_api_ops). */
 int pilot_store_submit(struct pilot_store *st, const struct pilot_submit_request *req, struct pilot_run *out);
+/* One run per element in one transaction (the same idempotency rules: 1 for a replay). */
+int pilot_store_submit_array(struct pilot_store *st, const struct pilot_array_request *req, struct pilot_array *out);
 int pilot_store_get_run(struct pilot_store *st, const char *run, struct pilot_run *out);
 int pilot_store_list_runs(struct pilot_store *st, const struct pilot_run_filter *f, struct pilot_run_list *out);
 int pilot_store_cancel(struct pilot_store *st, const char *run, const char *actor, int64_t grace_ms,

@@ -232,6 +232,10 @@ static int run_job(struct exec *e, const char *ws, struct pilot_exec_result *res
 	exec_strv_add(&env, pilot_xasprintf("PILOT_RUN_ID=%s", run->id));
 	exec_strv_add(&env, pilot_xasprintf("PILOT_ATTEMPT=%d", e->claim->attempt));
 	exec_strv_add(&env, pilot_xasprintf("PILOT_METRICS=%s", metrics_job));
+	if (run->array_id[0]) {
+		exec_strv_add(&env, pilot_xasprintf("PILOT_ARRAY_ID=%s", run->array_id));
+		exec_strv_add(&env, pilot_xasprintf("PILOT_ARRAY_INDEX=%lld", (long long)run->array_index));
+	}
 	if (r < 0) {
 		finish_with(res, PILOT_ATTEMPT_FAILED, PILOT_REASON_RUNTIME_ERROR, pilot_error_last());
 		goto out;

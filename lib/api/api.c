@@ -11,6 +11,11 @@ int pilot_api_submit(struct pilot_api *api, const struct pilot_submit_request *r
 	return api->ops->submit(api, req, out);
 }
 
+int pilot_api_submit_array(struct pilot_api *api, const struct pilot_array_request *req, struct pilot_array *out)
+{
+	return api->ops->submit_array(api, req, out);
+}
+
 int pilot_api_get_run(struct pilot_api *api, const char *run, struct pilot_run *out)
 {
 	return api->ops->get_run(api, run, out);

@@ -31,6 +31,29 @@ static int h_submit(struct pilot_api *api, const struct pilot_submit_request *re
 	return c.status == 200 ? 1 : 0;
 }
 
+static int h_submit_array(struct pilot_api *api, const struct pilot_array_request *req, struct pilot_array *out)
+{
+	char gen[40];
+	const char *key = req->base.idempotency_key;
+	if (!key || !*key) {
+		/* As for a run: resending after a lost answer makes the array once. */
+		memcpy(gen, "pilot-", 6);
+		pilot_random_hex(gen + 6, 16);
+		key = gen;
+	}
+	struct pilot_array_request keyed = *req;
+	keyed.base.idempotency_key = key;
+	struct http_call c;
+	http_call_route(&c, PILOT_ROUTE_SUBMIT_ARRAY, NULL, NULL);
+	c.idem_key = key;
+	struct pilot_array tmp = { 0 };
+	int r = http_call_model(H(api), &c, &keyed, out ? out : &tmp);
+	pilot_array_clear(&tmp);
+	if (r < 0)
+		return r;
+	return c.status == 200 ? 1 : 0;
+}
+
 static int h_get_run(struct pilot_api *api, const char *run, struct pilot_run *out)
 {
 	struct http_call c;
@@ -55,6 +78,8 @@ static int h_list_runs(struct pilot_api *api, const struct pilot_run_filter *f, 
 	}
 	if (f && f->name)
 		http_query(&c, "name", f->name);
+	if (f && f->array)
+		http_query(&c, "array", f->array);
 	if (f && f->since_ms)
 		http_query_int(&c, "since", f->since_ms);
 	if (f && f->after && *f->after)
@@ -452,6 +477,7 @@ static int h_reap(struct pilot_api *api)
 const struct pilot_api_ops http_ops = {
 	.name = "http",
 	.submit = h_submit,
+	.submit_array = h_submit_array,
 	.get_run = h_get_run,
 	.list_runs = h_list_runs,
 	.cancel = h_cancel,

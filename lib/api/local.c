@@ -67,6 +67,25 @@ static int l_submit(struct pilot_api *api, const struct pilot_submit_request *re
 	return pilot_store_submit(L(api)->st, req, out);
 }
 
+static int l_submit_array(struct pilot_api *api, const struct pilot_array_request *req, struct pilot_array *out)
+{
+	const char *last = NULL;
+	for (size_t i = 0; i <= req->nelements; i++) {
+		const char *spec = i < req->nelements ? req->elements[i].spec_json : req->base.spec_json;
+		struct pilot_spec *parsed = NULL;
+		/* Elements mostly share the base's spec: each distinct one is checked once. */
+		if (!spec || (last && !strcmp(spec, last)))
+			continue;
+		if (pilot_spec_from_json(spec, &parsed) < 0)
+			return i < req->nelements ? pilot_error_prefix(pilot_error_code(), "array element %lld",
+								       (long long)req->elements[i].index)
+						  : pilot_error_code();
+		pilot_spec_free(parsed);
+		last = spec;
+	}
+	return pilot_store_submit_array(L(api)->st, req, out);
+}
+
 static int l_get_run(struct pilot_api *api, const char *run, struct pilot_run *out)
 {
 	maybe_reap(L(api));
@@ -280,6 +299,7 @@ static void l_close(struct pilot_api *api)
 static const struct pilot_api_ops local_ops = {
 	.name = "local",
 	.submit = l_submit,
+	.submit_array = l_submit_array,
 	.get_run = l_get_run,
 	.list_runs = l_list_runs,
 	.cancel = l_cancel,

@@ -38,6 +38,8 @@ CODEC(agent_list, pilot_agent_list_clear)
 CODEC(agent_info, pilot_agent_info_clear)
 CODEC(status, pilot_status_clear)
 CODEC(submit_request, pilot_submit_request_clear)
+CODEC(array_request, pilot_array_request_clear)
+CODEC(array, pilot_array_clear)
 CODEC(claim_request, pilot_claim_request_clear)
 CODEC(claim, pilot_claim_clear)
 CODEC(finish, keep)
@@ -72,6 +74,8 @@ const struct pilot_route pilot_routes[PILOT_NROUTES] = {
 	/* Idempotent by its Idempotency-Key. */
 	[PILOT_ROUTE_SUBMIT] = { "POST", "/v1/runs", SUBMIT, JSON, PILOT_LIMIT_JSON, AGAIN, &submit_request_codec,
 				 &run_codec },
+	[PILOT_ROUTE_SUBMIT_ARRAY] = { "POST", "/v1/arrays", SUBMIT, JSON, PILOT_LIMIT_JSON, AGAIN, &array_request_codec,
+				       &array_codec },
 	[PILOT_ROUTE_LIST_RUNS] = { "GET", "/v1/runs", READ, NONE, PILOT_LIMIT_JSON, AGAIN, NULL, &run_list_codec },
 	[PILOT_ROUTE_GET_RUN] = { "GET", "/v1/runs/{id}", READ, NONE, PILOT_LIMIT_JSON, AGAIN, NULL, &run_codec },
 	[PILOT_ROUTE_READ_LOGS] = { "GET", "/v1/runs/{id}/logs", READ, NONE, PILOT_LIMIT_JSON, AGAIN, NULL, NULL },

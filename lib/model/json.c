@@ -482,6 +482,9 @@ json_t *pilot_run_to_json(const struct pilot_run *r)
 	json_object_set_new(o, "needs_left", json_integer(r->needs_left));
 	json_object_set_new(o, "concurrency", concurrency_to_json(r->concurrency_group, r->concurrency_max));
 	json_object_set_new(o, "slot_wait", json_boolean(r->slot_wait));
+	json_object_set_new(o, "array", r->array_id[0] ? json_pack("{s:s,s:I}", "id", r->array_id, "index",
+								   (json_int_t)r->array_index)
+						     : json_null());
 	return o;
 }
 
@@ -528,6 +531,15 @@ int pilot_run_from_json(const json_t *j, struct pilot_run *out)
 	d_concurrency(&d, &group, &r.concurrency_max);
 	r.concurrency_group = group ? pilot_xstrdup(group) : NULL;
 	r.slot_wait = d_bool(&d, "slot_wait");
+	const json_t *arr = json_object_get(j, "array");
+	if (arr && !json_is_null(arr) && !d.err) {
+		struct dec da;
+		if (dec_start(&da, arr, "run array")) {
+			d_id(&da, "id", r.array_id);
+			r.array_index = d_int(&da, "index");
+		}
+		d.err = da.err;
+	}
 	json_t *atts = json_object_get(j, "attempts");
 	if (atts && !json_is_null(atts) && !d.err) {
 		if (!json_is_array(atts)) {
@@ -852,6 +864,103 @@ int pilot_submit_request_from_json(const json_t *j, struct pilot_submit_request 
 		return d.err;
 	}
 	*out = q;
+	return 0;
+}
+
+json_t *pilot_array_request_to_json(const struct pilot_array_request *req)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "run", pilot_submit_request_to_json(&req->base));
+	json_object_set_new(o, "throttle", json_integer(req->throttle));
+	json_t *els = json_array();
+	for (size_t i = 0; i < req->nelements; i++) {
+		const struct pilot_array_element *e = &req->elements[i];
+		json_t *x = json_pack("{s:I}", "index", (json_int_t)e->index);
+		if (e->spec_json)
+			json_object_set_new(x, "spec_json", json_string(e->spec_json));
+		if (e->params_json)
+			json_object_set_new(x, "params_json", json_string(e->params_json));
+		json_array_append_new(els, x);
+	}
+	json_object_set_new(o, "elements", els);
+	return o;
+}
+
+int pilot_array_request_from_json(const json_t *j, struct pilot_array_request *out)
+{
+	struct dec d;
+	struct pilot_array_request q = { 0 };
+	if (!dec_start(&d, j, "array request"))
+		return d.err;
+	const json_t *base = json_object_get(j, "run"), *els = json_object_get(j, "elements");
+	int r = pilot_submit_request_from_json(base, &q.base);
+	if (r < 0)
+		return pilot_error_prefix(r, "invalid array request: 'run'");
+	q.throttle = d_int32(&d, "throttle");
+	if (!d.err && !json_is_array(els))
+		dec_fail(&d, "elements", "an array");
+	size_t n = d.err ? 0 : json_array_size(els);
+	if (n > PILOT_ARRAY_MAX_ELEMENTS)
+		dec_fail(&d, "elements", "at most 10000 elements");
+	q.elements = pilot_xcalloc(n ? n : 1, sizeof(*q.elements));
+	for (size_t i = 0; i < n && !d.err; i++) {
+		struct dec de;
+		if (dec_start(&de, json_array_get(els, i), "array element")) {
+			q.elements[i].index = d_int(&de, "index");
+			q.elements[i].spec_json = d_str(&de, "spec_json");
+			q.elements[i].params_json = d_str(&de, "params_json");
+		}
+		d.err = de.err;
+		q.nelements++;
+	}
+	if (d.err) {
+		pilot_array_request_clear(&q);
+		return d.err;
+	}
+	*out = q;
+	return 0;
+}
+
+json_t *pilot_array_to_json(const struct pilot_array *a)
+{
+	json_t *runs = json_array();
+	for (size_t i = 0; i < a->nruns; i++)
+		json_array_append_new(runs, json_string(a->runs[i]));
+	return json_pack("{s:s,s:o,s:o,s:I,s:i,s:o}", "id", a->id, "name", jstr(a->name), "submitter",
+			 jstr(a->submitter), "created_ms", (json_int_t)a->created_ms, "throttle", a->throttle, "runs",
+			 runs);
+}
+
+int pilot_array_from_json(const json_t *j, struct pilot_array *out)
+{
+	struct dec d;
+	struct pilot_array a = { 0 };
+	if (!dec_start(&d, j, "array"))
+		return d.err;
+	d_id(&d, "id", a.id);
+	a.name = d_dup(&d, "name");
+	a.submitter = d_dup(&d, "submitter");
+	a.created_ms = d_int(&d, "created_ms");
+	a.throttle = d_int32(&d, "throttle");
+	const json_t *runs = json_object_get(j, "runs");
+	if (!d.err && !json_is_array(runs))
+		dec_fail(&d, "runs", "an array of run ids");
+	size_t n = d.err ? 0 : json_array_size(runs);
+	a.runs = pilot_xcalloc(n ? n : 1, sizeof(*a.runs));
+	for (size_t i = 0; i < n && !d.err; i++) {
+		const char *id = json_string_value(json_array_get(runs, i));
+		if (!id || strlen(id) >= PILOT_ID_SIZE)
+			dec_fail(&d, "runs", "an array of run ids");
+		else
+			memcpy(a.runs[a.nruns++], id, strlen(id) + 1);
+	}
+	if (d.err || !a.id[0]) {
+		if (!d.err)
+			dec_fail(&d, "id", "an array id");
+		pilot_array_clear(&a);
+		return d.err;
+	}
+	*out = a;
 	return 0;
 }
 

@@ -176,6 +176,78 @@ int pilot_run_need_parse(const char *text, struct pilot_run_need *out)
 	return 0;
 }
 
+static int cmp_index(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int pilot_array_spec_parse(const char *text, int64_t **out, size_t *n, int *throttle)
+{
+	const char *t = text ? text : "";
+	const char *pct = strchr(t, '%');
+	_cleanup_free_ char *list = pct ? pilot_xstrndup(t, (size_t)(pct - t)) : pilot_xstrdup(t);
+	int64_t v, *idx = NULL;
+	size_t count = 0;
+	*out = NULL;
+	*n = 0;
+	*throttle = 0;
+	if (pct) {
+		if (pilot_parse_int64(pct + 1, 1, PILOT_ARRAY_MAX_ELEMENTS, &v) < 0)
+			return pilot_error_set(PILOT_EINVALID, "invalid array '%s': after %% comes how many may run at once "
+					       "(1 to %d)", t, PILOT_ARRAY_MAX_ELEMENTS);
+		*throttle = (int)v;
+	}
+	char *save = NULL;
+	for (char *item = strtok_r(list, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		int64_t a, b, step = 1;
+		char *colon = strchr(item, ':'), *dash = strchr(item, '-');
+		if (colon)
+			*colon = '\0';
+		if (dash)
+			*dash = '\0';
+		if (pilot_parse_int64(item, 0, INT32_MAX, &a) < 0 || (dash && pilot_parse_int64(dash + 1, 0, INT32_MAX, &b) < 0) ||
+		    (colon && (!dash || pilot_parse_int64(colon + 1, 1, INT32_MAX, &step) < 0))) {
+			free(idx);
+			return pilot_error_set(PILOT_EINVALID, "invalid array '%s': expected indexes as N, A-B or A-B:STEP "
+					       "(from 0), separated by commas, then %%K to run at most K at once "
+					       "(e.g. 0-99%%8)", t);
+		}
+		if (!dash)
+			b = a;
+		if (b < a) {
+			free(idx);
+			return pilot_error_set(PILOT_EINVALID, "invalid array '%s': the range %lld-%lld goes down", t,
+					       (long long)a, (long long)b);
+		}
+		for (int64_t i = a; i <= b; i += step) {
+			if (count >= PILOT_ARRAY_MAX_ELEMENTS) {
+				free(idx);
+				return pilot_error_set(PILOT_EINVALID, "invalid array '%s': more than %d elements", t,
+						       PILOT_ARRAY_MAX_ELEMENTS);
+			}
+			idx = pilot_xrealloc(idx, (count + 1) * sizeof(*idx));
+			idx[count++] = i;
+		}
+	}
+	if (!count) {
+		free(idx);
+		return pilot_error_set(PILOT_EINVALID, "invalid array '%s': no indexes (e.g. 0-99%%8)", t);
+	}
+	_cleanup_free_ int64_t *sorted = pilot_xcalloc(count, sizeof(*sorted));
+	memcpy(sorted, idx, count * sizeof(*sorted));
+	qsort(sorted, count, sizeof(*sorted), cmp_index);
+	for (size_t k = 1; k < count; k++)
+		if (sorted[k] == sorted[k - 1]) {
+			free(idx);
+			return pilot_error_set(PILOT_EINVALID, "invalid array '%s': index %lld is given twice", t,
+					       (long long)sorted[k]);
+		}
+	*out = idx;
+	*n = count;
+	return 0;
+}
+
 char *pilot_run_need_states_format(unsigned states)
 {
 	if ((states & PILOT_RUN_TERMINAL_BITS) == PILOT_RUN_TERMINAL_BITS)
@@ -482,6 +554,26 @@ void pilot_submit_request_clear(struct pilot_submit_request *req)
 	free(req->after);
 	req->after = NULL;
 	req->nafter = 0;
+}
+
+void pilot_array_request_clear(struct pilot_array_request *req)
+{
+	if (!req)
+		return;
+	pilot_submit_request_clear(&req->base);
+	free(req->elements);
+	req->elements = NULL;
+	req->nelements = 0;
+}
+
+void pilot_array_clear(struct pilot_array *a)
+{
+	if (!a)
+		return;
+	free(a->name);
+	free(a->submitter);
+	free(a->runs);
+	memset(a, 0, sizeof(*a));
 }
 
 void pilot_claim_request_clear(struct pilot_claim_request *req)

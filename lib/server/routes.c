@@ -326,14 +326,44 @@ static int h_submit(struct req *rq)
 	return R(respond_json_headers(rq, r == 1 ? MHD_HTTP_OK : MHD_HTTP_CREATED, j, headers));
 }
 
+static int h_submit_array(struct req *rq)
+{
+	struct pilot_array_request req;
+	if (body_model(rq, &req) < 0)
+		return 1;
+	const char *key = header(rq, "Idempotency-Key");
+	if (key && *key)
+		req.base.idempotency_key = key;
+	if (!(rq->scopes & PILOT_SCOPE_ADMIN) || !req.base.submitter || !*req.base.submitter)
+		req.base.submitter = actor(rq);
+	/* What a waiter would need for the claimers and the due-timer to hear of it. */
+	struct pilot_run probe = { .state = req.base.not_before_ms > pilot_now_ms() ? PILOT_RUN_WAITING : PILOT_RUN_QUEUED,
+				   .not_before_ms = req.base.not_before_ms };
+	struct pilot_array a = { 0 };
+	int r = pilot_api_submit_array(rq->srv->api, &req, &a);
+	pilot_array_request_clear(&req);
+	if (r == PILOT_ECONFLICT || r == PILOT_EINVALID)
+		return R(respond_error_status(rq, MHD_HTTP_UNPROCESSABLE_CONTENT, r, pilot_error_last(), NULL));
+	if (r < 0)
+		return R(respond_last_error(rq));
+	if (r == 0)
+		notify_run(rq->srv, &probe, NOTIFY_EVENT);
+	_cleanup_free_ char *loc = pilot_xasprintf("/v1/runs?array=%s", a.id);
+	const char *const headers[] = { MHD_HTTP_HEADER_LOCATION, loc, "Pilot-Replayed", r == 1 ? "true" : NULL, NULL };
+	json_t *j = pilot_array_to_json(&a);
+	pilot_array_clear(&a);
+	return R(respond_json_headers(rq, r == 1 ? MHD_HTTP_OK : MHD_HTTP_CREATED, j, headers));
+}
+
 static int h_list_runs(struct req *rq)
 {
 	struct pilot_run_filter f = { 0 };
 	const char *state = query(rq, "state");
 	if (state && *state && pilot_run_states_parse(state, &f.states) < 0)
 		return R(respond_last_error(rq));
-	const char *name = query(rq, "name");
+	const char *name = query(rq, "name"), *array = query(rq, "array");
 	f.name = name && *name ? name : NULL;
+	f.array = array && *array ? array : NULL;
 	const char *after = query(rq, "after");
 	f.after = after && *after ? after : NULL;
 	int64_t limit;
@@ -957,6 +987,7 @@ const server_handler server_handlers[PILOT_NROUTES] = {
 	[PILOT_ROUTE_BUNDLE_GET] = h_bundle_get,
 	[PILOT_ROUTE_BUNDLE_PUT] = h_bundle_put,
 	[PILOT_ROUTE_SUBMIT] = h_submit,
+	[PILOT_ROUTE_SUBMIT_ARRAY] = h_submit_array,
 	[PILOT_ROUTE_LIST_RUNS] = h_list_runs,
 	[PILOT_ROUTE_GET_RUN] = h_get_run,
 	[PILOT_ROUTE_READ_LOGS] = h_logs,

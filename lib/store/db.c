@@ -167,9 +167,9 @@ static const char *const migrations[] = {
 	 ") WITHOUT ROWID;\n"
 	 "CREATE INDEX run_needs_need ON run_needs(need_id);\n"
 	 "ALTER TABLE runs ADD COLUMN needs_left INTEGER NOT NULL DEFAULT 0;\n"),
-	/* 6: concurrency groups: the limit a run is counted in (key "group:NAME") and
-	 * whether it holds its slot; the group on the run for show, and slot_wait for a
-	 * waiting run that waits only for a slot. */
+	/* 6: concurrency limits: the limits a run is counted in (key "group:NAME" or
+	 * "array:ID") and whether it holds its slot; the group on the run for show, and
+	 * slot_wait for a waiting run that waits only for a slot. */
 	("CREATE TABLE run_slots (\n"
 	 "  key TEXT NOT NULL,\n"
 	 "  run_id TEXT NOT NULL,\n"
@@ -181,7 +181,19 @@ static const char *const migrations[] = {
 	 "CREATE INDEX run_slots_held ON run_slots(key) WHERE held = 1;\n"
 	 "ALTER TABLE runs ADD COLUMN concurrency_group TEXT;\n"
 	 "ALTER TABLE runs ADD COLUMN concurrency_max INTEGER;\n"
-	 "ALTER TABLE runs ADD COLUMN slot_wait INTEGER NOT NULL DEFAULT 0;\n"),
+	 "ALTER TABLE runs ADD COLUMN slot_wait INTEGER NOT NULL DEFAULT 0;\n"
+	 /* arrays (submit --array/--matrix): one row each, and its runs' element. */
+	 "CREATE TABLE arrays (\n"
+	 "  id TEXT PRIMARY KEY,\n"
+	 "  name TEXT NOT NULL,\n"
+	 "  submitter TEXT,\n"
+	 "  created_ms INTEGER NOT NULL,\n"
+	 "  throttle INTEGER NOT NULL,\n"
+	 "  count INTEGER NOT NULL\n"
+	 ");\n"
+	 "ALTER TABLE runs ADD COLUMN array_id TEXT;\n"
+	 "ALTER TABLE runs ADD COLUMN array_index INTEGER;\n"
+	 "CREATE INDEX runs_array ON runs(array_id, array_index) WHERE array_id IS NOT NULL;\n"),
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == PILOT_STORE_SCHEMA_VERSION, "one migration per schema version");

@@ -102,7 +102,7 @@ int lease_write(struct pilot_store *st, const char *attempt_id, const char *toke
 	"message, exit_code, created_ms, started_ms, finished_ms, not_before_ms, updated_ms, "            \
 	"attempt_count, lost_count, retry_max, retry_on, backoff_ms, max_backoff_ms, timeout_ms, "        \
 	"idempotency_key, submitter, retry_of, cancel_requested, agent, failed_count, held, "         \
-	"cancel_grace_ms, needs_left, concurrency_group, concurrency_max, slot_wait"
+	"cancel_grace_ms, needs_left, concurrency_group, concurrency_max, slot_wait, array_id, array_index"
 #define RUN_COLS "id, name, spec_json, " RUN_COLS_TAIL
 /* Lists leave the spec out: it can be large and a table does not show it. */
 #define RUN_COLS_LIST "id, name, NULL, " RUN_COLS_TAIL
@@ -155,11 +155,22 @@ int store_attempt_ended(struct pilot_store *st, const char *run_id, int attempt,
 
 /* ---- concurrency limits (slots.c) ---- */
 
-/* Whether fewer than max runs of group hold a slot: 1, else 0. */
-int store_group_room(struct pilot_store *st, const char *group, int max);
-/* Put a new run in concurrency group (NULL: none), at most max at once; held: it took
- * its slot (it is queued). */
-int store_add_slots(struct pilot_store *st, const char *run_id, const char *group, int max, bool held);
+/* A limit a run is counted in: key "group:NAME" or "array:ID", at most max at once. */
+#define STORE_KEY_SIZE 160
+#define STORE_MAX_LIMITS 4
+struct store_limit {
+	char key[STORE_KEY_SIZE];
+	int max;
+};
+int store_limit_set(struct store_limit *l, const char *kind, const char *name, int max);
+/* "concurrency group NAME has N runs going", "array ID has N runs going" (caller frees). */
+char *store_limit_full_text(const char *key, int64_t max);
+/* 1 when each of the limits has room for one more run, else 0. */
+int store_limits_room(struct pilot_store *st, const struct store_limit *l, size_t n);
+/* Count a new run in the limits; held: it took its slots (it is queued). */
+int store_add_slots(struct pilot_store *st, const char *run_id, const struct store_limit *l, size_t n, bool held);
+/* The limits a run is counted in (at most max of them). */
+int store_run_limits(struct pilot_store *st, const char *run_id, struct store_limit *out, size_t max, size_t *n);
 /* Take the run's slots if every limit it is in has room: 1 taken (or it has no
  * limits), 0 one is full. */
 int store_try_slots(struct pilot_store *st, const char *run_id);

@@ -51,6 +51,7 @@ static int list_query(struct pilot_store *st, const char *sql, const struct pilo
 	bind_text(s, 4, f->name ? f->name : state);
 	bind_text(s, 5, states_csv);
 	bind_int(s, 6, f->since_ms);
+	bind_text(s, 7, f->array);
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		out->items = pilot_xrealloc(out->items, (out->n + 1) * sizeof(*out->items));
@@ -76,6 +77,10 @@ int pilot_store_list_runs(struct pilot_store *st, const struct pilot_run_filter 
 	static const char sql_name[] = "SELECT " RUN_COLS_LIST " FROM runs WHERE name = ?4 AND id < ?1 AND id >= ?2 "
 				       "AND created_ms >= ?6 AND (?5 IS NULL OR instr(?5, ',' || state || ',') > 0) "
 				       "ORDER BY id DESC LIMIT ?3";
+	/* An array's runs (at most PILOT_ARRAY_MAX_ELEMENTS, by their index). */
+	static const char sql_array[] = "SELECT " RUN_COLS_LIST " FROM runs INDEXED BY runs_array WHERE array_id = ?7 "
+					"AND id < ?1 AND id >= ?2 AND created_ms >= ?6 AND (?4 IS NULL OR name = ?4) "
+					"AND (?5 IS NULL OR instr(?5, ',' || state || ',') > 0) ORDER BY id DESC LIMIT ?3";
 	struct pilot_run_filter zero = { 0 };
 	if (!f)
 		f = &zero;
@@ -93,7 +98,7 @@ int pilot_store_list_runs(struct pilot_store *st, const struct pilot_run_filter 
 	if (r < 0)
 		return r;
 	/* One more than asked tells whether there is a next page. */
-	if (f->name) {
+	if (f->name || f->array) {
 		_cleanup_buf_ struct pilot_buf csv = PILOT_BUF_INIT;
 		if (states) {
 			pilot_buf_putc(&csv, ',');
@@ -101,7 +106,8 @@ int pilot_store_list_runs(struct pilot_store *st, const struct pilot_run_filter 
 				if (states & (1u << i))
 					pilot_buf_printf(&csv, "%s,", pilot_run_state_name(i));
 		}
-		r = list_query(st, sql_name, f, NULL, states ? pilot_buf_str(&csv) : NULL, limit + 1, &l);
+		r = list_query(st, f->array ? sql_array : sql_name, f, NULL, states ? pilot_buf_str(&csv) : NULL, limit + 1,
+			       &l);
 	} else if (!states) {
 		r = list_query(st, sql_all, f, NULL, NULL, limit + 1, &l);
 	} else {

@@ -45,6 +45,10 @@ void store_load_run(sqlite3_stmt *s, struct pilot_run *r, bool secret_values)
 	r->concurrency_group = col_dup(s, 34);
 	r->concurrency_max = (int)col_int(s, 35);
 	r->slot_wait = col_int(s, 36) != 0;
+	if (sqlite3_column_type(s, 37) != SQLITE_NULL) {
+		col_copy_id(s, 37, r->array_id);
+		r->array_index = col_int(s, 38);
+	}
 }
 
 static void load_attempt(sqlite3_stmt *s, struct pilot_attempt *a)

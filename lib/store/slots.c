@@ -1,63 +1,97 @@
-/* Concurrency limits. A run in a concurrency group takes a slot of the group when it
- * would be queued and gives it back when it ends: retries and lost attempts keep it.
- * A run that finds its group full stays waiting (slot_wait) and is queued when a run
- * of the group ends, highest priority then oldest first. The slots are rows of
- * run_slots keyed by "group:NAME", so that a run could be counted in more than one
- * limit; held = 1 while the run has its slot. */
+/* Concurrency limits: a concurrency group ("group:NAME") and an array's throttle
+ * ("array:ID"). A run takes a slot of each limit it is in when it would be queued and
+ * gives them back when it ends: retries and lost attempts keep them. A run that finds
+ * a limit full stays waiting (slot_wait) and is queued when a run of that limit ends,
+ * highest priority then oldest first. Rows of run_slots, one per run and limit;
+ * held = 1 while the run has its slot. */
 #include <string.h>
 
 #include "internal.h"
 
-static int group_key(const char *group, char *out, size_t size)
+int store_limit_set(struct store_limit *l, const char *kind, const char *name, int max)
 {
-	int n = snprintf(out, size, "group:%s", group);
-	return n < 0 || (size_t)n >= size ? pilot_error_set(PILOT_EINVALID, "concurrency group name too long") : 0;
+	int n = snprintf(l->key, sizeof(l->key), "%s:%s", kind, name);
+	l->max = max;
+	return n < 0 || (size_t)n >= sizeof(l->key) ? pilot_error_set(PILOT_EINVALID, "%s name too long", kind) : 0;
 }
 
-#define KEY_SIZE 160
+char *store_limit_full_text(const char *key, int64_t max)
+{
+	const char *colon = strchr(key, ':');
+	const char *name = colon ? colon + 1 : key;
+	bool group = !strncmp(key, "group:", 6);
+	return pilot_xasprintf("%s %s has %lld run%s going", group ? "concurrency group" : "array", name,
+			       (long long)max, max == 1 ? "" : "s");
+}
 
-int store_group_room(struct pilot_store *st, const char *group, int max)
+static int key_held(struct pilot_store *st, const char *key, int64_t *n)
 {
 	static const char sql[] = "SELECT count(*) FROM run_slots INDEXED BY run_slots_held WHERE key = ?1 AND held = 1";
-	char key[KEY_SIZE];
-	int r = group_key(group, key, sizeof(key));
-	if (r < 0)
-		return r;
 	sqlite3_stmt *s = db_stmt(st, sql);
 	if (!s)
 		return pilot_error_code();
 	bind_text(s, 1, key);
 	if (sqlite3_step(s) != SQLITE_ROW) {
 		sqlite3_reset(s);
-		return db_error(st, "cannot read concurrency groups");
+		return db_error(st, "cannot read concurrency limits");
 	}
-	int64_t n = col_int(s, 0);
+	*n = col_int(s, 0);
 	sqlite3_reset(s);
-	return n < max;
+	return 0;
 }
 
-int store_add_slots(struct pilot_store *st, const char *run_id, const char *group, int max, bool held)
+int store_limits_room(struct pilot_store *st, const struct store_limit *l, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int64_t held = 0;
+		int r = key_held(st, l[i].key, &held);
+		if (r < 0)
+			return r;
+		if (held >= l[i].max)
+			return 0;
+	}
+	return 1;
+}
+
+int store_add_slots(struct pilot_store *st, const char *run_id, const struct store_limit *l, size_t n, bool held)
 {
 	static const char sql[] = "INSERT INTO run_slots(key, run_id, max, held) VALUES (?1, ?2, ?3, ?4)";
-	char key[KEY_SIZE];
-	if (!group)
-		return 0;
-	int r = group_key(group, key, sizeof(key));
-	if (r < 0)
-		return r;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_stmt *s = db_stmt(st, sql);
+		if (!s)
+			return pilot_error_code();
+		bind_text(s, 1, l[i].key);
+		bind_text(s, 2, run_id);
+		bind_int(s, 3, l[i].max);
+		bind_int(s, 4, held);
+		int r = db_done(st, s, "cannot record the run's concurrency limits");
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int store_run_limits(struct pilot_store *st, const char *run_id, struct store_limit *out, size_t max, size_t *n)
+{
+	static const char sql[] = "SELECT key, max FROM run_slots INDEXED BY run_slots_run WHERE run_id = ?1";
 	sqlite3_stmt *s = db_stmt(st, sql);
 	if (!s)
 		return pilot_error_code();
-	bind_text(s, 1, key);
-	bind_text(s, 2, run_id);
-	bind_int(s, 3, max);
-	bind_int(s, 4, held);
-	return db_done(st, s, "cannot record the run's concurrency group");
+	bind_text(s, 1, run_id);
+	int rc;
+	*n = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (*n < max) {
+			snprintf(out[*n].key, sizeof(out[*n].key), "%s", col_text(s, 0));
+			out[(*n)++].max = (int)col_int(s, 1);
+		}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : db_error(st, "cannot read the run's concurrency limits");
 }
 
-/* Whether a run with these limits could take its slots now (1) or a limit is full (0);
- * *full_key (when not NULL, KEY_SIZE bytes) gets the first full one. */
-static int slots_free(struct pilot_store *st, const char *run_id, char *full_key)
+/* Whether a run could take its slots now (1) or a limit is full (0); *full (when not
+ * NULL) gets the first full one. */
+static int slots_free(struct pilot_store *st, const char *run_id, struct store_limit *full)
 {
 	static const char sql[] =
 		"SELECT s.key, s.max, (SELECT count(*) FROM run_slots h INDEXED BY run_slots_held "
@@ -69,8 +103,10 @@ static int slots_free(struct pilot_store *st, const char *run_id, char *full_key
 	int rc, ok = 1;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
 		if (col_int(s, 2) >= col_int(s, 1)) {
-			if (full_key)
-				snprintf(full_key, KEY_SIZE, "%s", col_text(s, 0));
+			if (full) {
+				snprintf(full->key, sizeof(full->key), "%s", col_text(s, 0));
+				full->max = (int)col_int(s, 1);
+			}
 			ok = 0;
 			break;
 		}
@@ -98,34 +134,34 @@ int store_try_slots(struct pilot_store *st, const char *run_id)
 	return take_slots(st, run_id) < 0 ? pilot_error_code() : 1;
 }
 
+/* {"group": NAME} or {"array": ID}: the limit named by key, for an event. */
+static json_t *limit_json(const char *key)
+{
+	const char *colon = strchr(key, ':');
+	if (!colon)
+		return json_object();
+	_cleanup_free_ char *kind = pilot_xstrndup(key, (size_t)(colon - key));
+	return json_pack("{s:s}", kind, colon + 1);
+}
+
 int store_slot_wait(struct pilot_store *st, const char *run_id, const char *actor)
 {
 	static const char sql[] =
 		"UPDATE runs SET slot_wait = 1, not_before_ms = NULL, updated_ms = ?2 WHERE id = ?1";
-	static const char group[] = "SELECT concurrency_group, concurrency_max FROM runs WHERE id = ?1";
+	struct store_limit full = { "", 0 };
+	int r = slots_free(st, run_id, &full);
+	if (r < 0)
+		return r;
 	sqlite3_stmt *s = db_stmt(st, sql);
 	if (!s)
 		return pilot_error_code();
 	bind_text(s, 1, run_id);
 	bind_int(s, 2, store_now());
-	int r = db_done(st, s, "cannot update run");
-	if (r < 0)
+	if ((r = db_done(st, s, "cannot update run")) < 0)
 		return r;
-	if (!(s = db_stmt(st, group)))
-		return pilot_error_code();
-	bind_text(s, 1, run_id);
-	if (sqlite3_step(s) != SQLITE_ROW) {
-		sqlite3_reset(s);
-		return db_error(st, "cannot read run");
-	}
-	_cleanup_free_ char *name = col_dup(s, 0);
-	int64_t max = col_int(s, 1);
-	sqlite3_reset(s);
-	_cleanup_free_ char *msg =
-		pilot_xasprintf("waiting for a slot: concurrency group %s has %lld run%s going", name ? name : "?",
-				(long long)max, max == 1 ? "" : "s");
-	return store_add_event(st, run_id, 0, "slot_wait", actor, msg, json_pack("{s:s?}", "group", name),
-			       PILOT_RUN_WAITING);
+	_cleanup_free_ char *why = store_limit_full_text(full.key, full.max);
+	_cleanup_free_ char *msg = pilot_xasprintf("waiting for a slot: %s", why);
+	return store_add_event(st, run_id, 0, "slot_wait", actor, msg, limit_json(full.key), PILOT_RUN_WAITING);
 }
 
 int store_queue_waiting(struct pilot_store *st, const char *run_id, const char *type, const char *actor,
@@ -172,13 +208,14 @@ static int slot_given(struct pilot_store *st, const char *run_id, const char *ke
 	if (!s)
 		return pilot_error_code();
 	bind_text(s, 1, run_id);
-	const char *group = strchr(key, ':') ? strchr(key, ':') + 1 : key;
-	_cleanup_free_ char *msg = pilot_xasprintf("a slot of concurrency group %s came free", group);
+	const char *name = strchr(key, ':') ? strchr(key, ':') + 1 : key;
+	_cleanup_free_ char *msg = pilot_xasprintf("a slot of %s %s came free",
+						   !strncmp(key, "group:", 6) ? "concurrency group" : "array", name);
 	int r;
 	if ((r = db_done(st, s, "cannot update run")) < 0 || (r = take_slots(st, run_id)) < 0)
 		return r;
 	return store_transition(st, run_id, PILOT_RUN_WAITING, PILOT_RUN_QUEUED, PILOT_REASON_NONE, "slot_free", "pilot",
-				0, msg, json_pack("{s:s}", "group", group));
+				0, msg, limit_json(key));
 }
 
 /* Fill the free slots of key with the runs waiting for them. A waiter also limited
@@ -192,11 +229,11 @@ static int fill_slots(struct pilot_store *st, const char *key)
 		if ((n = slot_waiters(st, key, skipped, ids, BATCH)) < 0)
 			return n;
 		for (int i = 0; i < n; i++) {
-			char full[KEY_SIZE];
-			int r = slots_free(st, ids[i], full);
+			struct store_limit full;
+			int r = slots_free(st, ids[i], &full);
 			if (r < 0)
 				return r;
-			if (r == 0 && !strcmp(full, key))
+			if (r == 0 && !strcmp(full.key, key))
 				return 0;
 			if (r == 0)
 				skipped++;
@@ -214,11 +251,11 @@ int store_free_slots(struct pilot_store *st, const char *run_id)
 	if (!s)
 		return pilot_error_code();
 	bind_text(s, 1, run_id);
-	char keys[4][KEY_SIZE];
+	char keys[STORE_MAX_LIMITS][STORE_KEY_SIZE];
 	int n = 0, rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if (n < 4)
-			snprintf(keys[n++], KEY_SIZE, "%s", col_text(s, 0));
+		if (n < STORE_MAX_LIMITS)
+			snprintf(keys[n++], STORE_KEY_SIZE, "%s", col_text(s, 0));
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
 		return db_error(st, "cannot give back a concurrency slot");

@@ -79,10 +79,10 @@ static int validate_submit(struct pilot_store *st, const struct pilot_submit_req
 
 /* What makes two submits "the same" for an idempotency key: everything the run is made
  * of, except the secret values (never hashed into the database), the submitter and
- * not_before (a relative delay gives a different time on a replay). */
-static void payload_hash(const struct pilot_submit_request *req, char out[65])
+ * not_before (a relative delay gives a different time on a replay). j is the request's
+ * JSON, changed in place. */
+static void scrub_request(json_t *j, const struct pilot_submit_request *req)
 {
-	json_t *j = pilot_submit_request_to_json(req);
 	json_object_del(j, "idempotency_key");
 	json_object_del(j, "submitter");
 	json_object_del(j, "not_before_ms");
@@ -90,10 +90,60 @@ static void payload_hash(const struct pilot_submit_request *req, char out[65])
 	for (size_t i = 0; i < req->secrets.n; i++)
 		json_array_append_new(names, json_string(req->secrets.items[i].key));
 	json_object_set_new(j, "secrets", names);
+}
+
+static void hash_json(json_t *j, char out[65])
+{
 	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 	pilot_sha256_hex(s, strlen(s), out);
 	free(s);
 	json_decref(j);
+}
+
+static void payload_hash(const struct pilot_submit_request *req, char out[65])
+{
+	json_t *j = pilot_submit_request_to_json(req);
+	scrub_request(j, req);
+	hash_json(j, out);
+}
+
+/* The id an idempotency key was used for: 1 (id set) when with the same payload, 0
+ * when the key is new, PILOT_ECONFLICT when it was used for another payload. */
+static int idempotency_lookup(struct pilot_store *st, const char *key, const char *hash, char id[PILOT_ID_SIZE])
+{
+	static const char sql[] = "SELECT run_id, payload_sha256 FROM idempotency WHERE key = ?1";
+	sqlite3_stmt *s = db_stmt(st, sql);
+	if (!s)
+		return pilot_error_code();
+	bind_text(s, 1, key);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(s);
+		return 0;
+	}
+	if (rc != SQLITE_ROW)
+		return db_error(st, "cannot look up idempotency key");
+	col_copy_id(s, 0, id);
+	bool same = !strcmp(col_text(s, 1), hash);
+	sqlite3_reset(s);
+	if (!same)
+		return pilot_error_set(PILOT_ECONFLICT,
+				       "idempotency key '%s' was already used for %s '%s' with a different request", key,
+				       id[0] == 'x' ? "array" : "run", id);
+	return 1;
+}
+
+static int idempotency_record(struct pilot_store *st, const char *key, const char *hash, const char *id)
+{
+	static const char sql[] = "INSERT INTO idempotency(key, run_id, payload_sha256, created_ms) VALUES (?1, ?2, ?3, ?4)";
+	sqlite3_stmt *s = db_stmt(st, sql);
+	if (!s)
+		return pilot_error_code();
+	bind_text(s, 1, key);
+	bind_text(s, 2, id);
+	bind_text(s, 3, hash);
+	bind_int(s, 4, store_now());
+	return db_done(st, s, "cannot record idempotency key");
 }
 
 /* A new run id greater than every existing one. Ids start with the creation time in
@@ -210,16 +260,36 @@ static int insert_needs(struct pilot_store *st, const char *id, const struct nee
 				json_pack("{s:s,s:s}", "run_id", d->run, "state", pilot_run_state_name(needs->doomed_end)));
 }
 
+/* Where a new run goes besides its own fields: the limits it is counted in (its
+ * concurrency group, its array's throttle) and its array. */
+struct run_place {
+	struct store_limit limits[STORE_MAX_LIMITS];
+	size_t nlimits;
+	const char *array_id; /* NULL = none */
+	int64_t array_index;
+};
+
+/* The place of a run submitted on its own: its concurrency group. */
+static int place_of(const struct pilot_submit_request *req, struct run_place *out)
+{
+	*out = (struct run_place){ 0 };
+	if (!req->concurrency_group)
+		return 0;
+	out->nlimits = 1;
+	return store_limit_set(&out->limits[0], "group", req->concurrency_group, req->concurrency_max);
+}
+
 static int insert_run(struct pilot_store *st, const struct pilot_submit_request *req, const char *submitter,
-		      const char *retry_of, const char *secrets_text, const struct needs *needs, char id[PILOT_ID_SIZE])
+		      const char *retry_of, const char *secrets_text, const struct needs *needs,
+		      const struct run_place *place, char id[PILOT_ID_SIZE])
 {
 	static const char sql[] =
 		"INSERT INTO runs(id, name, spec_json, bundle_sha256, params_json, env_json, requires_json, "
 		"secrets_json, priority, state, created_ms, not_before_ms, updated_ms, retry_max, retry_on, "
 		"backoff_ms, max_backoff_ms, timeout_ms, idempotency_key, submitter, retry_of, held, needs_left, "
-		"concurrency_group, concurrency_max, slot_wait) "
+		"concurrency_group, concurrency_max, slot_wait, array_id, array_index) "
 		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?11, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, "
-		"?22, ?23, ?24, ?25)";
+		"?22, ?23, ?24, ?25, ?26, ?27)";
 	int64_t now = store_now();
 	bool waits = needs && (needs->left > 0 || needs->doomed >= 0);
 	enum pilot_run_state state = req->not_before_ms > now || waits ? PILOT_RUN_WAITING : PILOT_RUN_QUEUED;
@@ -227,8 +297,8 @@ static int insert_run(struct pilot_store *st, const struct pilot_submit_request 
 	_cleanup_free_ char *sec_text = secrets_text ? pilot_xstrdup(secrets_text) : kvs_to_text(&req->secrets);
 	int r = 0;
 	bool slot_wait = false;
-	if (state == PILOT_RUN_QUEUED && req->concurrency_group) {
-		if ((r = store_group_room(st, req->concurrency_group, req->concurrency_max)) < 0)
+	if (state == PILOT_RUN_QUEUED && place->nlimits) {
+		if ((r = store_limits_room(st, place->limits, place->nlimits)) < 0)
 			return r;
 		slot_wait = r == 0;
 		if (slot_wait)
@@ -270,6 +340,9 @@ static int insert_run(struct pilot_store *st, const struct pilot_submit_request 
 		bind_text(s, 23, req->concurrency_group);
 		bind_int_or_null(s, 24, req->concurrency_group ? req->concurrency_max : 0);
 		bind_int(s, 25, slot_wait);
+		bind_text(s, 26, place->array_id);
+		if (place->array_id)
+			bind_int(s, 27, place->array_index);
 		int rc = sqlite3_step(s);
 		sqlite3_reset(s);
 		if (rc == SQLITE_DONE) {
@@ -287,18 +360,27 @@ static int insert_run(struct pilot_store *st, const struct pilot_submit_request 
 		return r;
 	if ((r = store_count_add(st, state, 1)) < 0 ||
 	    (state == PILOT_RUN_QUEUED && (r = store_queued_set_add(st, id, 1)) < 0) ||
-	    (r = store_add_slots(st, id, req->concurrency_group, req->concurrency_max, state == PILOT_RUN_QUEUED)) < 0)
+	    (r = store_add_slots(st, id, place->limits, place->nlimits, state == PILOT_RUN_QUEUED)) < 0)
 		return r;
+	_cleanup_free_ char *full = NULL;
+	if (slot_wait) {
+		struct store_limit l = { "", 0 };
+		for (size_t i = 0; i < place->nlimits && !l.key[0]; i++) {
+			int64_t one = store_limits_room(st, &place->limits[i], 1);
+			if (one < 0)
+				return (int)one;
+			if (one == 0)
+				l = place->limits[i];
+		}
+		full = store_limit_full_text(l.key, l.max);
+	}
 	json_t *data = json_pack("{s:s}", "name", req->name);
 	if (retry_of)
 		json_object_set_new(data, "retry_of", json_string(retry_of));
 	_cleanup_free_ char *msg = retry_of ? pilot_xasprintf("submitted by %s (retry of %s)", submitter, retry_of)
 				   : waits  ? pilot_xasprintf("submitted by %s, waiting for %zu run%s", submitter, needs->n,
 							     needs->n == 1 ? "" : "s")
-				   : slot_wait ? pilot_xasprintf("submitted by %s, waiting for a slot: concurrency group %s has "
-								"%d run%s going",
-								submitter, req->concurrency_group, req->concurrency_max,
-								req->concurrency_max == 1 ? "" : "s")
+				   : slot_wait ? pilot_xasprintf("submitted by %s, waiting for a slot: %s", submitter, full)
 					    : pilot_xasprintf("submitted by %s", submitter);
 	if ((r = store_add_event(st, id, 0, "submitted", submitter, msg, data, state)) < 0)
 		return r;
@@ -319,58 +401,185 @@ int pilot_store_submit(struct pilot_store *st, const struct pilot_submit_request
 	int replay = 0;
 	if ((r = db_begin(st, true)) < 0)
 		return r;
-	if (req->idempotency_key) {
-		static const char sql[] = "SELECT run_id, payload_sha256 FROM idempotency WHERE key = ?1";
-		sqlite3_stmt *s = db_stmt(st, sql);
-		if (!s) {
-			r = pilot_error_code();
-			goto fail;
-		}
-		bind_text(s, 1, req->idempotency_key);
-		int rc = sqlite3_step(s);
-		if (rc == SQLITE_ROW) {
-			col_copy_id(s, 0, id);
-			bool same = !strcmp(col_text(s, 1), hash);
-			sqlite3_reset(s);
-			if (!same) {
-				r = pilot_error_set(PILOT_ECONFLICT,
-						    "idempotency key '%s' was already used for run '%s' with a different request",
-						    req->idempotency_key, id);
-				goto fail;
-			}
-			replay = 1;
-		} else if (rc != SQLITE_DONE) {
-			r = db_error(st, "cannot look up idempotency key");
-			goto fail;
-		} else {
-			sqlite3_reset(s);
-		}
-	}
+	if (req->idempotency_key && (replay = r = idempotency_lookup(st, req->idempotency_key, hash, id)) < 0)
+		goto fail;
 	if (!replay) {
 		struct needs needs;
+		struct run_place place;
 		r = resolve_needs(st, req, &needs);
 		if (r == 0)
-			r = insert_run(st, req, submitter, NULL, NULL, &needs, id);
+			r = place_of(req, &place);
+		if (r == 0)
+			r = insert_run(st, req, submitter, NULL, NULL, &needs, &place, id);
 		free(needs.items);
-		if (r < 0)
+		if (r < 0 || (req->idempotency_key && (r = idempotency_record(st, req->idempotency_key, hash, id)) < 0))
 			goto fail;
-		if (req->idempotency_key) {
-			static const char sql[] =
-				"INSERT INTO idempotency(key, run_id, payload_sha256, created_ms) VALUES (?1, ?2, ?3, ?4)";
-			sqlite3_stmt *s = db_stmt(st, sql);
-			if (!s) {
-				r = pilot_error_code();
-				goto fail;
-			}
-			bind_text(s, 1, req->idempotency_key);
-			bind_text(s, 2, id);
-			bind_text(s, 3, hash);
-			bind_int(s, 4, store_now());
-			if ((r = db_done(st, s, "cannot record idempotency key")) < 0)
-				goto fail;
-		}
 	}
 	return store_commit_run(st, id, out, replay);
+fail:
+	db_rollback(st);
+	return r;
+}
+
+/* ---- arrays ---- */
+
+static int cmp_int64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int validate_array(struct pilot_store *st, const struct pilot_array_request *req)
+{
+	if (!req->nelements || req->nelements > PILOT_ARRAY_MAX_ELEMENTS)
+		return pilot_error_set(PILOT_EINVALID, "invalid array: it needs 1 to %d elements, not %zu",
+				       PILOT_ARRAY_MAX_ELEMENTS, req->nelements);
+	if (req->throttle < 0 || req->throttle > PILOT_ARRAY_MAX_ELEMENTS)
+		return pilot_error_set(PILOT_EINVALID, "invalid array: a throttle of %d (expected 0 to %d)", req->throttle,
+				       PILOT_ARRAY_MAX_ELEMENTS);
+	_cleanup_free_ int64_t *idx = pilot_xcalloc(req->nelements, sizeof(*idx));
+	for (size_t i = 0; i < req->nelements; i++) {
+		const struct pilot_array_element *e = &req->elements[i];
+		int r;
+		if (e->index < 0 || e->index > INT32_MAX)
+			return pilot_error_set(PILOT_EINVALID, "invalid array: index %lld out of range (0 to %d)",
+					       (long long)e->index, INT32_MAX);
+		if ((r = check_json("spec", e->spec_json, false)) < 0 ||
+		    (r = check_json("params", e->params_json, true)) < 0)
+			return pilot_error_prefix(r, "array element %lld", (long long)e->index);
+		idx[i] = e->index;
+	}
+	qsort(idx, req->nelements, sizeof(*idx), cmp_int64);
+	for (size_t i = 1; i < req->nelements; i++)
+		if (idx[i] == idx[i - 1])
+			return pilot_error_set(PILOT_EINVALID, "invalid array: index %lld is given twice", (long long)idx[i]);
+	return validate_submit(st, &req->base);
+}
+
+static void array_hash(const struct pilot_array_request *req, char out[65])
+{
+	json_t *j = pilot_array_request_to_json(req);
+	scrub_request(json_object_get(j, "run"), &req->base);
+	hash_json(j, out);
+}
+
+static int load_array(struct pilot_store *st, const char *id, struct pilot_array *out)
+{
+	static const char row[] = "SELECT name, submitter, created_ms, throttle FROM arrays WHERE id = ?1";
+	static const char runs[] = "SELECT id FROM runs INDEXED BY runs_array WHERE array_id = ?1 "
+				   "ORDER BY array_index, id";
+	sqlite3_stmt *s = db_stmt(st, row);
+	if (!s)
+		return pilot_error_code();
+	bind_text(s, 1, id);
+	int rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return rc == SQLITE_DONE ? pilot_error_set(PILOT_ENOTFOUND, "array '%s' not found", id)
+					 : db_error(st, "cannot read array");
+	}
+	struct pilot_array a = { 0 };
+	snprintf(a.id, sizeof(a.id), "%s", id);
+	a.name = col_dup(s, 0);
+	a.submitter = col_dup(s, 1);
+	a.created_ms = col_int(s, 2);
+	a.throttle = (int)col_int(s, 3);
+	sqlite3_reset(s);
+	if (!(s = db_stmt(st, runs))) {
+		pilot_array_clear(&a);
+		return pilot_error_code();
+	}
+	bind_text(s, 1, id);
+	size_t cap = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (a.nruns == cap) {
+			cap = cap ? cap * 2 : 64;
+			a.runs = pilot_xrealloc(a.runs, cap * sizeof(*a.runs));
+		}
+		col_copy_id(s, 0, a.runs[a.nruns++]);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		pilot_array_clear(&a);
+		return db_error(st, "cannot read the array's runs");
+	}
+	*out = a;
+	return 0;
+}
+
+static int insert_array(struct pilot_store *st, const struct pilot_array_request *req, const char *submitter,
+			char aid[PILOT_ID_SIZE])
+{
+	static const char sql[] =
+		"INSERT INTO arrays(id, name, submitter, created_ms, throttle, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+	struct needs needs;
+	struct run_place place;
+	pilot_id_new('x', aid);
+	sqlite3_stmt *s = db_stmt(st, sql);
+	if (!s)
+		return pilot_error_code();
+	bind_text(s, 1, aid);
+	bind_text(s, 2, req->base.name);
+	bind_text(s, 3, submitter);
+	bind_int(s, 4, store_now());
+	bind_int(s, 5, req->throttle);
+	bind_int(s, 6, (int64_t)req->nelements);
+	int r = db_done(st, s, "cannot insert array");
+	if (r < 0 || (r = place_of(&req->base, &place)) < 0)
+		return r;
+	place.array_id = aid;
+	if (req->throttle > 0 && (r = store_limit_set(&place.limits[place.nlimits++], "array", aid, req->throttle)) < 0)
+		return r;
+	/* The runs to wait for are resolved once: each element waits for the same. */
+	if ((r = resolve_needs(st, &req->base, &needs)) < 0) {
+		free(needs.items);
+		return r;
+	}
+	for (size_t i = 0; i < req->nelements && r == 0; i++) {
+		const struct pilot_array_element *e = &req->elements[i];
+		struct pilot_submit_request one = req->base;
+		char rid[PILOT_ID_SIZE];
+		if (e->spec_json)
+			one.spec_json = e->spec_json;
+		if (e->params_json)
+			one.params_json = e->params_json;
+		place.array_index = e->index;
+		r = insert_run(st, &one, submitter, NULL, NULL, &needs, &place, rid);
+	}
+	free(needs.items);
+	return r;
+}
+
+int pilot_store_submit_array(struct pilot_store *st, const struct pilot_array_request *req, struct pilot_array *out)
+{
+	STORE_LOCKED(st);
+	int r = validate_array(st, req);
+	if (r < 0)
+		return r;
+	const char *key = req->base.idempotency_key;
+	char hash[65] = "";
+	if (key)
+		array_hash(req, hash);
+	const char *submitter = req->base.submitter && *req->base.submitter ? req->base.submitter : st->actor;
+	char id[PILOT_ID_SIZE];
+	int replay = 0;
+	struct pilot_array a = { 0 };
+	if ((r = db_begin(st, true)) < 0)
+		return r;
+	if (key && (replay = r = idempotency_lookup(st, key, hash, id)) < 0)
+		goto fail;
+	if (!replay && ((r = insert_array(st, req, submitter, id)) < 0 ||
+			(key && (r = idempotency_record(st, key, hash, id)) < 0)))
+		goto fail;
+	if ((r = load_array(st, id, &a)) < 0 || (r = db_commit(st)) < 0) {
+		pilot_array_clear(&a);
+		goto fail;
+	}
+	if (out)
+		*out = a;
+	else
+		pilot_array_clear(&a);
+	return replay;
 fail:
 	db_rollback(st);
 	return r;
@@ -507,7 +716,10 @@ int pilot_store_retry(struct pilot_store *st, const char *run, const char *actor
 	if (!req.retry.backoff_ms)
 		req.retry.backoff_ms = PILOT_RETRY_AT_ONCE;
 	secrets = kvs_to_text(&old.secrets);
-	if ((r = insert_run(st, &req, actor, id, secrets, NULL, nid)) < 0)
+	/* The retry takes the old run's place: its limits and its array element. */
+	struct run_place place = { .array_id = old.array_id[0] ? old.array_id : NULL, .array_index = old.array_index };
+	if ((r = store_run_limits(st, id, place.limits, STORE_MAX_LIMITS, &place.nlimits)) < 0 ||
+	    (r = insert_run(st, &req, actor, id, secrets, NULL, &place, nid)) < 0)
 		goto fail;
 	msg = pilot_xasprintf("retried as %s by %s", nid, actor);
 	if ((r = store_add_event(st, id, 0, "retried", actor, msg, json_pack("{s:s}", "run_id", nid), old.state)) < 0)

@@ -1903,6 +1903,114 @@ static void t_concurrency_retry(struct ctx *c)
 	pilot_run_clear(&b);
 }
 
+/* ---- arrays ---- */
+
+static void array_req(struct ctx *c, struct pilot_array_request *q, size_t n, int throttle)
+{
+	memset(q, 0, sizeof(*q));
+	req_init(c, &q->base);
+	q->nelements = n;
+	q->throttle = throttle;
+	q->elements = pilot_xcalloc(n, sizeof(*q->elements));
+	for (size_t i = 0; i < n; i++)
+		q->elements[i].index = (int64_t)i * 10;
+}
+
+/* An array is made whole in one call: its runs carry its id and their index, one
+ * element may have its own spec and params, the throttle holds back the rest, a
+ * replay returns the same array, and a bad element refuses the whole array. */
+static void t_array(struct ctx *c)
+{
+	struct pilot_array_request q;
+	struct pilot_array a = { 0 }, b = { 0 };
+	array_req(c, &q, 5, 2);
+	q.elements[3].spec_json = "{\"name\":\"ct\",\"command\":[\"echo\",\"30\"]}";
+	q.elements[3].params_json = "{\"i\":\"30\"}";
+	char key[40];
+	snprintf(key, sizeof(key), "array-%s", c->tag);
+	q.base.idempotency_key = key;
+	CHECK_RC(pilot_api_submit_array(c->api, &q, &a), 0, "submit an array of 5, at most 2 at once");
+	CHECK(a.id[0] == 'x' && a.nruns == 5 && a.throttle == 2 && a.name && !strcmp(a.name, c->name),
+	      "an array id, its name, throttle and 5 runs");
+	CHECK_RC(pilot_api_submit_array(c->api, &q, &b), 1, "the same key and payload again: a replay");
+	CHECK(!strcmp(a.id, b.id) && b.nruns == 5, "of the same array");
+	pilot_array_clear(&b);
+	struct pilot_run r = { 0 };
+	if (a.nruns == 5) {
+		CHECK_RC(pilot_api_get_run(c->api, a.runs[3], &r), 0, "get the fourth run");
+		CHECK(!strcmp(r.array_id, a.id) && r.array_index == 30, "it knows its array and index");
+		CHECK(r.spec_json && strstr(r.spec_json, "\"30\"") && r.params_json && strstr(r.params_json, "30"),
+		      "its own spec and params");
+		CHECK(r.state == PILOT_RUN_WAITING && r.slot_wait, "it waits for a slot of the array");
+		pilot_run_clear(&r);
+		CHECK(state_of(c, a.runs[0]) == PILOT_RUN_QUEUED && state_of(c, a.runs[1]) == PILOT_RUN_QUEUED,
+		      "the first two are queued");
+	}
+	struct pilot_run_filter f = { .array = a.id, .limit = 100 };
+	struct pilot_run_list l = { 0 };
+	CHECK_RC(pilot_api_list_runs(c->api, &f, &l), 0, "list the array's runs");
+	CHECK(l.n == 5, "all five (%zu)", l.n);
+	pilot_run_list_clear(&l);
+	char id[PILOT_ID_SIZE];
+	int ran = 0, most = 0;
+	for (int i = 0; i < 5; i++) {
+		struct pilot_run_filter fq = { .array = a.id, .states = PILOT_RUN_STATE_BIT(PILOT_RUN_QUEUED) };
+		if (pilot_api_list_runs(c->api, &fq, &l) == 0 && (int)l.n > most)
+			most = (int)l.n;
+		pilot_run_list_clear(&l);
+		ran += run_once(c, PILOT_ATTEMPT_SUCCEEDED, id);
+	}
+	CHECK(ran == 5 && most == 2, "every run ran, never more than two queued at once (%d runs, %d)", ran, most);
+	pilot_array_clear(&a);
+
+	q.elements[3].spec_json = NULL;
+	q.elements[3].params_json = NULL;
+	q.base.idempotency_key = NULL;
+	q.elements[4].index = 0;
+	CHECK_RC(pilot_api_submit_array(c->api, &q, &a), PILOT_EINVALID, "an index given twice");
+	q.elements[4].index = 40;
+	q.elements[2].spec_json = "{\"name\":\"ct\",\"command\":\"echo\"}";
+	CHECK_RC(pilot_api_submit_array(c->api, &q, &a), PILOT_EINVALID, "an element whose spec no agent could run");
+	CHECK(strstr(pilot_error_last(), "element 20") != NULL, "names it: %s", pilot_error_last());
+	q.elements[2].spec_json = NULL;
+	q.throttle = -1;
+	CHECK_RC(pilot_api_submit_array(c->api, &q, &a), PILOT_EINVALID, "a negative throttle");
+	q.throttle = 0;
+	q.nelements = 0;
+	CHECK_RC(pilot_api_submit_array(c->api, &q, &a), PILOT_EINVALID, "no elements");
+	struct pilot_claim none = { 0 };
+	CHECK_RC(claim(c, &none), 0, "nothing of the refused arrays was queued");
+	q.nelements = 5;
+	pilot_array_request_clear(&q);
+}
+
+/* Every element waits for the runs the array waits for, and a failure fails them all. */
+static void t_array_after(struct ctx *c)
+{
+	struct pilot_run a = { 0 };
+	struct pilot_array arr = { 0 };
+	struct pilot_array_request q;
+	char id[PILOT_ID_SIZE];
+	submit(c, &a);
+	array_req(c, &q, 3, 0);
+	q.base.after = pilot_xcalloc(1, sizeof(*q.base.after));
+	q.base.nafter = 1;
+	pilot_run_need_parse(a.id, q.base.after);
+	CHECK_RC(pilot_api_submit_array(c->api, &q, &arr), 0, "an array waiting for a run");
+	bool all_wait = arr.nruns == 3;
+	for (size_t i = 0; i < arr.nruns; i++)
+		all_wait &= state_of(c, arr.runs[i]) == PILOT_RUN_WAITING;
+	CHECK(all_wait, "every element waits");
+	CHECK(run_once(c, PILOT_ATTEMPT_FAILED, id) && !strcmp(id, a.id), "the run fails");
+	bool all_failed = arr.nruns == 3;
+	for (size_t i = 0; i < arr.nruns; i++)
+		all_failed &= state_of(c, arr.runs[i]) == PILOT_RUN_FAILED;
+	CHECK(all_failed, "every element failed at once (dependency_failed)");
+	pilot_array_clear(&arr);
+	pilot_array_request_clear(&q);
+	pilot_run_clear(&a);
+}
+
 /* ---- the table ---- */
 
 static const struct {
@@ -1927,6 +2035,8 @@ static const struct {
 	{ "after_fail_fast", t_after_fail_fast },
 	{ "concurrency", t_concurrency },
 	{ "concurrency_retry", t_concurrency_retry },
+	{ "array", t_array },
+	{ "array_after", t_array_after },
 	{ "logs", t_logs },
 	{ "metrics", t_metrics },
 	{ "artifacts", t_artifacts },

@@ -575,6 +575,73 @@ static void test_run_needs(void **state)
 	pilot_run_clear(&r);
 }
 
+static void test_array_spec(void **state)
+{
+	(void)state;
+	_cleanup_free_ int64_t *idx = NULL;
+	size_t n;
+	int throttle;
+	assert_int_equal(pilot_array_spec_parse("0-99%8", &idx, &n, &throttle), 0);
+	assert_int_equal(n, 100);
+	assert_int_equal(idx[0], 0);
+	assert_int_equal(idx[99], 99);
+	assert_int_equal(throttle, 8);
+	free(idx);
+	assert_int_equal(pilot_array_spec_parse("5,1,0-30:10", &idx, &n, &throttle), 0);
+	assert_int_equal(n, 6);
+	assert_int_equal(idx[0], 5);
+	assert_int_equal(idx[1], 1);
+	assert_int_equal(idx[5], 30);
+	assert_int_equal(throttle, 0);
+	free(idx);
+	idx = NULL;
+	static const char *const bad[][2] = {
+		{ "", "no indexes" },
+		{ "9-7", "the range 9-7 goes down" },
+		{ "1,2,1", "index 1 is given twice" },
+		{ "0-3%0", "how many may run at once" },
+		{ "a-b", "expected indexes" },
+		{ "-1", "expected indexes" },
+		{ "0-3:0", "expected indexes" },
+		{ "0-10000", "more than 10000 elements" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		assert_int_equal(pilot_array_spec_parse(bad[i][0], &idx, &n, &throttle), PILOT_EINVALID);
+		assert_null(idx);
+		if (!strstr(pilot_error_last(), bad[i][1]))
+			fail_msg("'%s': %s", bad[i][0], pilot_error_last());
+	}
+
+	/* An array request and an array round-trip. */
+	struct pilot_array_request q = { .base = { .name = "sweep", .spec_json = "{}" }, .throttle = 4, .nelements = 2 };
+	q.elements = pilot_xcalloc(2, sizeof(*q.elements));
+	q.elements[0].index = 3;
+	q.elements[1] = (struct pilot_array_element){ 7, "{\"name\":\"x\"}", "{\"i\":\"7\"}" };
+	json_t *j = pilot_array_request_to_json(&q);
+	struct pilot_array_request back;
+	assert_int_equal(pilot_array_request_from_json(j, &back), 0);
+	assert_int_equal(back.nelements, 2);
+	assert_int_equal(back.throttle, 4);
+	assert_string_equal(back.base.name, "sweep");
+	assert_int_equal(back.elements[1].index, 7);
+	assert_string_equal(back.elements[1].params_json, "{\"i\":\"7\"}");
+	assert_null(back.elements[0].spec_json);
+	pilot_array_request_clear(&back);
+	json_decref(j);
+	pilot_array_request_clear(&q);
+	struct pilot_array a = { .id = "x0abc", .throttle = 2, .nruns = 1 }, a2;
+	a.runs = pilot_xcalloc(1, sizeof(*a.runs));
+	memcpy(a.runs[0], "r0abc", 6);
+	j = pilot_array_to_json(&a);
+	assert_int_equal(pilot_array_from_json(j, &a2), 0);
+	assert_string_equal(a2.id, "x0abc");
+	assert_int_equal(a2.nruns, 1);
+	assert_string_equal(a2.runs[0], "r0abc");
+	json_decref(j);
+	pilot_array_clear(&a2);
+	pilot_array_clear(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -587,6 +654,7 @@ int main(void)
 		cmocka_unit_test(test_scopes),
 		cmocka_unit_test(test_token_json),
 		cmocka_unit_test(test_run_needs),
+		cmocka_unit_test(test_array_spec),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

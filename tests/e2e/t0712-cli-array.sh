@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# pilot submit --array and --matrix over both transports, run by a real agent with room
+# for eight jobs: a 100-element array %4 runs every element once, never more than four
+# at once (each job counts the others running beside it), each job sees its index as
+# ${index} and PILOT_ARRAY_INDEX; pilot list --array lists the array; --matrix makes
+# one run per combination of params; bad --array values are usage errors.
+. "$SRCDIR/tests/e2e/lib.sh"
+. "$SRCDIR/tests/e2e/lib-cli.sh"
+
+# Up to 4 minutes for n runs of array $1 to have succeeded.
+wait_array() {
+	local i
+	case $1 in x*) ;; *) return 1 ;; esac
+	for ((i = 0; i < 2400; i++)); do
+		[ "$("$PILOT" list --array "$1" --all --state succeeded -q | wc -l)" -eq "$2" ] && return 0
+		[ "$("$PILOT" list --array "$1" --all --state failed,canceled -q | wc -l)" -gt 0 ] && return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+arrays() {
+	local live=$CLI_DIR/live
+	mkdir -p "$live"
+	: >"$CLI_DIR/seen"
+	project "$CLI_DIR/sweep" "name: sweep
+command: m=\$(mktemp $live/job.XXXXXX); ls $live | wc -l >>$CLI_DIR/seen; echo \"index=\${index} env=\$PILOT_ARRAY_INDEX\"; sleep 0.2; rm \$m"
+
+	start_agent -c 8
+	local a
+	a=$("$PILOT" submit --array 0-99%4 "$CLI_DIR/sweep")
+	case $a in x*) ok "$(t 'submit --array prints the array id')" ;; *) not_ok "$(t 'submit --array prints the array id')" "$a" ;; esac
+	if wait_array "$a" 100; then ok "$(t 'all 100 runs succeeded')"; else
+		not_ok "$(t 'all 100 runs succeeded')" "$("$PILOT" list --array "$a" --all | awk '{print $3}' | sort | uniq -c)"; fi
+	equals "$(t 'pilot list --array lists the 100')" "$("$PILOT" list --array "$a" --all -q | wc -l)" "100"
+	equals "$(t 'each ran once')" "$(wc -l <"$CLI_DIR/seen")" "100"
+	local most
+	most=$(sort -n "$CLI_DIR/seen" | tail -n 1)
+	if [ "$most" -le 4 ] && [ "$most" -ge 2 ]; then ok "$(t "at most four at once (seen: $most)")"; else
+		not_ok "$(t 'at most four at once, and more than one')" "seen $most"; fi
+	local r7
+	r7=$("$PILOT" list --array "$a" --all -o json | python3 -c 'import json,sys
+print([r["id"] for r in json.load(sys.stdin)["runs"] if r["array"]["index"] == 7][0])')
+	contains "$(t 'element 7 saw its index in the spec and the environment')" "$("$PILOT" logs "$r7")" "index=7 env=7"
+	equals "$(t 'the run shows its array')" "$(run_field "$r7" 'j["array"]["id"]')" "$a"
+	expect_status 0 "$(t 'pilot show of an element')" "$PILOT" show "$r7"
+	contains "$(t 'names the array and the index')" "$OUT" "$a, index 7"
+
+	project "$CLI_DIR/grid" 'name: grid
+params: {lr: "1", bs: "8"}
+command: echo "lr=${lr} bs=${bs}"'
+	a=$("$PILOT" submit --matrix lr=0.1,0.01 --matrix bs=32,64 "$CLI_DIR/grid")
+	wait_array "$a" 4
+	equals "$(t '--matrix: one run per combination, with its params')" "$("$PILOT" list --array "$a" --all -o json |
+		python3 -c 'import json,sys
+print(" ".join(sorted(json.loads(r["params_json"])["lr"] + "/" + json.loads(r["params_json"])["bs"] for r in json.load(sys.stdin)["runs"])))')" \
+		"0.01/32 0.01/64 0.1/32 0.1/64"
+	local logs="" id
+	for id in $("$PILOT" list --array "$a" --all -q); do logs+="$("$PILOT" logs "$id") "; done
+	contains "$(t 'the spec saw them')" "$logs" "lr=0.01 bs=64"
+
+	expect_status 2 "$(t '--array with a range that goes down')" "$PILOT" submit --array 9-7 "$CLI_DIR/sweep"
+	contains "$(t 'says so')" "$ERR" "the range 9-7 goes down"
+	expect_status 2 "$(t '--array with an index twice')" "$PILOT" submit --array 1,2,1 "$CLI_DIR/sweep"
+	expect_status 2 "$(t '--array and --matrix together')" "$PILOT" submit --array 0-1 --matrix lr=1 "$CLI_DIR/grid"
+	expect_status 1 "$(t '--matrix of a param the spec does not declare')" "$PILOT" submit --matrix zz=1,2 "$CLI_DIR/grid"
+	contains "$(t 'names it')" "$ERR" "unknown param 'zz'"
+}
+
+for_transports arrays
