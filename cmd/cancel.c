@@ -92,6 +92,23 @@ static int cancel_one(struct pilot_ctx *ctx, struct pilot_api *api, const char *
 	return 0;
 }
 
+/* Cancel every run of an array not ended yet. 0, or 1 when it failed. */
+static int cancel_array(struct pilot_ctx *ctx, struct pilot_api *api, const char *ref, int64_t grace_ms)
+{
+	struct pilot_array a = { 0 };
+	if (pilot_api_cancel_array(api, ref, NULL, grace_ms, &a) < 0) {
+		cmd_fail(ctx, EXIT_FAIL);
+		return 1;
+	}
+	if (a.changed)
+		printf("%s  %d of its %zu runs canceled or stopping\n", a.id, a.changed, a.nruns);
+	else
+		printf("%s  already finished: none of its %zu runs was going\n", a.id, a.nruns);
+	fflush(stdout);
+	pilot_array_clear(&a);
+	return 0;
+}
+
 static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 {
 	struct opts *o = optsp;
@@ -162,7 +179,8 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	int status = EXIT_OK;
 	char (*done)[PILOT_ID_SIZE] = pilot_xcalloc(n ? n : 1, PILOT_ID_SIZE);
 	for (size_t i = 0; i < n; i++)
-		if (cancel_one(ctx, api, ids[i], grace_ms, done[i]))
+		if (ids[i][0] == 'x' ? cancel_array(ctx, api, ids[i], grace_ms)
+				     : cancel_one(ctx, api, ids[i], grace_ms, done[i]))
 			status = EXIT_FAIL;
 	for (size_t i = 0; i < n && o->wait; i++) {
 		if (!done[i][0])
@@ -196,7 +214,9 @@ const struct pilot_cmd cmd_cancel = {
 		"shorter grace (or --now) shortens it; anything else leaves it alone. A run that\n"
 		"has already finished is left alone (and said so). --all cancels every run matching\n"
 		"--state (default: every active run) and --name, after asking on a terminal;\n"
-		"without a terminal it needs --yes. RUN is a run id or a unique prefix of one.",
+		"without a terminal it needs --yes. RUN is a run id or a unique prefix of one; an\n"
+		"array id (x...) cancels every run of the array not ended yet, at once (--wait does\n"
+		"not wait for those).",
 	.opts = options,
 	.opts_size = sizeof(struct opts),
 	.min_args = 0,

@@ -6,6 +6,7 @@
 struct opts {
 	bool wait;
 	bool follow;
+	bool failed;
 };
 
 static const struct pilot_opt options[] = {
@@ -13,8 +14,36 @@ static const struct pilot_opt options[] = {
 	  offsetof(struct opts, wait), NULL },
 	{ OPT_FLAG, 'f', "follow", NULL, "print the new run's log as it runs, then exit with its status",
 	  offsetof(struct opts, follow), NULL },
+	{ OPT_FLAG, 0, "failed", NULL, "of an array: re-run the elements that failed or were canceled",
+	  offsetof(struct opts, failed), NULL },
 	OPT_END_ROW,
 };
+
+/* pilot retry X --failed: new runs for the array's failed and canceled elements. */
+static int retry_array(struct pilot_ctx *ctx, struct opts *o, const char *ref)
+{
+	if (!o->failed)
+		return cmd_usage_error(ctx, "an array is retried with --failed: its elements that failed or were "
+					    "canceled run again, the succeeded ones are kept");
+	if (o->wait || o->follow)
+		return cmd_usage_error(ctx, "--wait and --follow do not take an array yet: follow it with "
+					    "'pilot show %s'", ref);
+	_cleanup_api_ struct pilot_api *api = NULL;
+	int st = runs_open_api(ctx, &api, EXIT_FAIL);
+	if (st)
+		return st;
+	struct pilot_array a = { 0 };
+	if (pilot_api_retry_array(api, ref, NULL, &a) < 0)
+		return cmd_fail(ctx, EXIT_FAIL);
+	printf("%s\n", a.id);
+	if (a.changed)
+		cmd_notef(ctx, "array %s: %d element%s run again; see it with 'pilot show %s'", a.id, a.changed,
+			  a.changed == 1 ? "" : "s", a.id);
+	else
+		cmd_notef(ctx, "array %s: nothing to retry (no element's latest run failed or was canceled)", a.id);
+	pilot_array_clear(&a);
+	return EXIT_OK;
+}
 
 static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 {
@@ -22,6 +51,10 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	bool waiting = o->wait || o->follow;
 	int fail_status = waiting ? EXIT_PILOT : EXIT_FAIL;
 	(void)argc;
+	if (argv[0][0] == 'x')
+		return retry_array(ctx, o, argv[0]);
+	if (o->failed)
+		return cmd_usage_error(ctx, "--failed is for arrays (x...): a run is retried whole");
 
 	_cleanup_api_ struct pilot_api *api = NULL;
 	int st = runs_open_api(ctx, &api, fail_status);
@@ -59,7 +92,9 @@ const struct pilot_cmd cmd_retry = {
 		"Queues a new run with the finished run's spec, bundle, params, env and secrets\n"
 		"(nothing is packed or uploaded again) and prints its id. 'pilot show' of the new\n"
 		"run names the run it retries. A run that has not finished cannot be retried.\n"
-		"--wait and --follow work as in pilot submit, with the same exit status.",
+		"--wait and --follow work as in pilot submit, with the same exit status.\n"
+		"An array id (x...) with --failed re-runs, in the array, each element whose latest\n"
+		"run failed or was canceled; its succeeded elements are kept.",
 	.opts = options,
 	.opts_size = sizeof(struct opts),
 	.min_args = 1,

@@ -349,6 +349,96 @@ static int recent_events(struct pilot_api *api, const char *id, size_t n, struct
 	return 0;
 }
 
+static int cmp_by_index(const void *a, const void *b)
+{
+	const struct pilot_run *x = a, *y = b;
+	if (x->array_index != y->array_index)
+		return x->array_index < y->array_index ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+/* pilot show X...: the array, how many of its runs are in each state, and its runs by
+ * index (a retried element: each of its runs). */
+static int show_array(struct pilot_ctx *ctx, const char *ref, enum output_format fmt)
+{
+	enum { SHOWN = 200 };
+	_cleanup_api_ struct pilot_api *api = NULL;
+	struct pilot_array a = { 0 };
+	struct pilot_run_list all = { 0 };
+	int st = runs_open_api(ctx, &api, EXIT_FAIL);
+	if (st)
+		return st;
+	if (pilot_api_get_array(api, ref, &a) < 0)
+		return cmd_fail(ctx, EXIT_FAIL);
+	struct pilot_run_filter f = { .array = a.id, .limit = 1000 };
+	char after[PILOT_ID_SIZE] = "";
+	do {
+		struct pilot_run_list l = { 0 };
+		f.after = after[0] ? after : NULL;
+		if (pilot_api_list_runs(api, &f, &l) < 0) {
+			pilot_run_list_clear(&all);
+			pilot_array_clear(&a);
+			return cmd_fail(ctx, EXIT_FAIL);
+		}
+		all.items = pilot_xrealloc(all.items, (all.n + l.n + 1) * sizeof(*all.items));
+		memcpy(all.items + all.n, l.items, l.n * sizeof(*l.items));
+		all.n += l.n;
+		memcpy(after, l.next_after, PILOT_ID_SIZE);
+		free(l.items);
+	} while (after[0]);
+	if (all.n)
+		qsort(all.items, all.n, sizeof(*all.items), cmp_by_index);
+	int counts[PILOT_RUN_NSTATES] = { 0 };
+	for (size_t i = 0; i < all.n; i++)
+		counts[all.items[i].state]++;
+	if (fmt != OUTPUT_TEXT) {
+		json_t *j = pilot_array_to_json(&a), *states = json_object();
+		for (int i = 0; i < PILOT_RUN_NSTATES; i++)
+			if (counts[i])
+				json_object_set_new(states, pilot_run_state_name((enum pilot_run_state)i), json_integer(counts[i]));
+		json_object_set_new(j, "states", states);
+		json_object_del(j, "changed");
+		output_value(j, fmt);
+	} else {
+		int64_t now = pilot_now_ms();
+		char buf[96];
+		printf("%-10s %s\n", "array", a.id);
+		printf("%-10s %s\n", "name", a.name ? a.name : "");
+		when(a.created_ms, now, buf, sizeof(buf));
+		printf("%-10s %s%s%s\n", "created", buf, a.submitter ? " by " : "", a.submitter ? a.submitter : "");
+		if (a.throttle)
+			printf("%-10s at most %d at once\n", "throttle", a.throttle);
+		printf("%-10s %zu:", "runs", all.n);
+		for (int i = 0, first = 1; i < PILOT_RUN_NSTATES; i++)
+			if (counts[i]) {
+				printf("%s %d %s", first ? "" : ",", counts[i], pilot_run_state_name((enum pilot_run_state)i));
+				first = 0;
+			}
+		printf("\n\n");
+		static const char *const headers[] = { "INDEX", "RUN", "STATE", "ATTEMPT", "AGENT", "DURATION" };
+		struct pilot_table *t = pilot_table_new(ARRAY_SIZE(headers), headers);
+		for (size_t i = 0; i < all.n && i < SHOWN; i++) {
+			const struct pilot_run *r = &all.items[i];
+			char index[24], state[64], attempt[16], dur[32];
+			snprintf(index, sizeof(index), "%lld", (long long)r->array_index);
+			run_state_cell(r, state, sizeof(state));
+			snprintf(attempt, sizeof(attempt), r->attempt_count ? "%d" : "-", r->attempt_count);
+			run_duration_cell(r, now, dur, sizeof(dur));
+			const char *cells[] = { index, r->id, state, attempt, r->agent ? r->agent : "-", dur };
+			pilot_table_add(t, cells);
+		}
+		_cleanup_buf_ struct pilot_buf out = PILOT_BUF_INIT;
+		pilot_table_render(t, pilot_term_width(1), &out);
+		fputs(pilot_buf_str(&out), stdout);
+		pilot_table_free(t);
+		if (all.n > SHOWN)
+			printf("... %zu more: pilot list --array %s --all\n", all.n - SHOWN, a.id);
+	}
+	pilot_run_list_clear(&all);
+	pilot_array_clear(&a);
+	return EXIT_OK;
+}
+
 static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 {
 	struct opts *o = optsp;
@@ -361,6 +451,8 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	if (o->events < 0 || o->events > 1000000)
 		return cmd_usage_error(ctx, "--events must be between 1 and 1000000");
 	size_t nevents = o->events ? (size_t)o->events : fmt != OUTPUT_TEXT ? 1000000 : 10;
+	if (argv[0][0] == 'x')
+		return show_array(ctx, argv[0], fmt);
 
 	_cleanup_api_ struct pilot_api *api = NULL;
 	struct pilot_run r = { 0 };
@@ -412,7 +504,7 @@ out:
 
 const struct pilot_cmd cmd_show = {
 	.name = "show",
-	.summary = "show a run: its state, attempts and recent events",
+	.summary = "show a run (its state, attempts and recent events) or an array",
 	.args = "RUN",
 	.description =
 		"RUN is a run id or a unique prefix of one. The text form shows what the run runs\n"
@@ -420,7 +512,8 @@ const struct pilot_cmd cmd_show = {
 		"last value of each metric, its artifacts and the last events. --output json or\n"
 		"yaml prints the run with its spec, attempts, last metric values, artifacts and\n"
 		"all its events (or the last --events N). Secret values are never shown, only\n"
-		"their names.",
+		"their names. An array id (x..., from pilot submit --array) shows the array: how\n"
+		"many of its runs are in each state, and its runs by index.",
 	.opts = options,
 	.opts_size = sizeof(struct opts),
 	.min_args = 1,

@@ -45,6 +45,15 @@ struct pilot_api_ops {
 	/* Queue an array: one run per element, all or none, with the same idempotency
 	 * rules (1 for a replay). Each element's spec is checked as submit checks one. */
 	int (*submit_array)(struct pilot_api *api, const struct pilot_array_request *req, struct pilot_array *out);
+	/* An array by id or unique prefix, its runs in element order. */
+	int (*get_array)(struct pilot_api *api, const char *array, struct pilot_array *out);
+	/* Cancel every run of the array not ended yet, as cancel does one (out->changed:
+	 * how many were canceled or asked to stop). */
+	int (*cancel_array)(struct pilot_api *api, const char *array, const char *actor, int64_t grace_ms,
+			    struct pilot_array *out);
+	/* A new run for each element whose latest run failed or was canceled; succeeded
+	 * elements are kept (out->changed: how many new runs, 0 when none was needed). */
+	int (*retry_array)(struct pilot_api *api, const char *array, const char *actor, struct pilot_array *out);
 	/* The run with its attempts (oldest first). */
 	int (*get_run)(struct pilot_api *api, const char *run, struct pilot_run *out);
 	int (*list_runs)(struct pilot_api *api, const struct pilot_run_filter *f, struct pilot_run_list *out);
@@ -134,6 +143,10 @@ struct pilot_api {
 /* Thin wrappers over api->ops (same contracts as above). */
 int pilot_api_submit(struct pilot_api *api, const struct pilot_submit_request *req, struct pilot_run *out);
 int pilot_api_submit_array(struct pilot_api *api, const struct pilot_array_request *req, struct pilot_array *out);
+int pilot_api_get_array(struct pilot_api *api, const char *array, struct pilot_array *out);
+int pilot_api_cancel_array(struct pilot_api *api, const char *array, const char *actor, int64_t grace_ms,
+			   struct pilot_array *out);
+int pilot_api_retry_array(struct pilot_api *api, const char *array, const char *actor, struct pilot_array *out);
 int pilot_api_get_run(struct pilot_api *api, const char *run, struct pilot_run *out);
 int pilot_api_list_runs(struct pilot_api *api, const struct pilot_run_filter *f, struct pilot_run_list *out);
 int pilot_api_cancel(struct pilot_api *api, const char *run, const char *actor, int64_t grace_ms,
@@ -238,6 +251,9 @@ enum pilot_route_id {
 	PILOT_ROUTE_BUNDLE_PUT,
 	PILOT_ROUTE_SUBMIT,
 	PILOT_ROUTE_SUBMIT_ARRAY,
+	PILOT_ROUTE_GET_ARRAY,
+	PILOT_ROUTE_CANCEL_ARRAY,
+	PILOT_ROUTE_RETRY_ARRAY,
 	PILOT_ROUTE_LIST_RUNS,
 	PILOT_ROUTE_GET_RUN,
 	PILOT_ROUTE_READ_LOGS,

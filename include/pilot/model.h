@@ -338,9 +338,11 @@ struct pilot_array {
 	char *submitter;
 	int64_t created_ms;
 	int throttle;
-	/* Its runs in element order. */
+	/* Its runs in element order (a retried element: each of its runs, oldest first). */
 	char (*runs)[PILOT_ID_SIZE];
 	size_t nruns;
+	/* After a cancel or retry of the array: how many runs it canceled or made. */
+	int changed;
 };
 void pilot_array_clear(struct pilot_array *a);
 

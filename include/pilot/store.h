@@ -66,6 +66,15 @@ int pilot_store_integrity_check(struct pilot_store *st);
 int pilot_store_submit(struct pilot_store *st, const struct pilot_submit_request *req, struct pilot_run *out);
 /* One run per element in one transaction (the same idempotency rules: 1 for a replay). */
 int pilot_store_submit_array(struct pilot_store *st, const struct pilot_array_request *req, struct pilot_array *out);
+/* An array by id or unique prefix. */
+int pilot_store_get_array(struct pilot_store *st, const char *array, struct pilot_array *out);
+/* Cancel every run of the array not ended yet, in one transaction (out->changed: how
+ * many). */
+int pilot_store_cancel_array(struct pilot_store *st, const char *array, const char *actor, int64_t grace_ms,
+			     struct pilot_array *out);
+/* Re-run the elements whose latest run failed or was canceled, keeping the succeeded
+ * ones (out->changed: how many new runs). */
+int pilot_store_retry_array(struct pilot_store *st, const char *array, const char *actor, struct pilot_array *out);
 int pilot_store_get_run(struct pilot_store *st, const char *run, struct pilot_run *out);
 int pilot_store_list_runs(struct pilot_store *st, const struct pilot_run_filter *f, struct pilot_run_list *out);
 int pilot_store_cancel(struct pilot_store *st, const char *run, const char *actor, int64_t grace_ms,

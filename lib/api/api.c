@@ -16,6 +16,22 @@ int pilot_api_submit_array(struct pilot_api *api, const struct pilot_array_reque
 	return api->ops->submit_array(api, req, out);
 }
 
+int pilot_api_get_array(struct pilot_api *api, const char *array, struct pilot_array *out)
+{
+	return api->ops->get_array(api, array, out);
+}
+
+int pilot_api_cancel_array(struct pilot_api *api, const char *array, const char *actor, int64_t grace_ms,
+			   struct pilot_array *out)
+{
+	return api->ops->cancel_array(api, array, actor, grace_ms, out);
+}
+
+int pilot_api_retry_array(struct pilot_api *api, const char *array, const char *actor, struct pilot_array *out)
+{
+	return api->ops->retry_array(api, array, actor, out);
+}
+
 int pilot_api_get_run(struct pilot_api *api, const char *run, struct pilot_run *out)
 {
 	return api->ops->get_run(api, run, out);

@@ -91,12 +91,14 @@ static int h_list_runs(struct pilot_api *api, const struct pilot_run_filter *f, 
 
 /* cancel and retry: an optional body of {"actor"} (honoured for an admin's token) and,
  * when grace_ms >= 0, {"grace_ms"}. */
-static int run_action(struct pilot_api *api, enum pilot_route_id id, const char *run, const char *actor,
-		      int64_t grace_ms, struct pilot_run *out, bool *unchanged)
+/* A POST to a run's or an array's action route with {"actor", "grace_ms"} (each when
+ * given): the answer's JSON in *res. */
+static int action_call(struct pilot_api *api, enum pilot_route_id id, const char *target, const char *actor,
+		       int64_t grace_ms, json_t **res, bool *unchanged)
 {
 	struct http_api *h = H(api);
 	struct http_call c;
-	http_call_route(&c, id, run, NULL);
+	http_call_route(&c, id, target, NULL);
 	_cleanup_free_ char *body = NULL;
 	if ((actor && *actor) || grace_ms >= 0) {
 		json_t *j = json_object();
@@ -107,16 +109,55 @@ static int run_action(struct pilot_api *api, enum pilot_route_id id, const char 
 		http_body_json(&c, j, &body);
 		json_decref(j);
 	}
-	json_t *res = NULL;
-	int r = http_call_json(h, &c, &res);
+	int r = http_call_json(h, &c, res);
 	if (unchanged)
 		*unchanged = http_header(&c, "pilot-unchanged") != NULL;
 	http_call_clear(&c);
+	return r;
+}
+
+static int run_action(struct pilot_api *api, enum pilot_route_id id, const char *run, const char *actor,
+		      int64_t grace_ms, struct pilot_run *out, bool *unchanged)
+{
+	json_t *res = NULL;
+	int r = action_call(api, id, run, actor, grace_ms, &res, unchanged);
 	if (r < 0)
 		return r;
 	r = pilot_run_from_json(res, out);
 	json_decref(res);
 	return r;
+}
+
+static int array_action(struct pilot_api *api, enum pilot_route_id id, const char *array, const char *actor,
+			int64_t grace_ms, struct pilot_array *out)
+{
+	json_t *res = NULL;
+	struct pilot_array tmp = { 0 };
+	int r = action_call(api, id, array, actor, grace_ms, &res, NULL);
+	if (r < 0)
+		return r;
+	r = pilot_array_from_json(res, out ? out : &tmp);
+	pilot_array_clear(&tmp);
+	json_decref(res);
+	return r;
+}
+
+static int h_get_array(struct pilot_api *api, const char *array, struct pilot_array *out)
+{
+	struct http_call c;
+	http_call_route(&c, PILOT_ROUTE_GET_ARRAY, array, NULL);
+	return http_call_model(H(api), &c, NULL, out);
+}
+
+static int h_cancel_array(struct pilot_api *api, const char *array, const char *actor, int64_t grace_ms,
+			  struct pilot_array *out)
+{
+	return array_action(api, PILOT_ROUTE_CANCEL_ARRAY, array, actor, grace_ms, out);
+}
+
+static int h_retry_array(struct pilot_api *api, const char *array, const char *actor, struct pilot_array *out)
+{
+	return array_action(api, PILOT_ROUTE_RETRY_ARRAY, array, actor, -1, out);
 }
 
 static int h_cancel(struct pilot_api *api, const char *run, const char *actor, int64_t grace_ms,
@@ -478,6 +519,9 @@ const struct pilot_api_ops http_ops = {
 	.name = "http",
 	.submit = h_submit,
 	.submit_array = h_submit_array,
+	.get_array = h_get_array,
+	.cancel_array = h_cancel_array,
+	.retry_array = h_retry_array,
 	.get_run = h_get_run,
 	.list_runs = h_list_runs,
 	.cancel = h_cancel,

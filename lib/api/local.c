@@ -86,6 +86,22 @@ static int l_submit_array(struct pilot_api *api, const struct pilot_array_reques
 	return pilot_store_submit_array(L(api)->st, req, out);
 }
 
+static int l_get_array(struct pilot_api *api, const char *array, struct pilot_array *out)
+{
+	return pilot_store_get_array(L(api)->st, array, out);
+}
+
+static int l_cancel_array(struct pilot_api *api, const char *array, const char *actor, int64_t grace_ms,
+			  struct pilot_array *out)
+{
+	return pilot_store_cancel_array(L(api)->st, array, actor, grace_ms, out);
+}
+
+static int l_retry_array(struct pilot_api *api, const char *array, const char *actor, struct pilot_array *out)
+{
+	return pilot_store_retry_array(L(api)->st, array, actor, out);
+}
+
 static int l_get_run(struct pilot_api *api, const char *run, struct pilot_run *out)
 {
 	maybe_reap(L(api));
@@ -300,6 +316,9 @@ static const struct pilot_api_ops local_ops = {
 	.name = "local",
 	.submit = l_submit,
 	.submit_array = l_submit_array,
+	.get_array = l_get_array,
+	.cancel_array = l_cancel_array,
+	.retry_array = l_retry_array,
 	.get_run = l_get_run,
 	.list_runs = l_list_runs,
 	.cancel = l_cancel,

@@ -926,9 +926,9 @@ json_t *pilot_array_to_json(const struct pilot_array *a)
 	json_t *runs = json_array();
 	for (size_t i = 0; i < a->nruns; i++)
 		json_array_append_new(runs, json_string(a->runs[i]));
-	return json_pack("{s:s,s:o,s:o,s:I,s:i,s:o}", "id", a->id, "name", jstr(a->name), "submitter",
+	return json_pack("{s:s,s:o,s:o,s:I,s:i,s:o,s:i}", "id", a->id, "name", jstr(a->name), "submitter",
 			 jstr(a->submitter), "created_ms", (json_int_t)a->created_ms, "throttle", a->throttle, "runs",
-			 runs);
+			 runs, "changed", a->changed);
 }
 
 int pilot_array_from_json(const json_t *j, struct pilot_array *out)
@@ -942,6 +942,7 @@ int pilot_array_from_json(const json_t *j, struct pilot_array *out)
 	a.submitter = d_dup(&d, "submitter");
 	a.created_ms = d_int(&d, "created_ms");
 	a.throttle = d_int32(&d, "throttle");
+	a.changed = d_int32(&d, "changed");
 	const json_t *runs = json_object_get(j, "runs");
 	if (!d.err && !json_is_array(runs))
 		dec_fail(&d, "runs", "an array of run ids");

@@ -398,29 +398,39 @@ static int h_get_run(struct req *rq)
 	return respond_model(rq, MHD_HTTP_OK, &run);
 }
 
-/* The cancel's optional body: {"grace_ms": N} (and "actor" for an admin); absent or
- * null grace_ms leaves the grace to the agent. */
+/* The grace of a cancel's optional body {"grace_ms": N}: absent or null leaves it to
+ * the agent. -2 after answering a bad body. */
+static int64_t body_grace(struct req *rq)
+{
+	if (!rq->body.len)
+		return PILOT_CANCEL_GRACE_AGENT;
+	json_t *b = body_json(rq);
+	if (!b)
+		return -2;
+	if (!json_is_object(b)) {
+		bad_request(rq, "invalid JSON body: expected an object such as {\"grace_ms\": 2000}");
+		return -2;
+	}
+	json_t *g = json_object_get(b, "grace_ms");
+	if (!g || json_is_null(g))
+		return PILOT_CANCEL_GRACE_AGENT;
+	if (!json_is_integer(g) || json_integer_value(g) < 0 || json_integer_value(g) > PILOT_CANCEL_GRACE_MAX_MS) {
+		bad_request(rq, "body field 'grace_ms': expected milliseconds from 0 to %lld",
+			    (long long)PILOT_CANCEL_GRACE_MAX_MS);
+		return -2;
+	}
+	return json_integer_value(g);
+}
+
+/* The cancel's optional body: {"grace_ms": N} (and "actor" for an admin). */
 static int h_cancel(struct req *rq)
 {
 	const char *who = actor_of_body(rq);
 	if (!who)
 		return 1;
-	int64_t grace_ms = PILOT_CANCEL_GRACE_AGENT;
-	if (rq->body.len) {
-		json_t *b = body_json(rq);
-		if (!b)
-			return 1;
-		if (!json_is_object(b))
-			return bad_request(rq, "invalid JSON body: expected an object such as {\"grace_ms\": 2000}");
-		json_t *g = json_object_get(b, "grace_ms");
-		if (g && !json_is_null(g)) {
-			if (!json_is_integer(g) || json_integer_value(g) < 0 ||
-			    json_integer_value(g) > PILOT_CANCEL_GRACE_MAX_MS)
-				return bad_request(rq, "body field 'grace_ms': expected milliseconds from 0 to %lld",
-						   (long long)PILOT_CANCEL_GRACE_MAX_MS);
-			grace_ms = json_integer_value(g);
-		}
-	}
+	int64_t grace_ms = body_grace(rq);
+	if (grace_ms == -2)
+		return 1;
 	struct pilot_run run = { 0 };
 	int r = pilot_api_cancel(rq->srv->api, rq->params[0], who, grace_ms, &run);
 	if (r < 0)
@@ -431,6 +441,45 @@ static int h_cancel(struct req *rq)
 	json_t *j = pilot_run_to_json(&run);
 	pilot_run_clear(&run);
 	return R(respond_json_headers(rq, MHD_HTTP_OK, j, headers));
+}
+
+static int h_get_array(struct req *rq)
+{
+	struct pilot_array a = { 0 };
+	if (pilot_api_get_array(rq->srv->api, rq->params[0], &a) < 0)
+		return R(respond_last_error(rq));
+	return respond_model(rq, MHD_HTTP_OK, &a);
+}
+
+static int h_cancel_array(struct req *rq)
+{
+	const char *who = actor_of_body(rq);
+	if (!who)
+		return 1;
+	int64_t grace_ms = body_grace(rq);
+	if (grace_ms == -2)
+		return 1;
+	struct pilot_array a = { 0 };
+	if (pilot_api_cancel_array(rq->srv->api, rq->params[0], who, grace_ms, &a) < 0)
+		return R(respond_last_error(rq));
+	/* Canceled runs end the waiters of others (the claimers learn of the canceling
+	 * ones by their heartbeats). */
+	struct pilot_run probe = { .state = PILOT_RUN_CANCELED };
+	notify_run(rq->srv, &probe, NOTIFY_EVENT);
+	return respond_model(rq, MHD_HTTP_OK, &a);
+}
+
+static int h_retry_array(struct req *rq)
+{
+	const char *who = actor_of_body(rq);
+	if (!who)
+		return 1;
+	struct pilot_array a = { 0 };
+	if (pilot_api_retry_array(rq->srv->api, rq->params[0], who, &a) < 0)
+		return R(respond_last_error(rq));
+	struct pilot_run probe = { .state = PILOT_RUN_QUEUED };
+	notify_run(rq->srv, &probe, NOTIFY_EVENT);
+	return respond_model(rq, a.changed ? MHD_HTTP_CREATED : MHD_HTTP_OK, &a);
 }
 
 static int h_retry(struct req *rq)
@@ -988,6 +1037,9 @@ const server_handler server_handlers[PILOT_NROUTES] = {
 	[PILOT_ROUTE_BUNDLE_PUT] = h_bundle_put,
 	[PILOT_ROUTE_SUBMIT] = h_submit,
 	[PILOT_ROUTE_SUBMIT_ARRAY] = h_submit_array,
+	[PILOT_ROUTE_GET_ARRAY] = h_get_array,
+	[PILOT_ROUTE_CANCEL_ARRAY] = h_cancel_array,
+	[PILOT_ROUTE_RETRY_ARRAY] = h_retry_array,
 	[PILOT_ROUTE_LIST_RUNS] = h_list_runs,
 	[PILOT_ROUTE_GET_RUN] = h_get_run,
 	[PILOT_ROUTE_READ_LOGS] = h_logs,

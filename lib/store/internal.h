@@ -120,6 +120,9 @@ int store_get_run_locked(struct pilot_store *st, const char *id, bool with_attem
 int store_commit_run(struct pilot_store *st, const char *id, struct pilot_run *out, int result);
 /* Resolve a run id or unique prefix to the full id. */
 int resolve_run(struct pilot_store *st, const char *run, char id[PILOT_ID_SIZE]);
+/* The same for ids starting with kind, found by sql (?1 the prefix, ?2 its end). */
+int store_resolve_id(struct pilot_store *st, const char *sql, char kind, const char *what, const char *text,
+		     char id[PILOT_ID_SIZE]);
 
 /* The state and a few counters of a run, inside a transaction. */
 struct run_row {
@@ -182,6 +185,57 @@ int store_queue_waiting(struct pilot_store *st, const char *run_id, const char *
 			const char *message, json_t *data);
 /* The run ended: its slots are given back and filled by the runs waiting for them. */
 int store_free_slots(struct pilot_store *st, const char *run_id);
+
+/* ---- submit (submit.c), used by arrays.c ---- */
+
+/* text (may be NULL) must be JSON (an object when object); what names it. */
+int store_check_json(const char *what, const char *text, bool object);
+/* Every check of a submit that needs no transaction (names, ranges, the bundle). */
+int store_validate_submit(struct pilot_store *st, const struct pilot_submit_request *req);
+/* What makes two requests "the same" for an idempotency key: j (the request's JSON)
+ * without the key, the submitter, not_before and the secret values. */
+void store_scrub_request(json_t *j, const struct pilot_submit_request *req);
+/* The sha256 of j's compact, sorted text (j is released). */
+void store_hash_json(json_t *j, char out[65]);
+/* The id an idempotency key was used for: 1 (id set) with the same payload, 0 for a
+ * new key, PILOT_ECONFLICT for another payload. */
+int store_idempotency_lookup(struct pilot_store *st, const char *key, const char *hash, char id[PILOT_ID_SIZE]);
+int store_idempotency_record(struct pilot_store *st, const char *key, const char *hash, const char *id);
+
+/* The runs a submit waits for, resolved inside its transaction (free items). */
+struct store_needs {
+	struct pilot_run_need *items; /* full ids */
+	size_t n;
+	int left;                     /* not ended yet */
+	int doomed;                   /* index of one that ended otherwise than asked; -1 */
+	enum pilot_run_state doomed_end;
+};
+int store_resolve_needs(struct pilot_store *st, const struct pilot_submit_request *req, struct store_needs *out);
+
+/* Where a new run goes besides its own fields: the limits it is counted in (its
+ * concurrency group, its array's throttle) and its array. */
+struct store_place {
+	struct store_limit limits[STORE_MAX_LIMITS];
+	size_t nlimits;
+	const char *array_id; /* NULL = none */
+	int64_t array_index;
+};
+/* The place of a run submitted on its own: its concurrency group. */
+int store_place_of(const struct pilot_submit_request *req, struct store_place *out);
+/* Insert a run (queued, or waiting for its time, needs or a slot) with its first
+ * event; retry_of and secrets_text for a retry. id gets the new id. */
+int store_insert_run(struct pilot_store *st, const struct pilot_submit_request *req, const char *submitter,
+		     const char *retry_of, const char *secrets_text, const struct store_needs *needs,
+		     const struct store_place *place, char id[PILOT_ID_SIZE]);
+
+/* Cancel run id (full) inside a write transaction; *result 1 when there was nothing to
+ * do (finished, or canceling with no shorter grace). grace_ms as store_cancel_grace
+ * left it. */
+int store_cancel_locked(struct pilot_store *st, const char *id, const char *actor, int64_t grace_ms, int *result);
+/* A negative grace is the agent's own; one longer than a day is refused, naming what. */
+int store_cancel_grace(int64_t *grace_ms, const char *what);
+/* A new run re-running finished run id (full), in its place; nid gets its id. */
+int store_retry_locked(struct pilot_store *st, const char *id, const char *actor, char nid[PILOT_ID_SIZE]);
 
 /* ---- agents (agents.c) ---- */
 

@@ -164,16 +164,16 @@ int store_commit_run(struct pilot_store *st, const char *id, struct pilot_run *o
 	return result;
 }
 
-int resolve_run(struct pilot_store *st, const char *run, char id[PILOT_ID_SIZE])
+int store_resolve_id(struct pilot_store *st, const char *sql, char kind, const char *what, const char *text,
+		     char id[PILOT_ID_SIZE])
 {
-	if (!run || !pilot_id_valid(run, true) || run[0] != 'r')
-		return pilot_error_set(PILOT_ENOTFOUND, "run '%s' not found", run ? run : "");
-	static const char sql[] = "SELECT id FROM runs WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 6";
+	if (!text || !pilot_id_valid(text, true) || text[0] != kind)
+		return pilot_error_set(PILOT_ENOTFOUND, "%s '%s' not found", what, text ? text : "");
 	sqlite3_stmt *s = db_stmt(st, sql);
 	if (!s)
 		return pilot_error_code();
-	_cleanup_free_ char *hi = pilot_xasprintf("%s~", run);
-	bind_text(s, 1, run);
+	_cleanup_free_ char *hi = pilot_xasprintf("%s~", text);
+	bind_text(s, 1, text);
 	bind_text(s, 2, hi);
 	char found[6][PILOT_ID_SIZE];
 	int n = 0, rc;
@@ -181,18 +181,24 @@ int resolve_run(struct pilot_store *st, const char *run, char id[PILOT_ID_SIZE])
 		col_copy_id(s, 0, found[n++]);
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return db_error(st, "cannot look up run");
+		return db_error(st, "cannot look up an id");
 	if (n == 0)
-		return pilot_error_set(PILOT_ENOTFOUND, "run '%s' not found", run);
-	if (n == 1 || !strcmp(found[0], run)) {
+		return pilot_error_set(PILOT_ENOTFOUND, "%s '%s' not found", what, text);
+	if (n == 1 || !strcmp(found[0], text)) {
 		memcpy(id, found[0], PILOT_ID_SIZE);
 		return 0;
 	}
 	_cleanup_buf_ struct pilot_buf b = PILOT_BUF_INIT;
 	for (int i = 0; i < n && i < 5; i++)
 		pilot_buf_printf(&b, "%s%s", i ? ", " : "", found[i]);
-	return pilot_error_set(PILOT_EAMBIGUOUS, "run prefix '%s' is ambiguous: %s%s", run, pilot_buf_str(&b),
+	return pilot_error_set(PILOT_EAMBIGUOUS, "%s prefix '%s' is ambiguous: %s%s", what, text, pilot_buf_str(&b),
 			       n > 5 ? ", ..." : "");
+}
+
+int resolve_run(struct pilot_store *st, const char *run, char id[PILOT_ID_SIZE])
+{
+	static const char sql[] = "SELECT id FROM runs WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 6";
+	return store_resolve_id(st, sql, 'r', "run", run, id);
 }
 
 int store_add_event(struct pilot_store *st, const char *run_id, int attempt, const char *type, const char *actor,

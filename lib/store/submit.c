@@ -18,7 +18,7 @@ static bool valid_name(const char *n)
 	return true;
 }
 
-static int check_json(const char *what, const char *text, bool object)
+int store_check_json(const char *what, const char *text, bool object)
 {
 	if (!text)
 		return 0;
@@ -33,7 +33,7 @@ static int check_json(const char *what, const char *text, bool object)
 	return 0;
 }
 
-static int validate_submit(struct pilot_store *st, const struct pilot_submit_request *req)
+int store_validate_submit(struct pilot_store *st, const struct pilot_submit_request *req)
 {
 	int r;
 	if (!valid_name(req->name))
@@ -41,8 +41,8 @@ static int validate_submit(struct pilot_store *st, const struct pilot_submit_req
 				       req->name ? req->name : "");
 	if (!req->spec_json)
 		return pilot_error_set(PILOT_EINVALID, "invalid submit: the spec is missing");
-	if ((r = check_json("spec", req->spec_json, false)) < 0 ||
-	    (r = check_json("params", req->params_json, true)) < 0 || (r = check_json("env", req->env_json, true)) < 0)
+	if ((r = store_check_json("spec", req->spec_json, false)) < 0 ||
+	    (r = store_check_json("params", req->params_json, true)) < 0 || (r = store_check_json("env", req->env_json, true)) < 0)
 		return r;
 	if (req->retry.max_attempts < 0 || req->retry.max_attempts > 1000 ||
 	    (req->retry.backoff_ms < 0 && req->retry.backoff_ms != PILOT_RETRY_AT_ONCE) ||
@@ -77,11 +77,9 @@ static int validate_submit(struct pilot_store *st, const struct pilot_submit_req
 	return 0;
 }
 
-/* What makes two submits "the same" for an idempotency key: everything the run is made
- * of, except the secret values (never hashed into the database), the submitter and
- * not_before (a relative delay gives a different time on a replay). j is the request's
- * JSON, changed in place. */
-static void scrub_request(json_t *j, const struct pilot_submit_request *req)
+/* The secret values are never hashed into the database; not_before is left out
+ * because a relative delay gives a different time on a replay. */
+void store_scrub_request(json_t *j, const struct pilot_submit_request *req)
 {
 	json_object_del(j, "idempotency_key");
 	json_object_del(j, "submitter");
@@ -92,7 +90,7 @@ static void scrub_request(json_t *j, const struct pilot_submit_request *req)
 	json_object_set_new(j, "secrets", names);
 }
 
-static void hash_json(json_t *j, char out[65])
+void store_hash_json(json_t *j, char out[65])
 {
 	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 	pilot_sha256_hex(s, strlen(s), out);
@@ -103,13 +101,11 @@ static void hash_json(json_t *j, char out[65])
 static void payload_hash(const struct pilot_submit_request *req, char out[65])
 {
 	json_t *j = pilot_submit_request_to_json(req);
-	scrub_request(j, req);
-	hash_json(j, out);
+	store_scrub_request(j, req);
+	store_hash_json(j, out);
 }
 
-/* The id an idempotency key was used for: 1 (id set) when with the same payload, 0
- * when the key is new, PILOT_ECONFLICT when it was used for another payload. */
-static int idempotency_lookup(struct pilot_store *st, const char *key, const char *hash, char id[PILOT_ID_SIZE])
+int store_idempotency_lookup(struct pilot_store *st, const char *key, const char *hash, char id[PILOT_ID_SIZE])
 {
 	static const char sql[] = "SELECT run_id, payload_sha256 FROM idempotency WHERE key = ?1";
 	sqlite3_stmt *s = db_stmt(st, sql);
@@ -133,7 +129,7 @@ static int idempotency_lookup(struct pilot_store *st, const char *key, const cha
 	return 1;
 }
 
-static int idempotency_record(struct pilot_store *st, const char *key, const char *hash, const char *id)
+int store_idempotency_record(struct pilot_store *st, const char *key, const char *hash, const char *id)
 {
 	static const char sql[] = "INSERT INTO idempotency(key, run_id, payload_sha256, created_ms) VALUES (?1, ?2, ?3, ?4)";
 	sqlite3_stmt *s = db_stmt(st, sql);
@@ -181,19 +177,10 @@ static int next_run_id(struct pilot_store *st, char id[PILOT_ID_SIZE])
 	return 0;
 }
 
-/* The runs a submit waits for, resolved inside its transaction. */
-struct needs {
-	struct pilot_run_need *items; /* full ids */
-	size_t n;
-	int left;                     /* not ended yet */
-	int doomed;                   /* index of one that ended otherwise than asked; -1 */
-	enum pilot_run_state doomed_end;
-};
-
-static int resolve_needs(struct pilot_store *st, const struct pilot_submit_request *req, struct needs *out)
+int store_resolve_needs(struct pilot_store *st, const struct pilot_submit_request *req, struct store_needs *out)
 {
 	static const char sql[] = "SELECT state FROM runs WHERE id = ?1";
-	*out = (struct needs){ .doomed = -1 };
+	*out = (struct store_needs){ .doomed = -1 };
 	if (!req->nafter)
 		return 0;
 	out->items = pilot_xcalloc(req->nafter, sizeof(*out->items));
@@ -236,7 +223,7 @@ static int resolve_needs(struct pilot_store *st, const struct pilot_submit_reque
 
 /* Records what the new run id waits for; a need that already ended otherwise than
  * asked fails it at once. */
-static int insert_needs(struct pilot_store *st, const char *id, const struct needs *needs, const char *actor)
+static int insert_needs(struct pilot_store *st, const char *id, const struct store_needs *needs, const char *actor)
 {
 	static const char sql[] = "INSERT INTO run_needs(run_id, need_id, states) VALUES (?1, ?2, ?3)";
 	int r = 0;
@@ -260,28 +247,18 @@ static int insert_needs(struct pilot_store *st, const char *id, const struct nee
 				json_pack("{s:s,s:s}", "run_id", d->run, "state", pilot_run_state_name(needs->doomed_end)));
 }
 
-/* Where a new run goes besides its own fields: the limits it is counted in (its
- * concurrency group, its array's throttle) and its array. */
-struct run_place {
-	struct store_limit limits[STORE_MAX_LIMITS];
-	size_t nlimits;
-	const char *array_id; /* NULL = none */
-	int64_t array_index;
-};
-
-/* The place of a run submitted on its own: its concurrency group. */
-static int place_of(const struct pilot_submit_request *req, struct run_place *out)
+int store_place_of(const struct pilot_submit_request *req, struct store_place *out)
 {
-	*out = (struct run_place){ 0 };
+	*out = (struct store_place){ 0 };
 	if (!req->concurrency_group)
 		return 0;
 	out->nlimits = 1;
 	return store_limit_set(&out->limits[0], "group", req->concurrency_group, req->concurrency_max);
 }
 
-static int insert_run(struct pilot_store *st, const struct pilot_submit_request *req, const char *submitter,
-		      const char *retry_of, const char *secrets_text, const struct needs *needs,
-		      const struct run_place *place, char id[PILOT_ID_SIZE])
+int store_insert_run(struct pilot_store *st, const struct pilot_submit_request *req, const char *submitter,
+		     const char *retry_of, const char *secrets_text, const struct store_needs *needs,
+		     const struct store_place *place, char id[PILOT_ID_SIZE])
 {
 	static const char sql[] =
 		"INSERT INTO runs(id, name, spec_json, bundle_sha256, params_json, env_json, requires_json, "
@@ -390,7 +367,7 @@ static int insert_run(struct pilot_store *st, const struct pilot_submit_request 
 int pilot_store_submit(struct pilot_store *st, const struct pilot_submit_request *req, struct pilot_run *out)
 {
 	STORE_LOCKED(st);
-	int r = validate_submit(st, req);
+	int r = store_validate_submit(st, req);
 	if (r < 0)
 		return r;
 	char hash[65] = "";
@@ -401,185 +378,21 @@ int pilot_store_submit(struct pilot_store *st, const struct pilot_submit_request
 	int replay = 0;
 	if ((r = db_begin(st, true)) < 0)
 		return r;
-	if (req->idempotency_key && (replay = r = idempotency_lookup(st, req->idempotency_key, hash, id)) < 0)
+	if (req->idempotency_key && (replay = r = store_idempotency_lookup(st, req->idempotency_key, hash, id)) < 0)
 		goto fail;
 	if (!replay) {
-		struct needs needs;
-		struct run_place place;
-		r = resolve_needs(st, req, &needs);
+		struct store_needs needs;
+		struct store_place place;
+		r = store_resolve_needs(st, req, &needs);
 		if (r == 0)
-			r = place_of(req, &place);
+			r = store_place_of(req, &place);
 		if (r == 0)
-			r = insert_run(st, req, submitter, NULL, NULL, &needs, &place, id);
+			r = store_insert_run(st, req, submitter, NULL, NULL, &needs, &place, id);
 		free(needs.items);
-		if (r < 0 || (req->idempotency_key && (r = idempotency_record(st, req->idempotency_key, hash, id)) < 0))
+		if (r < 0 || (req->idempotency_key && (r = store_idempotency_record(st, req->idempotency_key, hash, id)) < 0))
 			goto fail;
 	}
 	return store_commit_run(st, id, out, replay);
-fail:
-	db_rollback(st);
-	return r;
-}
-
-/* ---- arrays ---- */
-
-static int cmp_int64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static int validate_array(struct pilot_store *st, const struct pilot_array_request *req)
-{
-	if (!req->nelements || req->nelements > PILOT_ARRAY_MAX_ELEMENTS)
-		return pilot_error_set(PILOT_EINVALID, "invalid array: it needs 1 to %d elements, not %zu",
-				       PILOT_ARRAY_MAX_ELEMENTS, req->nelements);
-	if (req->throttle < 0 || req->throttle > PILOT_ARRAY_MAX_ELEMENTS)
-		return pilot_error_set(PILOT_EINVALID, "invalid array: a throttle of %d (expected 0 to %d)", req->throttle,
-				       PILOT_ARRAY_MAX_ELEMENTS);
-	_cleanup_free_ int64_t *idx = pilot_xcalloc(req->nelements, sizeof(*idx));
-	for (size_t i = 0; i < req->nelements; i++) {
-		const struct pilot_array_element *e = &req->elements[i];
-		int r;
-		if (e->index < 0 || e->index > INT32_MAX)
-			return pilot_error_set(PILOT_EINVALID, "invalid array: index %lld out of range (0 to %d)",
-					       (long long)e->index, INT32_MAX);
-		if ((r = check_json("spec", e->spec_json, false)) < 0 ||
-		    (r = check_json("params", e->params_json, true)) < 0)
-			return pilot_error_prefix(r, "array element %lld", (long long)e->index);
-		idx[i] = e->index;
-	}
-	qsort(idx, req->nelements, sizeof(*idx), cmp_int64);
-	for (size_t i = 1; i < req->nelements; i++)
-		if (idx[i] == idx[i - 1])
-			return pilot_error_set(PILOT_EINVALID, "invalid array: index %lld is given twice", (long long)idx[i]);
-	return validate_submit(st, &req->base);
-}
-
-static void array_hash(const struct pilot_array_request *req, char out[65])
-{
-	json_t *j = pilot_array_request_to_json(req);
-	scrub_request(json_object_get(j, "run"), &req->base);
-	hash_json(j, out);
-}
-
-static int load_array(struct pilot_store *st, const char *id, struct pilot_array *out)
-{
-	static const char row[] = "SELECT name, submitter, created_ms, throttle FROM arrays WHERE id = ?1";
-	static const char runs[] = "SELECT id FROM runs INDEXED BY runs_array WHERE array_id = ?1 "
-				   "ORDER BY array_index, id";
-	sqlite3_stmt *s = db_stmt(st, row);
-	if (!s)
-		return pilot_error_code();
-	bind_text(s, 1, id);
-	int rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(s);
-		return rc == SQLITE_DONE ? pilot_error_set(PILOT_ENOTFOUND, "array '%s' not found", id)
-					 : db_error(st, "cannot read array");
-	}
-	struct pilot_array a = { 0 };
-	snprintf(a.id, sizeof(a.id), "%s", id);
-	a.name = col_dup(s, 0);
-	a.submitter = col_dup(s, 1);
-	a.created_ms = col_int(s, 2);
-	a.throttle = (int)col_int(s, 3);
-	sqlite3_reset(s);
-	if (!(s = db_stmt(st, runs))) {
-		pilot_array_clear(&a);
-		return pilot_error_code();
-	}
-	bind_text(s, 1, id);
-	size_t cap = 0;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (a.nruns == cap) {
-			cap = cap ? cap * 2 : 64;
-			a.runs = pilot_xrealloc(a.runs, cap * sizeof(*a.runs));
-		}
-		col_copy_id(s, 0, a.runs[a.nruns++]);
-	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
-		pilot_array_clear(&a);
-		return db_error(st, "cannot read the array's runs");
-	}
-	*out = a;
-	return 0;
-}
-
-static int insert_array(struct pilot_store *st, const struct pilot_array_request *req, const char *submitter,
-			char aid[PILOT_ID_SIZE])
-{
-	static const char sql[] =
-		"INSERT INTO arrays(id, name, submitter, created_ms, throttle, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-	struct needs needs;
-	struct run_place place;
-	pilot_id_new('x', aid);
-	sqlite3_stmt *s = db_stmt(st, sql);
-	if (!s)
-		return pilot_error_code();
-	bind_text(s, 1, aid);
-	bind_text(s, 2, req->base.name);
-	bind_text(s, 3, submitter);
-	bind_int(s, 4, store_now());
-	bind_int(s, 5, req->throttle);
-	bind_int(s, 6, (int64_t)req->nelements);
-	int r = db_done(st, s, "cannot insert array");
-	if (r < 0 || (r = place_of(&req->base, &place)) < 0)
-		return r;
-	place.array_id = aid;
-	if (req->throttle > 0 && (r = store_limit_set(&place.limits[place.nlimits++], "array", aid, req->throttle)) < 0)
-		return r;
-	/* The runs to wait for are resolved once: each element waits for the same. */
-	if ((r = resolve_needs(st, &req->base, &needs)) < 0) {
-		free(needs.items);
-		return r;
-	}
-	for (size_t i = 0; i < req->nelements && r == 0; i++) {
-		const struct pilot_array_element *e = &req->elements[i];
-		struct pilot_submit_request one = req->base;
-		char rid[PILOT_ID_SIZE];
-		if (e->spec_json)
-			one.spec_json = e->spec_json;
-		if (e->params_json)
-			one.params_json = e->params_json;
-		place.array_index = e->index;
-		r = insert_run(st, &one, submitter, NULL, NULL, &needs, &place, rid);
-	}
-	free(needs.items);
-	return r;
-}
-
-int pilot_store_submit_array(struct pilot_store *st, const struct pilot_array_request *req, struct pilot_array *out)
-{
-	STORE_LOCKED(st);
-	int r = validate_array(st, req);
-	if (r < 0)
-		return r;
-	const char *key = req->base.idempotency_key;
-	char hash[65] = "";
-	if (key)
-		array_hash(req, hash);
-	const char *submitter = req->base.submitter && *req->base.submitter ? req->base.submitter : st->actor;
-	char id[PILOT_ID_SIZE];
-	int replay = 0;
-	struct pilot_array a = { 0 };
-	if ((r = db_begin(st, true)) < 0)
-		return r;
-	if (key && (replay = r = idempotency_lookup(st, key, hash, id)) < 0)
-		goto fail;
-	if (!replay && ((r = insert_array(st, req, submitter, id)) < 0 ||
-			(key && (r = idempotency_record(st, key, hash, id)) < 0)))
-		goto fail;
-	if ((r = load_array(st, id, &a)) < 0 || (r = db_commit(st)) < 0) {
-		pilot_array_clear(&a);
-		goto fail;
-	}
-	if (out)
-		*out = a;
-	else
-		pilot_array_clear(&a);
-	return replay;
 fail:
 	db_rollback(st);
 	return r;
@@ -617,87 +430,91 @@ static int set_cancel(struct pilot_store *st, const char *id, int64_t grace_ms)
 	return db_done(st, s, "cannot cancel run");
 }
 
-int pilot_store_cancel(struct pilot_store *st, const char *run, const char *actor, int64_t grace_ms,
-		       struct pilot_run *out)
+int store_cancel_locked(struct pilot_store *st, const char *id, const char *actor, int64_t grace_ms, int *result)
 {
-	STORE_LOCKED(st);
-	char id[PILOT_ID_SIZE];
 	char note[48];
 	struct run_row row;
-	int result = 0;
 	_cleanup_free_ char *msg = NULL;
-	if (!actor || !*actor)
-		actor = st->actor;
-	if (grace_ms < 0)
-		grace_ms = PILOT_CANCEL_GRACE_AGENT;
-	if (grace_ms > PILOT_CANCEL_GRACE_MAX_MS)
-		return pilot_error_set(PILOT_EINVALID, "cannot cancel run '%s': a grace period of %lld ms is longer than a day",
-				       run, (long long)grace_ms);
-	grace_note(grace_ms, note, sizeof(note));
-	int r = db_begin(st, true);
+	int r = store_run_row(st, id, &row);
 	if (r < 0)
 		return r;
-	if ((r = resolve_run(st, run, id)) < 0 || (r = store_run_row(st, id, &row)) < 0)
-		goto fail;
+	grace_note(grace_ms, note, sizeof(note));
+	*result = 0;
 	switch (row.state) {
 	case PILOT_RUN_QUEUED:
 	case PILOT_RUN_WAITING:
 		/* Nothing runs yet: a grace has nothing to apply to. */
 		msg = pilot_xasprintf("canceled by %s", actor);
-		r = store_transition(st, id, row.state, PILOT_RUN_CANCELED, PILOT_REASON_CANCELED, "canceled", actor, 0, msg,
-			       NULL);
-		break;
+		return store_transition(st, id, row.state, PILOT_RUN_CANCELED, PILOT_REASON_CANCELED, "canceled", actor, 0,
+					msg, NULL);
 	case PILOT_RUN_RUNNING:
 		msg = pilot_xasprintf("cancel requested by %s%s", actor, note);
-		if ((r = set_cancel(st, id, grace_ms)) == 0)
-			r = store_transition(st, id, row.state, PILOT_RUN_CANCELING, PILOT_REASON_NONE, "cancel_requested", actor,
-				       row.attempt_count, msg,
-				       grace_ms >= 0 ? json_pack("{s:I}", "grace_ms", (json_int_t)grace_ms) : NULL);
-		break;
+		if ((r = set_cancel(st, id, grace_ms)) < 0)
+			return r;
+		return store_transition(st, id, row.state, PILOT_RUN_CANCELING, PILOT_REASON_NONE, "cancel_requested", actor,
+					row.attempt_count, msg,
+					grace_ms >= 0 ? json_pack("{s:I}", "grace_ms", (json_int_t)grace_ms) : NULL);
 	case PILOT_RUN_CANCELING:
 		/* A second cancel may only hurry the first one ("kill it now"): a grace
 		 * shorter than the one asked before (any grace after a cancel that left it to
 		 * the agent) is recorded and reaches the agent with its next heartbeat, which
 		 * never moves the SIGKILL later. Anything else changes nothing. */
 		if (grace_ms < 0 || (row.cancel_grace_ms >= 0 && grace_ms >= row.cancel_grace_ms)) {
-			result = 1;
-			break;
+			*result = 1;
+			return 0;
 		}
 		msg = pilot_xasprintf("cancel hurried by %s%s", actor, note);
-		if ((r = set_cancel(st, id, grace_ms)) == 0)
-			r = store_add_event(st, id, row.attempt_count, "cancel_hurried", actor, msg,
-				      json_pack("{s:I}", "grace_ms", (json_int_t)grace_ms), PILOT_RUN_CANCELING);
-		break;
+		if ((r = set_cancel(st, id, grace_ms)) < 0)
+			return r;
+		return store_add_event(st, id, row.attempt_count, "cancel_hurried", actor, msg,
+				       json_pack("{s:I}", "grace_ms", (json_int_t)grace_ms), PILOT_RUN_CANCELING);
 	default:
 		/* Finished: nothing to do, and the caller is told. */
-		result = 1;
-		break;
+		*result = 1;
+		return 0;
 	}
-	if (r < 0)
-		goto fail;
-	return store_commit_run(st, id, out, result);
-fail:
-	db_rollback(st);
-	return r;
 }
 
-int pilot_store_retry(struct pilot_store *st, const char *run, const char *actor, struct pilot_run *out)
+int store_cancel_grace(int64_t *grace_ms, const char *what)
+{
+	if (*grace_ms < 0)
+		*grace_ms = PILOT_CANCEL_GRACE_AGENT;
+	if (*grace_ms > PILOT_CANCEL_GRACE_MAX_MS)
+		return pilot_error_set(PILOT_EINVALID, "cannot cancel %s: a grace period of %lld ms is longer than a day", what,
+				       (long long)*grace_ms);
+	return 0;
+}
+
+int pilot_store_cancel(struct pilot_store *st, const char *run, const char *actor, int64_t grace_ms,
+		       struct pilot_run *out)
 {
 	STORE_LOCKED(st);
-	char id[PILOT_ID_SIZE], nid[PILOT_ID_SIZE];
+	char id[PILOT_ID_SIZE];
+	int result = 0;
+	_cleanup_free_ char *what = pilot_xasprintf("run '%s'", run);
+	int r = store_cancel_grace(&grace_ms, what);
+	if (r < 0 || (r = db_begin(st, true)) < 0)
+		return r;
+	if ((r = resolve_run(st, run, id)) < 0 ||
+	    (r = store_cancel_locked(st, id, actor && *actor ? actor : st->actor, grace_ms, &result)) < 0) {
+		db_rollback(st);
+		return r;
+	}
+	return store_commit_run(st, id, out, result);
+}
+
+int store_retry_locked(struct pilot_store *st, const char *id, const char *actor, char nid[PILOT_ID_SIZE])
+{
 	struct pilot_run old = { 0 };
 	_cleanup_free_ char *secrets = NULL, *msg = NULL;
-	if (!actor || !*actor)
-		actor = st->actor;
-	int r = db_begin(st, true);
+	int r = store_get_run_locked(st, id, false, true, &old);
 	if (r < 0)
 		return r;
-	if ((r = resolve_run(st, run, id)) < 0 || (r = store_get_run_locked(st, id, false, true, &old)) < 0)
-		goto fail;
 	if (!pilot_run_state_terminal(old.state)) {
 		r = pilot_error_set(PILOT_ECONFLICT, "run '%s' is %s: only a finished run can be retried", id,
 				    pilot_run_state_name(old.state));
-		goto fail;
+		pilot_run_clear(&old);
+		return r;
 	}
 	struct pilot_submit_request req = {
 		.name = old.name,
@@ -717,17 +534,27 @@ int pilot_store_retry(struct pilot_store *st, const char *run, const char *actor
 		req.retry.backoff_ms = PILOT_RETRY_AT_ONCE;
 	secrets = kvs_to_text(&old.secrets);
 	/* The retry takes the old run's place: its limits and its array element. */
-	struct run_place place = { .array_id = old.array_id[0] ? old.array_id : NULL, .array_index = old.array_index };
-	if ((r = store_run_limits(st, id, place.limits, STORE_MAX_LIMITS, &place.nlimits)) < 0 ||
-	    (r = insert_run(st, &req, actor, id, secrets, NULL, &place, nid)) < 0)
-		goto fail;
-	msg = pilot_xasprintf("retried as %s by %s", nid, actor);
-	if ((r = store_add_event(st, id, 0, "retried", actor, msg, json_pack("{s:s}", "run_id", nid), old.state)) < 0)
-		goto fail;
+	struct store_place place = { .array_id = old.array_id[0] ? old.array_id : NULL, .array_index = old.array_index };
+	if ((r = store_run_limits(st, id, place.limits, STORE_MAX_LIMITS, &place.nlimits)) == 0 &&
+	    (r = store_insert_run(st, &req, actor, id, secrets, NULL, &place, nid)) == 0) {
+		msg = pilot_xasprintf("retried as %s by %s", nid, actor);
+		r = store_add_event(st, id, 0, "retried", actor, msg, json_pack("{s:s}", "run_id", nid), old.state);
+	}
 	pilot_run_clear(&old);
-	return store_commit_run(st, nid, out, 0);
-fail:
-	pilot_run_clear(&old);
-	db_rollback(st);
 	return r;
+}
+
+int pilot_store_retry(struct pilot_store *st, const char *run, const char *actor, struct pilot_run *out)
+{
+	STORE_LOCKED(st);
+	char id[PILOT_ID_SIZE], nid[PILOT_ID_SIZE];
+	int r = db_begin(st, true);
+	if (r < 0)
+		return r;
+	if ((r = resolve_run(st, run, id)) < 0 ||
+	    (r = store_retry_locked(st, id, actor && *actor ? actor : st->actor, nid)) < 0) {
+		db_rollback(st);
+		return r;
+	}
+	return store_commit_run(st, nid, out, 0);
 }

@@ -2011,6 +2011,63 @@ static void t_array_after(struct ctx *c)
 	pilot_run_clear(&a);
 }
 
+/* Canceling an array cancels what has not ended; retrying it with --failed re-runs
+ * only the elements that failed or were canceled, in their place. */
+static void t_array_cancel_retry(struct ctx *c)
+{
+	struct pilot_array_request q;
+	struct pilot_array a = { 0 }, x = { 0 };
+	char id[PILOT_ID_SIZE];
+	array_req(c, &q, 4, 0);
+	CHECK_RC(pilot_api_submit_array(c->api, &q, &a), 0, "an array of 4");
+	pilot_array_request_clear(&q);
+	CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id), "element 0 succeeds");
+	CHECK(run_once(c, PILOT_ATTEMPT_FAILED, id), "element 10 fails");
+	struct pilot_claim cl = { 0 };
+	CHECK_RC(claim(c, &cl), 1, "element 20 is claimed");
+	CHECK_RC(pilot_api_cancel_array(c->api, a.id, NULL, 0, &x), 0, "cancel the array");
+	CHECK(x.changed == 2, "two runs were going (%d)", x.changed);
+	pilot_array_clear(&x);
+	if (a.nruns == 4) {
+		CHECK(state_of(c, a.runs[0]) == PILOT_RUN_SUCCEEDED && state_of(c, a.runs[1]) == PILOT_RUN_FAILED,
+		      "the ended ones are left as they were");
+		CHECK(state_of(c, a.runs[2]) == PILOT_RUN_CANCELING && state_of(c, a.runs[3]) == PILOT_RUN_CANCELED,
+		      "the running one is canceling, the queued one canceled");
+	}
+	struct pilot_finish f = outcome(PILOT_ATTEMPT_CANCELED, PILOT_REASON_CANCELED, 0);
+	CHECK_RC(pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &f, NULL), 0, "its agent stops it");
+	pilot_claim_clear(&cl);
+	CHECK_RC(pilot_api_cancel_array(c->api, a.id, NULL, -1, &x), 0, "cancel it again");
+	CHECK(x.changed == 0, "nothing was going");
+	pilot_array_clear(&x);
+
+	char prefix[12];
+	snprintf(prefix, sizeof(prefix), "%.11s", a.id);
+	CHECK_RC(pilot_api_retry_array(c->api, prefix, NULL, &x), 0, "retry the array (by a prefix)");
+	CHECK(x.changed == 3 && x.nruns == 7, "three new runs, for the failed and canceled (%d, %zu runs)", x.changed,
+	      x.nruns);
+	pilot_array_clear(&x);
+	CHECK_RC(pilot_api_retry_array(c->api, a.id, NULL, &x), 0, "retry it again at once");
+	CHECK(x.changed == 0, "nothing to retry: the new runs have not ended");
+	pilot_array_clear(&x);
+	int ran = 0, index10 = 0;
+	for (int i = 0; i < 3; i++) {
+		ran += run_once(c, PILOT_ATTEMPT_SUCCEEDED, id);
+		struct pilot_run r = { 0 };
+		if (pilot_api_get_run(c->api, id, &r) == 0 && !strcmp(r.array_id, a.id) && r.array_index == 10 && r.retry_of)
+			index10++;
+		pilot_run_clear(&r);
+	}
+	CHECK(ran == 3 && index10 == 1, "they run, in the array at their index, as retries");
+	CHECK_RC(pilot_api_get_array(c->api, a.id, &x), 0, "get the array");
+	CHECK(x.nruns == 7, "it has 7 runs");
+	pilot_array_clear(&x);
+	CHECK_RC(pilot_api_get_array(c->api, "xzzzzzzzzzzzzzz", &x), PILOT_ENOTFOUND, "an unknown array");
+	CHECK_RC(pilot_api_cancel_array(c->api, "xzzzzzzzzzzzzzz", NULL, -1, &x), PILOT_ENOTFOUND, "cancel it");
+	CHECK_RC(pilot_api_retry_array(c->api, "xzzzzzzzzzzzzzz", NULL, &x), PILOT_ENOTFOUND, "retry it");
+	pilot_array_clear(&a);
+}
+
 /* ---- the table ---- */
 
 static const struct {
@@ -2037,6 +2094,7 @@ static const struct {
 	{ "concurrency_retry", t_concurrency_retry },
 	{ "array", t_array },
 	{ "array_after", t_array_after },
+	{ "array_cancel_retry", t_array_cancel_retry },
 	{ "logs", t_logs },
 	{ "metrics", t_metrics },
 	{ "artifacts", t_artifacts },

@@ -3,7 +3,8 @@
 # for eight jobs: a 100-element array %4 runs every element once, never more than four
 # at once (each job counts the others running beside it), each job sees its index as
 # ${index} and PILOT_ARRAY_INDEX; pilot list --array lists the array; --matrix makes
-# one run per combination of params; bad --array values are usage errors.
+# one run per combination of params; pilot show, retry --failed (only the failed
+# element runs again) and cancel of an array; bad --array values are usage errors.
 . "$SRCDIR/tests/e2e/lib.sh"
 . "$SRCDIR/tests/e2e/lib-cli.sh"
 
@@ -58,6 +59,31 @@ print(" ".join(sorted(json.loads(r["params_json"])["lr"] + "/" + json.loads(r["p
 	local logs="" id
 	for id in $("$PILOT" list --array "$a" --all -q); do logs+="$("$PILOT" logs "$id") "; done
 	contains "$(t 'the spec saw them')" "$logs" "lr=0.01 bs=64"
+
+	# show, retry --failed and cancel of an array.
+	project "$CLI_DIR/flaky" "name: flaky
+command: test \${index} -ne 1 || test -e $CLI_DIR/fixed"
+	a=$("$PILOT" submit --array 0-2 "$CLI_DIR/flaky")
+	wait_for sh -c "[ \$('$PILOT' list --array $a --state failed -q | wc -l) -eq 1 ] &&
+		[ \$('$PILOT' list --array $a --state succeeded -q | wc -l) -eq 2 ]"
+	expect_status 0 "$(t 'pilot show of the array')" "$PILOT" show "$a"
+	contains "$(t 'counts its runs by state')" "$OUT" "runs       3: 2 succeeded, 1 failed"
+	contains "$(t 'lists them by index')" "$OUT" "1      r"
+	expect_status 2 "$(t 'retry of an array without --failed')" "$PILOT" retry "$a"
+	touch "$CLI_DIR/fixed"
+	expect_status 0 "$(t 'retry --failed of the array')" "$PILOT" retry --failed "$a"
+	contains "$(t 'one element runs again')" "$ERR" "1 element run again"
+	if wait_array "$a" 3; then ok "$(t 'the failed element succeeded this time')"; else
+		not_ok "$(t 'the failed element succeeded this time')" "$("$PILOT" show "$a")"; fi
+	equals "$(t 'the others did not run again')" "$("$PILOT" list --array "$a" -q | wc -l)" "4"
+	expect_status 0 "$(t 'retry --failed with nothing failed')" "$PILOT" retry --failed "$a"
+	contains "$(t 'says so')" "$ERR" "nothing to retry"
+	stop_agent
+	a=$("$PILOT" submit --array 0-3%2 "$CLI_DIR/sweep")
+	expect_status 0 "$(t 'cancel an array')" "$PILOT" cancel "$a"
+	contains "$(t 'every run of it')" "$OUT" "$a  4 of its 4 runs canceled or stopping"
+	equals "$(t 'all canceled')" "$("$PILOT" list --array "$a" --state canceled -q | wc -l)" "4"
+	start_agent -c 8
 
 	expect_status 2 "$(t '--array with a range that goes down')" "$PILOT" submit --array 9-7 "$CLI_DIR/sweep"
 	contains "$(t 'says so')" "$ERR" "the range 9-7 goes down"

@@ -1,0 +1,299 @@
+/* Arrays (submit --array/--matrix): one run per element in one transaction, grouped
+ * under the array's id; the array's throttle is a limit of slots.c. */
+#include <string.h>
+
+#include "internal.h"
+
+static int cmp_int64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int validate_array(struct pilot_store *st, const struct pilot_array_request *req)
+{
+	if (!req->nelements || req->nelements > PILOT_ARRAY_MAX_ELEMENTS)
+		return pilot_error_set(PILOT_EINVALID, "invalid array: it needs 1 to %d elements, not %zu",
+				       PILOT_ARRAY_MAX_ELEMENTS, req->nelements);
+	if (req->throttle < 0 || req->throttle > PILOT_ARRAY_MAX_ELEMENTS)
+		return pilot_error_set(PILOT_EINVALID, "invalid array: a throttle of %d (expected 0 to %d)", req->throttle,
+				       PILOT_ARRAY_MAX_ELEMENTS);
+	_cleanup_free_ int64_t *idx = pilot_xcalloc(req->nelements, sizeof(*idx));
+	for (size_t i = 0; i < req->nelements; i++) {
+		const struct pilot_array_element *e = &req->elements[i];
+		int r;
+		if (e->index < 0 || e->index > INT32_MAX)
+			return pilot_error_set(PILOT_EINVALID, "invalid array: index %lld out of range (0 to %d)",
+					       (long long)e->index, INT32_MAX);
+		if ((r = store_check_json("spec", e->spec_json, false)) < 0 ||
+		    (r = store_check_json("params", e->params_json, true)) < 0)
+			return pilot_error_prefix(r, "array element %lld", (long long)e->index);
+		idx[i] = e->index;
+	}
+	qsort(idx, req->nelements, sizeof(*idx), cmp_int64);
+	for (size_t i = 1; i < req->nelements; i++)
+		if (idx[i] == idx[i - 1])
+			return pilot_error_set(PILOT_EINVALID, "invalid array: index %lld is given twice", (long long)idx[i]);
+	return store_validate_submit(st, &req->base);
+}
+
+static void array_hash(const struct pilot_array_request *req, char out[65])
+{
+	json_t *j = pilot_array_request_to_json(req);
+	store_scrub_request(json_object_get(j, "run"), &req->base);
+	store_hash_json(j, out);
+}
+
+static int load_array(struct pilot_store *st, const char *id, struct pilot_array *out)
+{
+	static const char row[] = "SELECT name, submitter, created_ms, throttle FROM arrays WHERE id = ?1";
+	static const char runs[] = "SELECT id FROM runs INDEXED BY runs_array WHERE array_id = ?1 "
+				   "ORDER BY array_index, id";
+	sqlite3_stmt *s = db_stmt(st, row);
+	if (!s)
+		return pilot_error_code();
+	bind_text(s, 1, id);
+	int rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return rc == SQLITE_DONE ? pilot_error_set(PILOT_ENOTFOUND, "array '%s' not found", id)
+					 : db_error(st, "cannot read array");
+	}
+	struct pilot_array a = { 0 };
+	snprintf(a.id, sizeof(a.id), "%s", id);
+	a.name = col_dup(s, 0);
+	a.submitter = col_dup(s, 1);
+	a.created_ms = col_int(s, 2);
+	a.throttle = (int)col_int(s, 3);
+	sqlite3_reset(s);
+	if (!(s = db_stmt(st, runs))) {
+		pilot_array_clear(&a);
+		return pilot_error_code();
+	}
+	bind_text(s, 1, id);
+	size_t cap = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (a.nruns == cap) {
+			cap = cap ? cap * 2 : 64;
+			a.runs = pilot_xrealloc(a.runs, cap * sizeof(*a.runs));
+		}
+		col_copy_id(s, 0, a.runs[a.nruns++]);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		pilot_array_clear(&a);
+		return db_error(st, "cannot read the array's runs");
+	}
+	*out = a;
+	return 0;
+}
+
+static int insert_array(struct pilot_store *st, const struct pilot_array_request *req, const char *submitter,
+			char aid[PILOT_ID_SIZE])
+{
+	static const char sql[] =
+		"INSERT INTO arrays(id, name, submitter, created_ms, throttle, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+	struct store_needs needs;
+	struct store_place place;
+	pilot_id_new('x', aid);
+	sqlite3_stmt *s = db_stmt(st, sql);
+	if (!s)
+		return pilot_error_code();
+	bind_text(s, 1, aid);
+	bind_text(s, 2, req->base.name);
+	bind_text(s, 3, submitter);
+	bind_int(s, 4, store_now());
+	bind_int(s, 5, req->throttle);
+	bind_int(s, 6, (int64_t)req->nelements);
+	int r = db_done(st, s, "cannot insert array");
+	if (r < 0 || (r = store_place_of(&req->base, &place)) < 0)
+		return r;
+	place.array_id = aid;
+	if (req->throttle > 0 && (r = store_limit_set(&place.limits[place.nlimits++], "array", aid, req->throttle)) < 0)
+		return r;
+	/* The runs to wait for are resolved once: each element waits for the same. */
+	if ((r = store_resolve_needs(st, &req->base, &needs)) < 0) {
+		free(needs.items);
+		return r;
+	}
+	for (size_t i = 0; i < req->nelements && r == 0; i++) {
+		const struct pilot_array_element *e = &req->elements[i];
+		struct pilot_submit_request one = req->base;
+		char rid[PILOT_ID_SIZE];
+		if (e->spec_json)
+			one.spec_json = e->spec_json;
+		if (e->params_json)
+			one.params_json = e->params_json;
+		place.array_index = e->index;
+		r = store_insert_run(st, &one, submitter, NULL, NULL, &needs, &place, rid);
+	}
+	free(needs.items);
+	return r;
+}
+
+int pilot_store_submit_array(struct pilot_store *st, const struct pilot_array_request *req, struct pilot_array *out)
+{
+	STORE_LOCKED(st);
+	int r = validate_array(st, req);
+	if (r < 0)
+		return r;
+	const char *key = req->base.idempotency_key;
+	char hash[65] = "";
+	if (key)
+		array_hash(req, hash);
+	const char *submitter = req->base.submitter && *req->base.submitter ? req->base.submitter : st->actor;
+	char id[PILOT_ID_SIZE];
+	int replay = 0;
+	struct pilot_array a = { 0 };
+	if ((r = db_begin(st, true)) < 0)
+		return r;
+	if (key && (replay = r = store_idempotency_lookup(st, key, hash, id)) < 0)
+		goto fail;
+	if (!replay && ((r = insert_array(st, req, submitter, id)) < 0 ||
+			(key && (r = store_idempotency_record(st, key, hash, id)) < 0)))
+		goto fail;
+	if ((r = load_array(st, id, &a)) < 0 || (r = db_commit(st)) < 0) {
+		pilot_array_clear(&a);
+		goto fail;
+	}
+	if (out)
+		*out = a;
+	else
+		pilot_array_clear(&a);
+	return replay;
+fail:
+	db_rollback(st);
+	return r;
+}
+
+
+static int resolve_array(struct pilot_store *st, const char *text, char id[PILOT_ID_SIZE])
+{
+	static const char sql[] = "SELECT id FROM arrays WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 6";
+	return store_resolve_id(st, sql, 'x', "array", text, id);
+}
+
+int pilot_store_get_array(struct pilot_store *st, const char *array, struct pilot_array *out)
+{
+	STORE_LOCKED(st);
+	char id[PILOT_ID_SIZE];
+	int r = db_begin(st, false);
+	if (r < 0)
+		return r;
+	if ((r = resolve_array(st, array, id)) == 0)
+		r = load_array(st, id, out);
+	db_rollback(st);
+	return r;
+}
+
+/* The runs of array id in state (NULL: the latest run of each element that is not
+ * succeeded, if it ended), collected before any is changed. */
+static int array_runs(struct pilot_store *st, const char *id, const char *state, char (**out)[PILOT_ID_SIZE],
+		      size_t *n)
+{
+	static const char in_state[] = "SELECT id FROM runs INDEXED BY runs_array WHERE array_id = ?1 AND state = ?2 "
+				       "ORDER BY array_index, id";
+	static const char to_retry[] =
+		"SELECT id FROM runs r INDEXED BY runs_array WHERE array_id = ?1 AND state IN ('failed', 'canceled') "
+		"AND id = (SELECT max(id) FROM runs x INDEXED BY runs_array WHERE x.array_id = ?1 "
+		"AND x.array_index = r.array_index) ORDER BY array_index";
+	sqlite3_stmt *s = db_stmt(st, state ? in_state : to_retry);
+	if (!s)
+		return pilot_error_code();
+	bind_text(s, 1, id);
+	if (state)
+		bind_text(s, 2, state);
+	int rc;
+	size_t cap = 0;
+	*out = NULL;
+	*n = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 64;
+			*out = pilot_xrealloc(*out, cap * sizeof(**out));
+		}
+		col_copy_id(s, 0, (*out)[(*n)++]);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : db_error(st, "cannot read the array's runs");
+}
+
+/* End a write transaction on array id: read it, commit, hand it over with changed. */
+static int commit_array(struct pilot_store *st, const char *id, int changed, struct pilot_array *out)
+{
+	struct pilot_array a = { 0 };
+	int r = load_array(st, id, &a);
+	if (r < 0 || (r = db_commit(st)) < 0) {
+		db_rollback(st);
+		pilot_array_clear(&a);
+		return r;
+	}
+	a.changed = changed;
+	if (out)
+		*out = a;
+	else
+		pilot_array_clear(&a);
+	return 0;
+}
+
+int pilot_store_cancel_array(struct pilot_store *st, const char *array, const char *actor, int64_t grace_ms,
+			     struct pilot_array *out)
+{
+	/* The waiting first: canceling a queued run first would hand its slot on. */
+	static const char *const order[] = { "waiting", "queued", "running", "canceling" };
+	STORE_LOCKED(st);
+	char id[PILOT_ID_SIZE];
+	_cleanup_free_ char *what = pilot_xasprintf("array '%s'", array);
+	int r = store_cancel_grace(&grace_ms, what), changed = 0;
+	if (r < 0 || (r = db_begin(st, true)) < 0)
+		return r;
+	if (!actor || !*actor)
+		actor = st->actor;
+	r = resolve_array(st, array, id);
+	for (size_t k = 0; k < ARRAY_SIZE(order) && r == 0; k++) {
+		char(*runs)[PILOT_ID_SIZE] = NULL;
+		size_t n = 0;
+		r = array_runs(st, id, order[k], &runs, &n);
+		for (size_t i = 0; i < n && r == 0; i++) {
+			int unchanged = 0;
+			/* One waiting for another of the array may have failed already. */
+			if ((r = store_cancel_locked(st, runs[i], actor, grace_ms, &unchanged)) == PILOT_ECONFLICT) {
+				pilot_error_clear();
+				r = 0;
+				unchanged = 1;
+			}
+			changed += !unchanged;
+		}
+		free(runs);
+	}
+	if (r < 0) {
+		db_rollback(st);
+		return r;
+	}
+	return commit_array(st, id, changed, out);
+}
+
+int pilot_store_retry_array(struct pilot_store *st, const char *array, const char *actor, struct pilot_array *out)
+{
+	STORE_LOCKED(st);
+	char id[PILOT_ID_SIZE];
+	char(*runs)[PILOT_ID_SIZE] = NULL;
+	size_t n = 0;
+	int r = db_begin(st, true);
+	if (r < 0)
+		return r;
+	if (!actor || !*actor)
+		actor = st->actor;
+	if ((r = resolve_array(st, array, id)) == 0)
+		r = array_runs(st, id, NULL, &runs, &n);
+	for (size_t i = 0; i < n && r == 0; i++) {
+		char nid[PILOT_ID_SIZE];
+		r = store_retry_locked(st, runs[i], actor, nid);
+	}
+	free(runs);
+	if (r < 0) {
+		db_rollback(st);
+		return r;
+	}
+	return commit_array(st, id, (int)n, out);
+}
