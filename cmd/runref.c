@@ -114,6 +114,8 @@ int run_exit_status(const struct pilot_run *r)
 		return EXIT_OK;
 	case PILOT_RUN_CANCELED:
 		return EXIT_CANCELED;
+	case PILOT_RUN_SKIPPED:
+		return EXIT_PILOT;
 	case PILOT_RUN_FAILED:
 		break;
 	default:
@@ -137,8 +139,8 @@ void run_state_cell(const struct pilot_run *r, char *out, size_t n)
 {
 	if (r->state == PILOT_RUN_FAILED && r->reason == PILOT_REASON_EXIT_CODE && r->has_exit_code)
 		snprintf(out, n, "failed (exit %d)", r->exit_code);
-	else if (r->state == PILOT_RUN_FAILED && r->reason)
-		snprintf(out, n, "failed (%s)", pilot_reason_name(r->reason));
+	else if ((r->state == PILOT_RUN_FAILED || r->state == PILOT_RUN_SKIPPED) && r->reason)
+		snprintf(out, n, "%s (%s)", pilot_run_state_name(r->state), pilot_reason_name(r->reason));
 	else if (r->state == PILOT_RUN_WAITING && r->needs_left)
 		snprintf(out, n, "waiting (for %d run%s)", r->needs_left, r->needs_left == 1 ? "" : "s");
 	else if (r->state == PILOT_RUN_WAITING && r->slot_wait)

@@ -73,7 +73,8 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	}
 	static const enum pilot_run_state active[] = { PILOT_RUN_QUEUED, PILOT_RUN_WAITING, PILOT_RUN_RUNNING,
 						       PILOT_RUN_CANCELING };
-	static const enum pilot_run_state done[] = { PILOT_RUN_SUCCEEDED, PILOT_RUN_FAILED, PILOT_RUN_CANCELED };
+	static const enum pilot_run_state done[] = { PILOT_RUN_SUCCEEDED, PILOT_RUN_FAILED, PILOT_RUN_CANCELED,
+						     PILOT_RUN_SKIPPED };
 	counts_line("runs", &s, active, ARRAY_SIZE(active), extra);
 	counts_line("finished", &s, done, ARRAY_SIZE(done), NULL);
 	printf("%-9s %d idle, %d busy, %d lost\n", "agents", s.agents_idle, s.agents_busy, s.agents_lost);

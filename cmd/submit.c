@@ -27,6 +27,7 @@ struct opts {
 	const char *array;
 	struct opt_list matrix;
 	int64_t throttle;
+	bool unless_running;
 };
 
 static const struct pilot_opt options[] = {
@@ -47,6 +48,9 @@ static const struct pilot_opt options[] = {
 	  offsetof(struct opts, matrix), NULL },
 	{ OPT_INT, 0, "throttle", "K", "with --array or --matrix: at most K runs of it at once",
 	  offsetof(struct opts, throttle), NULL },
+	{ OPT_FLAG, 0, "unless-running", NULL,
+	  "skip the run (it ends skipped) when one of the same name and params is queued or running",
+	  offsetof(struct opts, unless_running), NULL },
 	{ OPT_STRING, 0, "idempotency-key", "KEY", "submit at most once for KEY (a repeat returns the same run)",
 	  offsetof(struct opts, idempotency_key), NULL },
 	{ OPT_FLAG, 'w', "wait", NULL, "wait for the run to end and exit with its status", offsetof(struct opts, wait),
@@ -282,6 +286,7 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	bool matrix = o->matrix.n > 0;
 	if (o->array || matrix) {
 		const char *why = o->array && matrix ? "--array and --matrix cannot be given together"
+				  : o->unless_running ? "--unless-running is for a run alone, not an array's runs"
 				  : waiting ? "--wait and --follow do not take an array yet: follow it with 'pilot list "
 					      "--array ID'"
 					    : NULL;
@@ -341,6 +346,8 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	req.timeout_ms = spec->timeout_ms;
 	req.concurrency_group = spec->concurrency_group;
 	req.concurrency_max = spec->concurrency_max;
+	/* The runs of an array share a name: skipping duplicates is for a run alone. */
+	req.skip_duplicate = !els && (spec->skip_duplicate || o->unless_running);
 	project_retry_policy(spec, &req.retry);
 	req.idempotency_key = o->idempotency_key;
 	if (els) {
@@ -403,7 +410,10 @@ const struct pilot_cmd cmd_submit = {
 		"at most 8 of them queued or running at once; the spec may use ${index}, and the\n"
 		"job sees PILOT_ARRAY_INDEX. --matrix lr=0.1,0.01 --matrix bs=32,64 submits one run\n"
 		"per combination of params (declared in the spec). Either prints the array's id;\n"
-		"--throttle K limits either.",
+		"--throttle K limits either.\n"
+		"--unless-running (or skip_duplicate: true in the spec) ends the run skipped at\n"
+		"once, without running it, when a run of the same name and params is queued,\n"
+		"waiting or running.",
 	.opts = options,
 	.opts_size = sizeof(struct opts),
 	.min_args = 0,

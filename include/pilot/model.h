@@ -24,13 +24,14 @@ enum pilot_run_state {
 	PILOT_RUN_SUCCEEDED,
 	PILOT_RUN_FAILED,
 	PILOT_RUN_CANCELED,
+	PILOT_RUN_SKIPPED,    /* ended without running (a duplicate of a run going) */
 };
-#define PILOT_RUN_NSTATES 7
+#define PILOT_RUN_NSTATES 8
 /* Bit for a state in a state set (struct pilot_run_filter.states). */
 #define PILOT_RUN_STATE_BIT(s) (1u << (s))
 #define PILOT_RUN_TERMINAL_BITS \
 	(PILOT_RUN_STATE_BIT(PILOT_RUN_SUCCEEDED) | PILOT_RUN_STATE_BIT(PILOT_RUN_FAILED) | \
-	 PILOT_RUN_STATE_BIT(PILOT_RUN_CANCELED))
+	 PILOT_RUN_STATE_BIT(PILOT_RUN_CANCELED) | PILOT_RUN_STATE_BIT(PILOT_RUN_SKIPPED))
 
 /* Why a run (or attempt) ended. A succeeded run has reason exit_code (exit 0). */
 enum pilot_reason {
@@ -42,8 +43,9 @@ enum pilot_reason {
 	PILOT_REASON_RUNTIME_ERROR,
 	PILOT_REASON_DEPENDENCY_FAILED,
 	PILOT_REASON_CANCELED,
+	PILOT_REASON_DUPLICATE,  /* skipped: a run of the same name and params was going */
 };
-#define PILOT_NREASONS 8
+#define PILOT_NREASONS 9
 
 /* An attempt is running while its lease is live; then exactly one of the others.
  * lost = its lease expired (the agent vanished); any later write from it is refused. */
@@ -225,6 +227,8 @@ struct pilot_run {
  *   slot_wait         (no state change) it would be queued, but its concurrency group is
  *                     full: it waits for a run of the group to end (data.group)
  *   slot_free         waiting -> queued: a slot of its concurrency group came free
+ *   skipped           -> skipped: submitted with skip_duplicate while a run of the same
+ *                     name and params was going (data.run_id)
  *   state             any other transition (administrative)
  * Transition events carry data {"from": STATE, "to": STATE, "reason": REASON, ...}. */
 struct pilot_event {
@@ -306,6 +310,9 @@ struct pilot_submit_request {
 	 * others wait, highest priority then oldest first. */
 	const char *concurrency_group;
 	int concurrency_max;
+	/* When a run of the same name and params is queued, waiting or running, the new
+	 * run ends skipped (reason duplicate) at once instead of running. */
+	bool skip_duplicate;
 };
 void pilot_submit_request_clear(struct pilot_submit_request *req);
 

@@ -87,6 +87,9 @@ struct pilot_spec {
 	 * once (queued or running), the others wait. "concurrency: NAME" is a max of 1. */
 	char *concurrency_group;
 	int concurrency_max;
+	/* A submit while a run of the same name and params is queued, waiting or running
+	 * ends skipped instead of running (pilot submit --unless-running). */
+	bool skip_duplicate;
 };
 
 /* What ${VAR} can see. params: "NAME=VALUE" overrides of the spec's params (a name the
@@ -136,7 +139,8 @@ char *pilot_spec_diag_string(const struct pilot_spec_diag *d);
  * order: name, image (null), runtime (null), command (array), shell, workdir, env,
  * secrets, params, resources {cpus (null), memory (null), gpus (number or "all"),
  * shm (null)}, timeout (null), retry {max_attempts, on, backoff, max_backoff},
- * requires, artifacts, ignore, priority, concurrency ({group, max} or null). Durations in seconds (fractional when
+ * requires, artifacts, ignore, priority, concurrency ({group, max} or null),
+ * skip_duplicate. Durations in seconds (fractional when
  * needed), sizes in bytes. */
 char *pilot_spec_to_json(const struct pilot_spec *spec);
 /* The same as a new jansson value (caller json_decref's), to embed in larger documents. */

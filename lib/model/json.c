@@ -400,7 +400,7 @@ static void d_needs(struct dec *d, const char *key, struct pilot_run_need **out,
 			if (!json_is_string(v) || pilot_run_state_from_name(json_string_value(v), &st) < 0) {
 				pilot_error_clear();
 				free(needs);
-				dec_fail(d, key, "a list whose states are run states (succeeded, failed, canceled)");
+				dec_fail(d, key, "a list whose states are run states (succeeded, failed, canceled, skipped)");
 				return;
 			}
 			needs[i].states |= PILOT_RUN_STATE_BIT(st);
@@ -831,6 +831,8 @@ json_t *pilot_submit_request_to_json(const struct pilot_submit_request *req)
 		json_object_set_new(o, "after", needs_to_json(req->after, req->nafter));
 	if (req->concurrency_group)
 		json_object_set_new(o, "concurrency", concurrency_to_json(req->concurrency_group, req->concurrency_max));
+	if (req->skip_duplicate)
+		json_object_set_new(o, "skip_duplicate", json_true());
 	return o;
 }
 
@@ -857,6 +859,7 @@ int pilot_submit_request_from_json(const json_t *j, struct pilot_submit_request 
 	q.submitter = d_str(&d, "submitter");
 	d_needs(&d, "after", &q.after, &q.nafter);
 	d_concurrency(&d, &q.concurrency_group, &q.concurrency_max);
+	q.skip_duplicate = d_bool(&d, "skip_duplicate");
 	if (!d.err && (!q.name || !q.spec_json))
 		dec_fail(&d, q.name ? "spec_json" : "name", "present");
 	if (d.err) {

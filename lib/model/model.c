@@ -5,10 +5,11 @@
 #include "pilot/model.h"
 
 static const char *const run_state_names[PILOT_RUN_NSTATES] = {
-	"queued", "waiting", "running", "canceling", "succeeded", "failed", "canceled",
+	"queued", "waiting", "running", "canceling", "succeeded", "failed", "canceled", "skipped",
 };
 static const char *const reason_names[PILOT_NREASONS] = {
 	"", "exit_code", "timeout", "lost", "bundle_invalid", "runtime_error", "dependency_failed", "canceled",
+	"duplicate",
 };
 static const char *const attempt_state_names[PILOT_ATTEMPT_NSTATES] = {
 	"running", "succeeded", "failed", "canceled", "lost",
@@ -45,7 +46,7 @@ int pilot_run_state_from_name(const char *name, enum pilot_run_state *out)
 
 bool pilot_run_state_terminal(enum pilot_run_state s)
 {
-	return s == PILOT_RUN_SUCCEEDED || s == PILOT_RUN_FAILED || s == PILOT_RUN_CANCELED;
+	return s == PILOT_RUN_SUCCEEDED || s == PILOT_RUN_FAILED || s == PILOT_RUN_CANCELED || s == PILOT_RUN_SKIPPED;
 }
 
 const char *pilot_reason_name(enum pilot_reason r)
@@ -169,7 +170,7 @@ int pilot_run_need_parse(const char *text, struct pilot_run_need *out)
 		if (!need.states || (need.states & ~PILOT_RUN_TERMINAL_BITS))
 			return pilot_error_set(PILOT_EINVALID,
 					       "invalid run to wait for '%s': the states are how it may end "
-					       "(succeeded, failed, canceled, or any)",
+					       "(succeeded, failed, canceled, skipped, or any)",
 					       text);
 	}
 	*out = need;
@@ -290,8 +291,8 @@ int pilot_retry_on_parse(const char *list, unsigned *out)
 #define B(s) PILOT_RUN_STATE_BIT(PILOT_RUN_##s)
 static const unsigned allowed[PILOT_RUN_NSTATES] = {
 	/* dependency_failed and administrative failures may end a run that never ran */
-	[PILOT_RUN_QUEUED] = B(RUNNING) | B(CANCELED) | B(FAILED),
-	[PILOT_RUN_WAITING] = B(QUEUED) | B(CANCELED) | B(FAILED),
+	[PILOT_RUN_QUEUED] = B(RUNNING) | B(CANCELED) | B(FAILED) | B(SKIPPED),
+	[PILOT_RUN_WAITING] = B(QUEUED) | B(CANCELED) | B(FAILED) | B(SKIPPED),
 	/* waiting: retry backoff; queued: a lost attempt requeued */
 	[PILOT_RUN_RUNNING] = B(SUCCEEDED) | B(FAILED) | B(CANCELED) | B(CANCELING) | B(WAITING) | B(QUEUED),
 	/* a job that completed while the cancel was on its way still succeeded */
@@ -299,6 +300,7 @@ static const unsigned allowed[PILOT_RUN_NSTATES] = {
 	[PILOT_RUN_SUCCEEDED] = 0,
 	[PILOT_RUN_FAILED] = 0,
 	[PILOT_RUN_CANCELED] = 0,
+	[PILOT_RUN_SKIPPED] = 0,
 };
 #undef B
 

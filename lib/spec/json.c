@@ -103,6 +103,7 @@ json_t *pilot_spec_to_json_value(const struct pilot_spec *s)
 	json_object_set_new(o, "concurrency", s->concurrency_group ? json_pack("{s:o,s:i}", "group", str(&w, s->concurrency_group),
 									      "max", s->concurrency_max)
 								   : json_null());
+	json_object_set_new(o, "skip_duplicate", json_boolean(s->skip_duplicate));
 	if (w.bad) {
 		json_decref(o);
 		pilot_error_set(PILOT_EINVALID, "spec '%s' holds text that is not valid UTF-8", s->name ? s->name : "");
@@ -414,6 +415,7 @@ int pilot_spec_from_json_value(const json_t *j, struct pilot_spec **out)
 	static const char *const keys[] = {
 		"name", "image", "runtime", "command", "shell", "workdir", "env", "secrets", "params",
 		"resources", "timeout", "retry", "requires", "artifacts", "ignore", "priority", "concurrency",
+		"skip_duplicate",
 	};
 	struct reader r = { .s = spec_new() };
 	struct pilot_spec *s = r.s;
@@ -456,6 +458,12 @@ int pilot_spec_from_json_value(const json_t *j, struct pilot_spec **out)
 	    get_strv(&r, json_object_get(j, "ignore"), "ignore", check_ignore, false, &s->ignore, &s->nignore) < 0 ||
 	    read_concurrency(&r, json_object_get(j, "concurrency")) < 0)
 		goto fail;
+	const json_t *skip = json_object_get(j, "skip_duplicate");
+	if (skip && !json_is_boolean(skip)) {
+		bad(&r, "skip_duplicate", "expected true or false, not %s", jkind(skip));
+		goto fail;
+	}
+	s->skip_duplicate = json_is_true(skip);
 	const json_t *prio = json_object_get(j, "priority");
 	if (prio) {
 		if (get_int(&r, prio, "priority", 0, 100, &v) < 0)

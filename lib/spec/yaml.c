@@ -17,11 +17,11 @@
 
 enum top_key {
 	K_NAME, K_IMAGE, K_RUNTIME, K_COMMAND, K_WORKDIR, K_ENV, K_SECRETS, K_PARAMS, K_RESOURCES,
-	K_TIMEOUT, K_RETRY, K_REQUIRES, K_ARTIFACTS, K_IGNORE, K_PRIORITY, K_CONCURRENCY, K_COUNT
+	K_TIMEOUT, K_RETRY, K_REQUIRES, K_ARTIFACTS, K_IGNORE, K_PRIORITY, K_CONCURRENCY, K_SKIP_DUPLICATE, K_COUNT
 };
 static const char *const top_keys[K_COUNT] = {
 	"name", "image", "runtime", "command", "workdir", "env", "secrets", "params", "resources",
-	"timeout", "retry", "requires", "artifacts", "ignore", "priority", "concurrency",
+	"timeout", "retry", "requires", "artifacts", "ignore", "priority", "concurrency", "skip_duplicate",
 };
 static const char *const resource_keys[] = { "cpus", "memory", "gpus", "shm" };
 static const char *const retry_keys[] = { "max_attempts", "on", "backoff", "max_backoff" };
@@ -489,6 +489,19 @@ static void read_list(struct loader *L, yaml_node_t *n, const char *name, const 
 	}
 }
 
+static void read_bool(struct loader *L, yaml_node_t *n, const char *path, bool *out)
+{
+	_cleanup_free_ char *s = scalar(L, n, path, "true or false");
+	if (!s)
+		return;
+	if (!strcmp(s, "true") || !strcmp(s, "yes"))
+		*out = true;
+	else if (!strcmp(s, "false") || !strcmp(s, "no"))
+		*out = false;
+	else
+		err(L, n, path, "expected true or false, not '%s'", s);
+}
+
 static bool read_int(struct loader *L, yaml_node_t *n, const char *path, int64_t min, int64_t max, int64_t *out)
 {
 	_cleanup_free_ char *s = scalar(L, n, path, "a number");
@@ -734,6 +747,10 @@ static void read_top(struct loader *L, enum top_key k, yaml_node_t *n)
 		break;
 	case K_CONCURRENCY:
 		read_concurrency(L, n);
+		break;
+	case K_SKIP_DUPLICATE:
+		if (!is_null(n))
+			read_bool(L, n, "skip_duplicate", &s->skip_duplicate);
 		break;
 	case K_COUNT:
 		break;

@@ -34,6 +34,9 @@ static int validate_array(struct pilot_store *st, const struct pilot_array_reque
 	for (size_t i = 1; i < req->nelements; i++)
 		if (idx[i] == idx[i - 1])
 			return pilot_error_set(PILOT_EINVALID, "invalid array: index %lld is given twice", (long long)idx[i]);
+	if (req->base.skip_duplicate)
+		return pilot_error_set(PILOT_EINVALID, "invalid array: skip_duplicate does not apply to the runs of an "
+				       "array (they share a name)");
 	return store_validate_submit(st, &req->base);
 }
 

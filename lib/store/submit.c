@@ -193,7 +193,7 @@ int store_resolve_needs(struct pilot_store *st, const struct pilot_submit_reques
 		if (need->states & ~PILOT_RUN_TERMINAL_BITS)
 			return pilot_error_set(PILOT_EINVALID,
 					       "cannot wait for run '%s': the states a run may end in are succeeded, "
-					       "failed and canceled",
+					       "failed, canceled and skipped",
 					       req->after[i].run);
 		for (size_t k = 0; k < out->n; k++)
 			if (!strcmp(out->items[k].run, need->run))
@@ -256,6 +256,25 @@ int store_place_of(const struct pilot_submit_request *req, struct store_place *o
 	return store_limit_set(&out->limits[0], "group", req->concurrency_group, req->concurrency_max);
 }
 
+/* A run of req's name and params that is queued, waiting or running: its id in dup
+ * (left "" when there is none). */
+static int find_duplicate(struct pilot_store *st, const struct pilot_submit_request *req, char dup[PILOT_ID_SIZE])
+{
+	static const char sql[] = "SELECT id FROM runs INDEXED BY runs_name_id WHERE name = ?1 "
+				  "AND state IN ('queued', 'waiting', 'running', 'canceling') "
+				  "AND coalesce(params_json, '') = coalesce(?2, '') ORDER BY id DESC LIMIT 1";
+	sqlite3_stmt *s = db_stmt(st, sql);
+	if (!s)
+		return pilot_error_code();
+	bind_text(s, 1, req->name);
+	bind_text(s, 2, req->params_json);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		col_copy_id(s, 0, dup);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_error(st, "cannot look for a duplicate run");
+}
+
 int store_insert_run(struct pilot_store *st, const struct pilot_submit_request *req, const char *submitter,
 		     const char *retry_of, const char *secrets_text, const struct store_needs *needs,
 		     const struct store_place *place, char id[PILOT_ID_SIZE])
@@ -273,6 +292,9 @@ int store_insert_run(struct pilot_store *st, const struct pilot_submit_request *
 	_cleanup_free_ char *req_text = kvs_to_text(&req->requires);
 	_cleanup_free_ char *sec_text = secrets_text ? pilot_xstrdup(secrets_text) : kvs_to_text(&req->secrets);
 	int r = 0;
+	char dup[PILOT_ID_SIZE] = "";
+	if (req->skip_duplicate && (r = find_duplicate(st, req, dup)) < 0)
+		return r;
 	bool slot_wait = false;
 	if (state == PILOT_RUN_QUEUED && place->nlimits) {
 		if ((r = store_limits_room(st, place->limits, place->nlimits)) < 0)
@@ -361,6 +383,11 @@ int store_insert_run(struct pilot_store *st, const struct pilot_submit_request *
 					    : pilot_xasprintf("submitted by %s", submitter);
 	if ((r = store_add_event(st, id, 0, "submitted", submitter, msg, data, state)) < 0)
 		return r;
+	if (dup[0]) {
+		_cleanup_free_ char *why = pilot_xasprintf("skipped: run %s of the same name and params is going", dup);
+		return store_transition(st, id, state, PILOT_RUN_SKIPPED, PILOT_REASON_DUPLICATE, "skipped", submitter, 0, why,
+					json_pack("{s:s}", "run_id", dup));
+	}
 	return needs ? insert_needs(st, id, needs, submitter) : 0;
 }
 

@@ -2068,6 +2068,56 @@ static void t_array_cancel_retry(struct ctx *c)
 	pilot_array_clear(&a);
 }
 
+/* ---- duplicates ---- */
+
+static int submit_dup(struct ctx *c, const char *params, bool skip, struct pilot_run *out)
+{
+	struct pilot_submit_request q;
+	req_init(c, &q);
+	q.params_json = params;
+	q.skip_duplicate = skip;
+	int r = pilot_api_submit(c->api, &q, out);
+	pilot_submit_request_clear(&q);
+	return r;
+}
+
+/* With skip_duplicate, a run whose name and params match one queued, waiting or
+ * running ends skipped at once; other params, or the first one ended, run. */
+static void t_skip_duplicate(struct ctx *c)
+{
+	struct pilot_run a = { 0 }, b = { 0 }, d = { 0 }, e = { 0 }, w = { 0 };
+	char id[PILOT_ID_SIZE];
+	CHECK_RC(submit_dup(c, "{\"lr\":\"1\"}", true, &a), 0, "a run with skip_duplicate, none like it going");
+	CHECK(a.state == PILOT_RUN_QUEUED, "is queued");
+	CHECK_RC(submit_dup(c, "{\"lr\":\"1\"}", true, &b), 0, "the same again");
+	CHECK(b.state == PILOT_RUN_SKIPPED && b.reason == PILOT_REASON_DUPLICATE && b.message && strstr(b.message, a.id),
+	      "ends skipped (duplicate), naming the run going: %s", b.message ? b.message : "");
+	CHECK(has_event(c, b.id, "skipped"), "a 'skipped' event");
+	CHECK(pilot_run_state_terminal(b.state), "skipped is an end");
+	CHECK_RC(submit_dup(c, "{\"lr\":\"2\"}", true, &d), 0, "other params");
+	CHECK(d.state == PILOT_RUN_QUEUED, "are no duplicate");
+	CHECK_RC(submit_dup(c, "{\"lr\":\"1\"}", false, &e), 0, "the same without skip_duplicate");
+	CHECK(e.state == PILOT_RUN_QUEUED, "is queued");
+	pilot_run_clear(&d);
+	CHECK_RC(submit_after(c, b.id, &w), 0, "a run waiting for the skipped one to succeed");
+	CHECK(w.state == PILOT_RUN_FAILED && w.reason == PILOT_REASON_DEPENDENCY_FAILED, "fails at once");
+	pilot_run_clear(&w);
+	for (int i = 0; i < 3; i++)
+		CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id), "(the queued ones run)");
+	CHECK_RC(submit_dup(c, "{\"lr\":\"1\"}", true, &d), 0, "once none is going");
+	CHECK(d.state == PILOT_RUN_QUEUED, "it is queued again");
+	CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id), "(and runs)");
+	struct pilot_run_filter f = { .states = PILOT_RUN_STATE_BIT(PILOT_RUN_SKIPPED), .name = c->name };
+	struct pilot_run_list l = { 0 };
+	CHECK_RC(pilot_api_list_runs(c->api, &f, &l), 0, "list the skipped runs");
+	CHECK(l.n == 1 && !strcmp(l.items[0].id, b.id), "the one");
+	pilot_run_list_clear(&l);
+	pilot_run_clear(&a);
+	pilot_run_clear(&b);
+	pilot_run_clear(&d);
+	pilot_run_clear(&e);
+}
+
 /* ---- the table ---- */
 
 static const struct {
@@ -2095,6 +2145,7 @@ static const struct {
 	{ "array", t_array },
 	{ "array_after", t_array_after },
 	{ "array_cancel_retry", t_array_cancel_retry },
+	{ "skip_duplicate", t_skip_duplicate },
 	{ "logs", t_logs },
 	{ "metrics", t_metrics },
 	{ "artifacts", t_artifacts },

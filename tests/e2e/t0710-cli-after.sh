@@ -59,7 +59,7 @@ command: echo next-ran'
 	contains "$(t 'its log')" "$("$PILOT" logs "$on_fail")" "next-ran"
 
 	expect_status 2 "$(t '--after with a state that is not an end')" "$PILOT" submit --after "$a:running" "$CLI_DIR/next"
-	contains "$(t 'says which states')" "$ERR" "succeeded, failed, canceled, or any"
+	contains "$(t 'says which states')" "$ERR" "succeeded, failed, canceled, skipped, or any"
 	expect_status 2 "$(t '--after with an empty run')" "$PILOT" submit --after ":failed" "$CLI_DIR/next"
 	expect_status 1 "$(t '--after an unknown run')" "$PILOT" submit --after rzzzzzzzzzzzzzz "$CLI_DIR/next"
 	contains "$(t 'names it')" "$ERR" "cannot wait for run 'rzzzzzzzzzzzzzz'"

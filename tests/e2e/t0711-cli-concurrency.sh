@@ -3,6 +3,7 @@
 # four jobs: at most max runs of the group run at once (each job counts the others
 # running beside it), the rest wait for a slot (pilot list, show and logs -f say so)
 # and all of them run in the end; a run outside the group is not held back.
+# submit --unless-running ends a duplicate of a run that goes skipped.
 . "$SRCDIR/tests/e2e/lib.sh"
 . "$SRCDIR/tests/e2e/lib-cli.sh"
 
@@ -43,6 +44,27 @@ command: echo free-ran'
 	equals "$(t 'never more than two at once, and two at times')" "$(sort -n "$CLI_DIR/seen" | tail -n 1)" "2"
 	expect_status 0 "$(t 'pilot show of the last')" "$PILOT" show "${ids[4]}"
 	contains "$(t 'it took a slot that came free')" "$OUT" "a slot of concurrency group train came free"
+
+	# Duplicates: --unless-running skips a run while one of the same name and params goes.
+	project "$CLI_DIR/nightly" 'name: nightly
+params: {day: "1"}
+command: echo nightly'
+	local first dup other
+	stop_agent
+	first=$("$PILOT" submit "$CLI_DIR/nightly")
+	dup=$("$PILOT" submit --unless-running "$CLI_DIR/nightly")
+	equals "$(t '--unless-running while one goes: skipped')" "$(run_field "$dup" 'j["state"] + " " + j["reason"]')" \
+		"skipped duplicate"
+	contains "$(t 'naming the run that goes')" "$(run_field "$dup" 'j["message"]')" "$first"
+	expect_status 125 "$(t 'submit --wait --unless-running of a duplicate exits 125')" \
+		"$PILOT" submit --wait --unless-running "$CLI_DIR/nightly"
+	other=$("$PILOT" submit --unless-running -p day=2 "$CLI_DIR/nightly")
+	start_agent -c 4
+	wait_state "$first" succeeded
+	wait_state "$other" succeeded
+	equals "$(t 'other params are no duplicate: it ran')" "$(run_field "$other" 'j["state"]')" "succeeded"
+	expect_status 0 "$(t 'pilot status')" "$PILOT" status
+	contains "$(t 'counts the skipped runs')" "$OUT" "2 skipped"
 }
 
 for_transports groups

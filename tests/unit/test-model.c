@@ -518,7 +518,7 @@ static void test_run_needs(void **state)
 	_cleanup_free_ char *any = pilot_run_need_states_format(n.states);
 	assert_string_equal(any, "any");
 	assert_int_equal(pilot_run_need_parse("r0abc:running", &n), PILOT_EINVALID);
-	assert_non_null(strstr(pilot_error_last(), "succeeded, failed, canceled, or any"));
+	assert_non_null(strstr(pilot_error_last(), "succeeded, failed, canceled, skipped, or any"));
 	assert_int_equal(pilot_run_need_parse("r0abc:sucess", &n), PILOT_EINVALID);
 	assert_int_equal(pilot_run_need_parse(":failed", &n), PILOT_EINVALID);
 	assert_int_equal(pilot_run_need_parse("r0abcdefghijklmnopqrstuvwxyz", &n), PILOT_EINVALID);

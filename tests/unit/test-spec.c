@@ -114,7 +114,8 @@ static const char full_spec[] =
 	"artifacts: [outputs/**, \"*.pt\"]\n"
 	"ignore: [data/raw/, \"*.tmp\"]\n"
 	"priority: 80\n"
-	"concurrency: {group: gpu-train, max: 2}\n";
+	"concurrency: {group: gpu-train, max: 2}\n"
+	"skip_duplicate: true\n";
 
 static void test_all_fields(void **state)
 {
@@ -162,6 +163,7 @@ static void test_all_fields(void **state)
 	assert_int_equal(s->priority, 80);
 	assert_string_equal(s->concurrency_group, "gpu-train");
 	assert_int_equal(s->concurrency_max, 2);
+	assert_true(s->skip_duplicate);
 	pilot_spec_free(s);
 }
 
@@ -297,6 +299,8 @@ static void test_value_errors(void **state)
 		 "a-z, 0-9, '.', '_' and '-'");
 	load_err("name: x\nconcurrency: {group: g, limit: 2}\n",
 		 "pilot.yaml:2:25: concurrency: unknown key 'limit'");
+	load_err("name: x\nskip_duplicate: maybe\n",
+		 "pilot.yaml:2:17: skip_duplicate: expected true or false, not 'maybe'");
 	load_err("name: x\nconcurrency: [a]\n",
 		 "pilot.yaml:2:14: concurrency: expected a group name or a mapping {group: NAME, max: N}, not a list");
 	load_err("name:\n", "pilot.yaml:1:6: name: must not be empty (every spec needs a name, e.g. 'name: train')");
@@ -656,6 +660,7 @@ static void assert_spec_equal(const struct pilot_spec *a, const struct pilot_spe
 	if (a->concurrency_group || b->concurrency_group)
 		assert_string_equal(a->concurrency_group, b->concurrency_group);
 	assert_int_equal(a->concurrency_max, b->concurrency_max);
+	assert_int_equal(a->skip_duplicate, b->skip_duplicate);
 }
 
 static void round_trip(const char *yaml)
@@ -691,7 +696,7 @@ static void test_json_normal_form(void **state)
 		"\"retry\":{\"max_attempts\":3,\"on\":[\"timeout\"],\"backoff\":1.5,\"max_backoff\":600},"
 		"\"requires\":{\"gpu\":\"a100\",\"zone\":\"3\",\"kubernetes.io/arch\":\"amd64\"},"
 		"\"artifacts\":[\"outputs/**\",\"*.pt\"],\"ignore\":[\"data/raw/\",\"*.tmp\"],\"priority\":80,"
-		"\"concurrency\":{\"group\":\"gpu-train\",\"max\":2}}");
+		"\"concurrency\":{\"group\":\"gpu-train\",\"max\":2},\"skip_duplicate\":true}");
 	free(j);
 	pilot_spec_free(s);
 
@@ -702,7 +707,8 @@ static void test_json_normal_form(void **state)
 		"\"workdir\":\"/workspace\",\"env\":{},\"secrets\":[],\"params\":{},"
 		"\"resources\":{\"cpus\":null,\"memory\":null,\"gpus\":0,\"shm\":null},\"timeout\":null,"
 		"\"retry\":{\"max_attempts\":1,\"on\":[\"exit_code\",\"timeout\"],\"backoff\":5,\"max_backoff\":300},"
-		"\"requires\":{},\"artifacts\":[],\"ignore\":[],\"priority\":50,\"concurrency\":null}");
+		"\"requires\":{},\"artifacts\":[],\"ignore\":[],\"priority\":50,\"concurrency\":null,"
+		"\"skip_duplicate\":false}");
 	free(j);
 	pilot_spec_free(s);
 
