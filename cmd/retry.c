@@ -14,17 +14,17 @@ static const struct pilot_opt options[] = {
 	  offsetof(struct opts, wait), NULL },
 	{ OPT_FLAG, 'f', "follow", NULL, "print the new run's log as it runs, then exit with its status",
 	  offsetof(struct opts, follow), NULL },
-	{ OPT_FLAG, 0, "failed", NULL, "of an array: re-run the elements that failed or were canceled",
+	{ OPT_FLAG, 0, "failed", NULL, "of an array: re-run the elements that failed, were canceled or skipped",
 	  offsetof(struct opts, failed), NULL },
 	OPT_END_ROW,
 };
 
-/* pilot retry X --failed: new runs for the array's failed and canceled elements. */
+/* pilot retry X --failed: new runs for the array's failed, canceled and skipped elements. */
 static int retry_array(struct pilot_ctx *ctx, struct opts *o, const char *ref)
 {
 	if (!o->failed)
-		return cmd_usage_error(ctx, "an array is retried with --failed: its elements that failed or were "
-					    "canceled run again, the succeeded ones are kept");
+		return cmd_usage_error(ctx, "an array is retried with --failed: its elements that failed, were "
+					    "canceled or skipped run again, the succeeded ones are kept");
 	if (o->wait || o->follow)
 		return cmd_usage_error(ctx, "--wait and --follow do not take an array yet: follow it with "
 					    "'pilot show %s'", ref);
@@ -40,7 +40,8 @@ static int retry_array(struct pilot_ctx *ctx, struct opts *o, const char *ref)
 		cmd_notef(ctx, "array %s: %d element%s run again; see it with 'pilot show %s'", a.id, a.changed,
 			  a.changed == 1 ? "" : "s", a.id);
 	else
-		cmd_notef(ctx, "array %s: nothing to retry (no element's latest run failed or was canceled)", a.id);
+		cmd_notef(ctx, "array %s: nothing to retry (no element's latest run failed, was canceled or skipped)",
+			  a.id);
 	pilot_array_clear(&a);
 	return EXIT_OK;
 }
@@ -94,7 +95,7 @@ const struct pilot_cmd cmd_retry = {
 		"run names the run it retries. A run that has not finished cannot be retried.\n"
 		"--wait and --follow work as in pilot submit, with the same exit status.\n"
 		"An array id (x...) with --failed re-runs, in the array, each element whose latest\n"
-		"run failed or was canceled; its succeeded elements are kept.",
+		"run failed, was canceled or skipped; its succeeded elements are kept.",
 	.opts = options,
 	.opts_size = sizeof(struct opts),
 	.min_args = 1,

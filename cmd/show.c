@@ -408,6 +408,8 @@ static int show_array(struct pilot_ctx *ctx, const char *ref, enum output_format
 		printf("%-10s %s%s%s\n", "created", buf, a.submitter ? " by " : "", a.submitter ? a.submitter : "");
 		if (a.throttle)
 			printf("%-10s at most %d at once\n", "throttle", a.throttle);
+		if (a.max_failures)
+			printf("%-10s the rest skipped once %d failed\n", "failures", a.max_failures);
 		printf("%-10s %zu:", "runs", all.n);
 		for (int i = 0, first = 1; i < PILOT_RUN_NSTATES; i++)
 			if (counts[i]) {

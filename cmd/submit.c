@@ -28,6 +28,7 @@ struct opts {
 	struct opt_list matrix;
 	int64_t throttle;
 	bool unless_running;
+	const char *max_failures;
 };
 
 static const struct pilot_opt options[] = {
@@ -48,6 +49,9 @@ static const struct pilot_opt options[] = {
 	  offsetof(struct opts, matrix), NULL },
 	{ OPT_INT, 0, "throttle", "K", "with --array or --matrix: at most K runs of it at once",
 	  offsetof(struct opts, throttle), NULL },
+	{ OPT_STRING, 0, "max-failures", "N|N%",
+	  "with --array or --matrix: once N (or N% of) elements failed, skip those not started",
+	  offsetof(struct opts, max_failures), NULL },
 	{ OPT_FLAG, 0, "unless-running", NULL,
 	  "skip the run (it ends skipped) when one of the same name and params is queued or running",
 	  offsetof(struct opts, unless_running), NULL },
@@ -169,6 +173,25 @@ static int plan_matrix(struct opts *o, struct element **out, size_t *n)
 	return r;
 }
 
+/* "N" or "N%" of n elements (rounded up): at least 1. */
+static int parse_max_failures(const char *text, size_t n, int *out)
+{
+	size_t len = strlen(text);
+	int64_t v;
+	if (len && text[len - 1] == '%') {
+		_cleanup_free_ char *num = pilot_xstrndup(text, len - 1);
+		if (pilot_parse_int64(num, 1, 100, &v) < 0)
+			return pilot_error_set(PILOT_EINVALID, "--max-failures '%s': expected N, or N%% from 1%% to 100%%", text);
+		*out = (int)(((int64_t)n * v + 99) / 100);
+		return 0;
+	}
+	if (pilot_parse_int64(text, 1, PILOT_ARRAY_MAX_ELEMENTS, &v) < 0)
+		return pilot_error_set(PILOT_EINVALID, "--max-failures '%s': expected N from 1 to %d, or N%%", text,
+				       PILOT_ARRAY_MAX_ELEMENTS);
+	*out = (int)v;
+	return 0;
+}
+
 /* ${index} is the element's index (unless a param of that name is declared). */
 static const char *index_getenv(const char *name, void *ud)
 {
@@ -197,9 +220,10 @@ static char *element_spec(const char *spec_path, const struct element *e, struct
 
 /* Submit req (moved into the array's base) as an array of els; prints the array id. */
 static int submit_elements(struct pilot_ctx *ctx, struct pilot_api *api, const char *spec_path, struct element *els,
-			   size_t nels, int throttle, bool matrix, struct pilot_submit_request *req)
+			   size_t nels, int throttle, int max_failures, bool matrix, struct pilot_submit_request *req)
 {
-	struct pilot_array_request areq = { .base = *req, .nelements = nels, .throttle = throttle };
+	struct pilot_array_request areq = { .base = *req, .nelements = nels, .throttle = throttle,
+					    .max_failures = max_failures };
 	struct pilot_array a = { 0 };
 	char **specs = pilot_xcalloc(nels, sizeof(*specs)), **params = pilot_xcalloc(nels, sizeof(*params));
 	int r = 0;
@@ -258,7 +282,7 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	bool waiting = o->wait || o->follow;
 	struct element *els = NULL;
 	size_t nels = 0;
-	int throttle = 0;
+	int throttle = 0, max_failures = 0;
 	/* Waiting, pilot's own failures have their own status (pilot(1)). */
 	int fail_status = waiting ? EXIT_PILOT : EXIT_FAIL;
 	int status = fail_status;
@@ -296,6 +320,8 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 			why = "--throttle: expected 1 to 10000 runs at once";
 		if (!why && o->throttle && throttle && o->throttle != throttle)
 			why = "--throttle says otherwise than the %K of --array";
+		if (!why && o->max_failures && parse_max_failures(o->max_failures, nels, &max_failures) < 0)
+			why = pilot_error_last();
 		if (why) {
 			_cleanup_free_ char *msg = pilot_xstrdup(why);
 			elements_free(els, nels);
@@ -304,9 +330,9 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 		}
 		if (o->throttle)
 			throttle = (int)o->throttle;
-	} else if (o->throttle) {
+	} else if (o->throttle || o->max_failures) {
 		pilot_submit_request_clear(&req);
-		return cmd_usage_error(ctx, "--throttle: only with --array or --matrix");
+		return cmd_usage_error(ctx, "--%s: only with --array or --matrix", o->throttle ? "throttle" : "max-failures");
 	}
 
 	if (pilot_spec_find(argc ? argv[0] : ".", &spec_path, &project) < 0)
@@ -351,7 +377,7 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	project_retry_policy(spec, &req.retry);
 	req.idempotency_key = o->idempotency_key;
 	if (els) {
-		if (submit_elements(ctx, api, spec_path, els, nels, throttle, matrix, &req) < 0)
+		if (submit_elements(ctx, api, spec_path, els, nels, throttle, max_failures, matrix, &req) < 0)
 			goto fail;
 		status = EXIT_OK;
 		goto out;
@@ -410,7 +436,8 @@ const struct pilot_cmd cmd_submit = {
 		"at most 8 of them queued or running at once; the spec may use ${index}, and the\n"
 		"job sees PILOT_ARRAY_INDEX. --matrix lr=0.1,0.01 --matrix bs=32,64 submits one run\n"
 		"per combination of params (declared in the spec). Either prints the array's id;\n"
-		"--throttle K limits either.\n"
+		"--throttle K limits either; --max-failures N (or N%) skips the elements not\n"
+		"started yet once N of them have failed.\n"
 		"--unless-running (or skip_duplicate: true in the spec) ends the run skipped at\n"
 		"once, without running it, when a run of the same name and params is queued,\n"
 		"waiting or running.",

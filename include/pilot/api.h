@@ -51,7 +51,7 @@ struct pilot_api_ops {
 	 * how many were canceled or asked to stop). */
 	int (*cancel_array)(struct pilot_api *api, const char *array, const char *actor, int64_t grace_ms,
 			    struct pilot_array *out);
-	/* A new run for each element whose latest run failed or was canceled; succeeded
+	/* A new run for each element whose latest run failed, was canceled or skipped; succeeded
 	 * elements are kept (out->changed: how many new runs, 0 when none was needed). */
 	int (*retry_array)(struct pilot_api *api, const char *array, const char *actor, struct pilot_array *out);
 	/* The run with its attempts (oldest first). */

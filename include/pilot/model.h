@@ -44,8 +44,9 @@ enum pilot_reason {
 	PILOT_REASON_DEPENDENCY_FAILED,
 	PILOT_REASON_CANCELED,
 	PILOT_REASON_DUPLICATE,  /* skipped: a run of the same name and params was going */
+	PILOT_REASON_TOO_MANY_FAILURES, /* skipped: its array reached its max_failures */
 };
-#define PILOT_NREASONS 9
+#define PILOT_NREASONS 10
 
 /* An attempt is running while its lease is live; then exactly one of the others.
  * lost = its lease expired (the agent vanished); any later write from it is refused. */
@@ -228,7 +229,8 @@ struct pilot_run {
  *                     full: it waits for a run of the group to end (data.group)
  *   slot_free         waiting -> queued: a slot of its concurrency group came free
  *   skipped           -> skipped: submitted with skip_duplicate while a run of the same
- *                     name and params was going (data.run_id)
+ *                     name and params was going (data.run_id), or its array reached its
+ *                     max_failures (data.failed)
  *   state             any other transition (administrative)
  * Transition events carry data {"from": STATE, "to": STATE, "reason": REASON, ...}. */
 struct pilot_event {
@@ -332,6 +334,9 @@ struct pilot_array_request {
 	size_t nelements;
 	/* At most this many runs of the array queued or running at once; 0 = no limit. */
 	int throttle;
+	/* Once this many elements have failed (their latest run), the elements not
+	 * started yet end skipped (reason too_many_failures); 0 = never. */
+	int max_failures;
 };
 void pilot_array_request_clear(struct pilot_array_request *req);
 /* "0-99", "1,3,5", "0-15:4" (a step), with an optional "%K" (at most K at once): the
@@ -345,6 +350,7 @@ struct pilot_array {
 	char *submitter;
 	int64_t created_ms;
 	int throttle;
+	int max_failures;
 	/* Its runs in element order (a retried element: each of its runs, oldest first). */
 	char (*runs)[PILOT_ID_SIZE];
 	size_t nruns;

@@ -72,7 +72,7 @@ int pilot_store_get_array(struct pilot_store *st, const char *array, struct pilo
  * many). */
 int pilot_store_cancel_array(struct pilot_store *st, const char *array, const char *actor, int64_t grace_ms,
 			     struct pilot_array *out);
-/* Re-run the elements whose latest run failed or was canceled, keeping the succeeded
+/* Re-run the elements whose latest run failed, was canceled or skipped, keeping the succeeded
  * ones (out->changed: how many new runs). */
 int pilot_store_retry_array(struct pilot_store *st, const char *array, const char *actor, struct pilot_array *out);
 int pilot_store_get_run(struct pilot_store *st, const char *run, struct pilot_run *out);

@@ -875,6 +875,7 @@ json_t *pilot_array_request_to_json(const struct pilot_array_request *req)
 	json_t *o = json_object();
 	json_object_set_new(o, "run", pilot_submit_request_to_json(&req->base));
 	json_object_set_new(o, "throttle", json_integer(req->throttle));
+	json_object_set_new(o, "max_failures", json_integer(req->max_failures));
 	json_t *els = json_array();
 	for (size_t i = 0; i < req->nelements; i++) {
 		const struct pilot_array_element *e = &req->elements[i];
@@ -900,6 +901,7 @@ int pilot_array_request_from_json(const json_t *j, struct pilot_array_request *o
 	if (r < 0)
 		return pilot_error_prefix(r, "invalid array request: 'run'");
 	q.throttle = d_int32(&d, "throttle");
+	q.max_failures = d_int32(&d, "max_failures");
 	if (!d.err && !json_is_array(els))
 		dec_fail(&d, "elements", "an array");
 	size_t n = d.err ? 0 : json_array_size(els);
@@ -929,9 +931,9 @@ json_t *pilot_array_to_json(const struct pilot_array *a)
 	json_t *runs = json_array();
 	for (size_t i = 0; i < a->nruns; i++)
 		json_array_append_new(runs, json_string(a->runs[i]));
-	return json_pack("{s:s,s:o,s:o,s:I,s:i,s:o,s:i}", "id", a->id, "name", jstr(a->name), "submitter",
-			 jstr(a->submitter), "created_ms", (json_int_t)a->created_ms, "throttle", a->throttle, "runs",
-			 runs, "changed", a->changed);
+	return json_pack("{s:s,s:o,s:o,s:I,s:i,s:i,s:o,s:i}", "id", a->id, "name", jstr(a->name), "submitter",
+			 jstr(a->submitter), "created_ms", (json_int_t)a->created_ms, "throttle", a->throttle,
+			 "max_failures", a->max_failures, "runs", runs, "changed", a->changed);
 }
 
 int pilot_array_from_json(const json_t *j, struct pilot_array *out)
@@ -946,6 +948,7 @@ int pilot_array_from_json(const json_t *j, struct pilot_array *out)
 	a.created_ms = d_int(&d, "created_ms");
 	a.throttle = d_int32(&d, "throttle");
 	a.changed = d_int32(&d, "changed");
+	a.max_failures = d_int32(&d, "max_failures");
 	const json_t *runs = json_object_get(j, "runs");
 	if (!d.err && !json_is_array(runs))
 		dec_fail(&d, "runs", "an array of run ids");

@@ -9,7 +9,7 @@ static const char *const run_state_names[PILOT_RUN_NSTATES] = {
 };
 static const char *const reason_names[PILOT_NREASONS] = {
 	"", "exit_code", "timeout", "lost", "bundle_invalid", "runtime_error", "dependency_failed", "canceled",
-	"duplicate",
+	"duplicate", "too_many_failures",
 };
 static const char *const attempt_state_names[PILOT_ATTEMPT_NSTATES] = {
 	"running", "succeeded", "failed", "canceled", "lost",

@@ -15,6 +15,9 @@ static int validate_array(struct pilot_store *st, const struct pilot_array_reque
 	if (!req->nelements || req->nelements > PILOT_ARRAY_MAX_ELEMENTS)
 		return pilot_error_set(PILOT_EINVALID, "invalid array: it needs 1 to %d elements, not %zu",
 				       PILOT_ARRAY_MAX_ELEMENTS, req->nelements);
+	if (req->max_failures < 0 || req->max_failures > PILOT_ARRAY_MAX_ELEMENTS)
+		return pilot_error_set(PILOT_EINVALID, "invalid array: a max_failures of %d (expected 0 to %d)",
+				       req->max_failures, PILOT_ARRAY_MAX_ELEMENTS);
 	if (req->throttle < 0 || req->throttle > PILOT_ARRAY_MAX_ELEMENTS)
 		return pilot_error_set(PILOT_EINVALID, "invalid array: a throttle of %d (expected 0 to %d)", req->throttle,
 				       PILOT_ARRAY_MAX_ELEMENTS);
@@ -49,7 +52,7 @@ static void array_hash(const struct pilot_array_request *req, char out[65])
 
 static int load_array(struct pilot_store *st, const char *id, struct pilot_array *out)
 {
-	static const char row[] = "SELECT name, submitter, created_ms, throttle FROM arrays WHERE id = ?1";
+	static const char row[] = "SELECT name, submitter, created_ms, throttle, max_failures FROM arrays WHERE id = ?1";
 	static const char runs[] = "SELECT id FROM runs INDEXED BY runs_array WHERE array_id = ?1 "
 				   "ORDER BY array_index, id";
 	sqlite3_stmt *s = db_stmt(st, row);
@@ -68,6 +71,7 @@ static int load_array(struct pilot_store *st, const char *id, struct pilot_array
 	a.submitter = col_dup(s, 1);
 	a.created_ms = col_int(s, 2);
 	a.throttle = (int)col_int(s, 3);
+	a.max_failures = (int)col_int(s, 4);
 	sqlite3_reset(s);
 	if (!(s = db_stmt(st, runs))) {
 		pilot_array_clear(&a);
@@ -95,7 +99,8 @@ static int insert_array(struct pilot_store *st, const struct pilot_array_request
 			char aid[PILOT_ID_SIZE])
 {
 	static const char sql[] =
-		"INSERT INTO arrays(id, name, submitter, created_ms, throttle, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+		"INSERT INTO arrays(id, name, submitter, created_ms, throttle, count, max_failures) "
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 	struct store_needs needs;
 	struct store_place place;
 	pilot_id_new('x', aid);
@@ -108,6 +113,7 @@ static int insert_array(struct pilot_store *st, const struct pilot_array_request
 	bind_int(s, 4, store_now());
 	bind_int(s, 5, req->throttle);
 	bind_int(s, 6, (int64_t)req->nelements);
+	bind_int(s, 7, req->max_failures);
 	int r = db_done(st, s, "cannot insert array");
 	if (r < 0 || (r = store_place_of(&req->base, &place)) < 0)
 		return r;
@@ -189,15 +195,16 @@ int pilot_store_get_array(struct pilot_store *st, const char *array, struct pilo
 	return r;
 }
 
-/* The runs of array id in state (NULL: the latest run of each element that is not
- * succeeded, if it ended), collected before any is changed. */
+/* The runs of array id in state (NULL: the latest run of each element that failed,
+ * was canceled or skipped), collected before any is changed. */
 static int array_runs(struct pilot_store *st, const char *id, const char *state, char (**out)[PILOT_ID_SIZE],
 		      size_t *n)
 {
 	static const char in_state[] = "SELECT id FROM runs INDEXED BY runs_array WHERE array_id = ?1 AND state = ?2 "
 				       "ORDER BY array_index, id";
 	static const char to_retry[] =
-		"SELECT id FROM runs r INDEXED BY runs_array WHERE array_id = ?1 AND state IN ('failed', 'canceled') "
+		"SELECT id FROM runs r INDEXED BY runs_array WHERE array_id = ?1 "
+		"AND state IN ('failed', 'canceled', 'skipped') "
 		"AND id = (SELECT max(id) FROM runs x INDEXED BY runs_array WHERE x.array_id = ?1 "
 		"AND x.array_index = r.array_index) ORDER BY array_index";
 	sqlite3_stmt *s = db_stmt(st, state ? in_state : to_retry);
@@ -299,4 +306,58 @@ int pilot_store_retry_array(struct pilot_store *st, const char *array, const cha
 		return r;
 	}
 	return commit_array(st, id, (int)n, out);
+}
+
+int store_array_run_failed(struct pilot_store *st, const char *run_id)
+{
+	static const char limit[] = "SELECT r.array_id, a.max_failures FROM runs r JOIN arrays a ON a.id = r.array_id "
+				    "WHERE r.id = ?1 AND a.max_failures > 0";
+	static const char failed[] =
+		"SELECT count(*) FROM runs r INDEXED BY runs_array WHERE array_id = ?1 AND state = 'failed' "
+		"AND id = (SELECT max(id) FROM runs x INDEXED BY runs_array WHERE x.array_id = ?1 "
+		"AND x.array_index = r.array_index)";
+	static const char *const order[] = { "waiting", "queued" };
+	char aid[PILOT_ID_SIZE] = "";
+	int64_t max = 0, n = 0;
+	sqlite3_stmt *s = db_stmt(st, limit);
+	if (!s)
+		return pilot_error_code();
+	bind_text(s, 1, run_id);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		col_copy_id(s, 0, aid);
+		max = col_int(s, 1);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? 0 : db_error(st, "cannot read the run's array");
+	if (!(s = db_stmt(st, failed)))
+		return pilot_error_code();
+	bind_text(s, 1, aid);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = col_int(s, 0);
+	sqlite3_reset(s);
+	if (n < max)
+		return 0;
+	/* The waiting first: skipping a queued run first would hand its slot on. */
+	_cleanup_free_ char *msg =
+		pilot_xasprintf("skipped: %lld run%s of array %s failed (max_failures %lld)", (long long)n, n == 1 ? "" : "s",
+				aid, (long long)max);
+	int r = 0;
+	for (size_t k = 0; k < ARRAY_SIZE(order) && r == 0; k++) {
+		char(*runs)[PILOT_ID_SIZE] = NULL;
+		size_t nr = 0;
+		r = array_runs(st, aid, order[k], &runs, &nr);
+		for (size_t i = 0; i < nr && r == 0; i++) {
+			struct run_row row;
+			/* One may have ended on the way (a run of the array it waited for). */
+			if ((r = store_run_row(st, runs[i], &row)) < 0 ||
+			    (row.state != PILOT_RUN_WAITING && row.state != PILOT_RUN_QUEUED))
+				continue;
+			r = store_transition(st, runs[i], row.state, PILOT_RUN_SKIPPED, PILOT_REASON_TOO_MANY_FAILURES, "skipped",
+					     "pilot", 0, msg, json_pack("{s:I}", "failed", (json_int_t)n));
+		}
+		free(runs);
+	}
+	return r;
 }

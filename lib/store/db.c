@@ -189,6 +189,7 @@ static const char *const migrations[] = {
 	 "  submitter TEXT,\n"
 	 "  created_ms INTEGER NOT NULL,\n"
 	 "  throttle INTEGER NOT NULL,\n"
+	 "  max_failures INTEGER NOT NULL DEFAULT 0,\n"
 	 "  count INTEGER NOT NULL\n"
 	 ");\n"
 	 "ALTER TABLE runs ADD COLUMN array_id TEXT;\n"

@@ -237,6 +237,10 @@ int store_cancel_grace(int64_t *grace_ms, const char *what);
 /* A new run re-running finished run id (full), in its place; nid gets its id. */
 int store_retry_locked(struct pilot_store *st, const char *id, const char *actor, char nid[PILOT_ID_SIZE]);
 
+/* A run failed: when it belongs to an array with max_failures and that many of the
+ * array's elements have failed, its elements not started yet end skipped. */
+int store_array_run_failed(struct pilot_store *st, const char *run_id);
+
 /* ---- agents (agents.c) ---- */
 
 /* Create or refresh an agent row; with full, labels/version/capacity are replaced. */

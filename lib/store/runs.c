@@ -316,7 +316,11 @@ int store_transition(struct pilot_store *st, const char *run_id, enum pilot_run_
 	json_object_set_new(data, "to", json_string(pilot_run_state_name(to)));
 	if (reason)
 		json_object_set_new(data, "reason", json_string(pilot_reason_name(reason)));
+	/* An end: the rest of its array may stop (first, so that no slot passes to a run
+	 * about to be skipped), its slots go to runs waiting for them, and the runs waiting
+	 * for it are settled. */
 	if ((r = store_add_event(st, run_id, attempt, type, actor, message, data, to)) < 0 || !terminal ||
+	    (to == PILOT_RUN_FAILED && (r = store_array_run_failed(st, run_id)) < 0) ||
 	    (r = store_free_slots(st, run_id)) < 0)
 		return r;
 	return settle_waiters(st, run_id, to);

@@ -2068,6 +2068,43 @@ static void t_array_cancel_retry(struct ctx *c)
 	pilot_array_clear(&a);
 }
 
+/* max_failures: once that many elements failed, the ones not started are skipped;
+ * retrying the array re-runs the failed and the skipped. */
+static void t_array_max_failures(struct ctx *c)
+{
+	struct pilot_array_request q;
+	struct pilot_array a = { 0 }, x = { 0 };
+	char id[PILOT_ID_SIZE];
+	array_req(c, &q, 5, 1);
+	q.max_failures = 2;
+	CHECK_RC(pilot_api_submit_array(c->api, &q, &a), 0, "an array of 5, one at a time, max_failures 2");
+	CHECK(a.max_failures == 2, "it shows its max_failures");
+	CHECK(run_once(c, PILOT_ATTEMPT_FAILED, id), "element 0 fails");
+	CHECK(a.nruns == 5 && state_of(c, a.runs[2]) == PILOT_RUN_WAITING, "the rest go on after one failure");
+	CHECK(run_once(c, PILOT_ATTEMPT_FAILED, id), "element 10 fails");
+	struct pilot_run r = { 0 };
+	bool skipped = a.nruns == 5;
+	for (size_t i = 2; i < a.nruns && skipped; i++) {
+		skipped = pilot_api_get_run(c->api, a.runs[i], &r) == 0 && r.state == PILOT_RUN_SKIPPED &&
+			  r.reason == PILOT_REASON_TOO_MANY_FAILURES;
+		pilot_run_clear(&r);
+	}
+	CHECK(skipped, "the three not started are skipped (too_many_failures)");
+	struct pilot_claim none = { 0 };
+	CHECK_RC(claim(c, &none), 0, "nothing is left to claim");
+	CHECK_RC(pilot_api_retry_array(c->api, a.id, NULL, &x), 0, "retry the array");
+	CHECK(x.changed == 5, "the failed and the skipped run again (%d)", x.changed);
+	pilot_array_clear(&x);
+	int ok = 0;
+	for (int i = 0; i < 5; i++)
+		ok += run_once(c, PILOT_ATTEMPT_SUCCEEDED, id);
+	CHECK(ok == 5, "and succeed: the old failures no longer count");
+	q.max_failures = -1;
+	CHECK_RC(pilot_api_submit_array(c->api, &q, &x), PILOT_EINVALID, "a negative max_failures");
+	pilot_array_request_clear(&q);
+	pilot_array_clear(&a);
+}
+
 /* ---- duplicates ---- */
 
 static int submit_dup(struct ctx *c, const char *params, bool skip, struct pilot_run *out)
@@ -2145,6 +2182,7 @@ static const struct {
 	{ "array", t_array },
 	{ "array_after", t_array_after },
 	{ "array_cancel_retry", t_array_cancel_retry },
+	{ "array_max_failures", t_array_max_failures },
 	{ "skip_duplicate", t_skip_duplicate },
 	{ "logs", t_logs },
 	{ "metrics", t_metrics },

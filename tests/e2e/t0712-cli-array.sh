@@ -78,6 +78,15 @@ command: test \${index} -ne 1 || test -e $CLI_DIR/fixed"
 	equals "$(t 'the others did not run again')" "$("$PILOT" list --array "$a" -q | wc -l)" "4"
 	expect_status 0 "$(t 'retry --failed with nothing failed')" "$PILOT" retry --failed "$a"
 	contains "$(t 'says so')" "$ERR" "nothing to retry"
+	project "$CLI_DIR/brittle" 'name: brittle
+command: test ${index} -ne 1'
+	a=$("$PILOT" submit --array 0-4%1 --max-failures 1 "$CLI_DIR/brittle")
+	wait_for sh -c "[ \$('$PILOT' list --array $a --state skipped -q | wc -l) -ge 3 ]"
+	wait_for sh -c "[ \$('$PILOT' list --array $a --state queued,waiting,running -q | wc -l) -eq 0 ]"
+	expect_status 0 "$(t 'pilot show of an array with --max-failures 1')" "$PILOT" show "$a"
+	contains "$(t 'the rest were skipped after the first failure')" "$OUT" "5: 1 succeeded, 1 failed, 3 skipped"
+	contains "$(t 'why')" "$("$PILOT" list --array "$a" --state skipped)" "skipped (too_many_failures)"
+
 	stop_agent
 	a=$("$PILOT" submit --array 0-3%2 "$CLI_DIR/sweep")
 	expect_status 0 "$(t 'cancel an array')" "$PILOT" cancel "$a"
