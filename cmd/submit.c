@@ -50,7 +50,7 @@ static const struct pilot_opt options[] = {
 	{ OPT_INT, 0, "throttle", "K", "with --array or --matrix: at most K runs of it at once",
 	  offsetof(struct opts, throttle), NULL },
 	{ OPT_STRING, 0, "max-failures", "N|N%",
-	  "with --array or --matrix: once N (or N% of) elements failed, skip those not started",
+	  "with --array or --matrix: once N (or N% of) elements failed, skip those not running",
 	  offsetof(struct opts, max_failures), NULL },
 	{ OPT_FLAG, 0, "unless-running", NULL,
 	  "skip the run (it ends skipped) when one of the same name and params is queued or running",
@@ -437,7 +437,7 @@ const struct pilot_cmd cmd_submit = {
 		"job sees PILOT_ARRAY_INDEX. --matrix lr=0.1,0.01 --matrix bs=32,64 submits one run\n"
 		"per combination of params (declared in the spec). Either prints the array's id;\n"
 		"--throttle K limits either; --max-failures N (or N%) skips the elements not\n"
-		"started yet once N of them have failed.\n"
+		"running (queued or waiting) once N of them have failed.\n"
 		"--unless-running (or skip_duplicate: true in the spec) ends the run skipped at\n"
 		"once, without running it, when a run of the same name and params is queued,\n"
 		"waiting or running.",

@@ -335,7 +335,7 @@ struct pilot_array_request {
 	/* At most this many runs of the array queued or running at once; 0 = no limit. */
 	int throttle;
 	/* Once this many elements have failed (their latest run), the elements not
-	 * started yet end skipped (reason too_many_failures); 0 = never. */
+	 * running (queued, waiting) end skipped (reason too_many_failures); 0 = never. */
 	int max_failures;
 };
 void pilot_array_request_clear(struct pilot_array_request *req);

@@ -174,11 +174,6 @@ int store_limits_room(struct pilot_store *st, const struct store_limit *l, size_
 int store_add_slots(struct pilot_store *st, const char *run_id, const struct store_limit *l, size_t n, bool held);
 /* The limits a run is counted in (at most max of them). */
 int store_run_limits(struct pilot_store *st, const char *run_id, struct store_limit *out, size_t max, size_t *n);
-/* Take the run's slots if every limit it is in has room: 1 taken (or it has no
- * limits), 0 one is full. */
-int store_try_slots(struct pilot_store *st, const char *run_id);
-/* The run, waiting, would be queued but its group is full: it waits for a slot. */
-int store_slot_wait(struct pilot_store *st, const char *run_id, const char *actor);
 /* A waiting run is due: queued (an event of type with message and data, stolen) if it
  * can take its slots, else left waiting for one. */
 int store_queue_waiting(struct pilot_store *st, const char *run_id, const char *type, const char *actor,
@@ -238,7 +233,7 @@ int store_cancel_grace(int64_t *grace_ms, const char *what);
 int store_retry_locked(struct pilot_store *st, const char *id, const char *actor, char nid[PILOT_ID_SIZE]);
 
 /* A run failed: when it belongs to an array with max_failures and that many of the
- * array's elements have failed, its elements not started yet end skipped. */
+ * array's elements have failed, its elements not running (queued, waiting) end skipped. */
 int store_array_run_failed(struct pilot_store *st, const char *run_id);
 
 /* ---- agents (agents.c) ---- */

@@ -126,7 +126,9 @@ static int take_slots(struct pilot_store *st, const char *run_id)
 	return db_done(st, s, "cannot take a concurrency slot");
 }
 
-int store_try_slots(struct pilot_store *st, const char *run_id)
+/* Take the run's slots if every limit it is in has room: 1 taken (or it has no
+ * limits), 0 one is full. */
+static int try_slots(struct pilot_store *st, const char *run_id)
 {
 	int r = slots_free(st, run_id, NULL);
 	if (r <= 0)
@@ -144,7 +146,8 @@ static json_t *limit_json(const char *key)
 	return json_pack("{s:s}", kind, colon + 1);
 }
 
-int store_slot_wait(struct pilot_store *st, const char *run_id, const char *actor)
+/* The run, waiting, would be queued but a limit of it is full: it waits for a slot. */
+static int slot_wait(struct pilot_store *st, const char *run_id, const char *actor)
 {
 	static const char sql[] =
 		"UPDATE runs SET slot_wait = 1, not_before_ms = NULL, updated_ms = ?2 WHERE id = ?1";
@@ -167,14 +170,14 @@ int store_slot_wait(struct pilot_store *st, const char *run_id, const char *acto
 int store_queue_waiting(struct pilot_store *st, const char *run_id, const char *type, const char *actor,
 			const char *message, json_t *data)
 {
-	int r = store_try_slots(st, run_id);
+	int r = try_slots(st, run_id);
 	if (r < 0) {
 		json_decref(data);
 		return r;
 	}
 	if (r == 0) {
 		json_decref(data);
-		return store_slot_wait(st, run_id, actor);
+		return slot_wait(st, run_id, actor);
 	}
 	return store_transition(st, run_id, PILOT_RUN_WAITING, PILOT_RUN_QUEUED, PILOT_REASON_NONE, type, actor, 0, message,
 				data);
