@@ -1,4 +1,4 @@
-/* pilot watch RUN...: keep an eye on runs until they end. On a terminal, a small screen
+/* pilot watch RUN|ARRAY...: keep an eye on runs until they end. On a terminal, a small screen
  * redrawn in place: each run's state, attempt, agent and elapsed time, its latest
  * metrics with sparklines and the last lines of its log; q (or Ctrl-C) quits and the
  * terminal is always given back as it was. Without a terminal, one line per event of
@@ -450,25 +450,57 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	int st = runs_open_api(ctx, &api, o->exit_status ? EXIT_PILOT : EXIT_FAIL);
 	if (st)
 		return st;
-	struct watched *w = pilot_xcalloc((size_t)argc, sizeof(*w));
+	/* An array id stands for its runs. */
+	char **refs = NULL;
+	size_t nrefs = 0;
+	for (int i = 0; i < argc; i++) {
+		struct pilot_array a = { 0 };
+		if (argv[i][0] != 'x') {
+			refs = pilot_xrealloc(refs, (nrefs + 1) * sizeof(*refs));
+			refs[nrefs++] = pilot_xstrdup(argv[i]);
+			continue;
+		}
+		if (pilot_api_get_array(api, argv[i], &a) < 0) {
+			for (size_t k = 0; k < nrefs; k++)
+				free(refs[k]);
+			free(refs);
+			return cmd_fail(ctx, o->exit_status ? EXIT_PILOT : EXIT_FAIL);
+		}
+		refs = pilot_xrealloc(refs, (nrefs + a.nruns + 1) * sizeof(*refs));
+		for (size_t k = 0; k < a.nruns; k++)
+			refs[nrefs++] = pilot_xstrdup(a.runs[k]);
+		pilot_array_clear(&a);
+	}
+	struct watched *w = pilot_xcalloc(nrefs ? nrefs : 1, sizeof(*w));
 	size_t n = 0;
 	int status = EXIT_OK;
-	for (int i = 0; i < argc; i++) {
-		w[n].ref = argv[i];
-		if (runref_get(ctx, api, argv[i], &w[n].run, EXIT_FAIL)) {
+	for (size_t i = 0; i < nrefs; i++) {
+		w[n].ref = refs[i];
+		if (runref_get(ctx, api, refs[i], &w[n].run, EXIT_FAIL)) {
 			status = o->exit_status ? EXIT_PILOT : EXIT_FAIL;
 			goto out;
 		}
 		w[n].have = true;
 		w[n].done = pilot_run_state_terminal(w[n].run.state);
-		/* The same run twice is watched once. */
-		bool dup = false;
-		for (size_t k = 0; k < n; k++)
-			dup = dup || !strcmp(w[k].run.id, w[n].run.id);
-		if (dup)
+		/* The same run twice is watched once; of an array element retried, the newest
+		 * run (an array lists them oldest first). */
+		size_t same = n;
+		for (size_t k = 0; k < n && same == n; k++)
+			if (!strcmp(w[k].run.id, w[n].run.id) ||
+			    (w[n].run.array_id[0] && !strcmp(w[k].run.array_id, w[n].run.array_id) &&
+			     w[k].run.array_index == w[n].run.array_index))
+				same = k;
+		if (same < n && strcmp(w[same].run.id, w[n].run.id)) {
+			pilot_run_clear(&w[same].run);
+			w[same].run = w[n].run;
+			w[same].ref = w[n].ref;
+			w[same].done = w[n].done;
+			memset(&w[n].run, 0, sizeof(w[n].run));
+		} else if (same < n) {
 			pilot_run_clear(&w[n].run);
-		else
+		} else {
 			n++;
+		}
 	}
 	bool finished;
 	if (ctx->stdout_tty) {
@@ -500,11 +532,13 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 		}
 	}
 out:
-	for (size_t i = 0; i < (size_t)argc; i++) {
+	for (size_t i = 0; i < nrefs; i++) {
 		pilot_run_clear(&w[i].run);
 		pilot_buf_free(&w[i].log);
 		metric_series_free(w[i].series, w[i].nseries);
+		free(refs[i]);
 	}
+	free(refs);
 	free(w);
 	return status;
 }
@@ -521,7 +555,8 @@ const struct pilot_cmd cmd_watch = {
 		"state, message) and ends when they have ended. --exit-status makes the exit status\n"
 		"that of the first run (in the order given) that did not succeed, as pilot submit\n"
 		"--wait gives it (the job's code, 124, 125, 128+N, 130), or 0 when all succeeded;\n"
-		"quitting before the end then exits 130.",
+		"quitting before the end then exits 130. An array id (x...) watches the runs of the\n"
+		"array (of an element run again, the newest).",
 	.opts = options,
 	.opts_size = sizeof(struct opts),
 	.min_args = 1,

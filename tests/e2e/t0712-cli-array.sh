@@ -4,7 +4,7 @@
 # at once (each job counts the others running beside it), each job sees its index as
 # ${index} and PILOT_ARRAY_INDEX; pilot list --array lists the array; --matrix makes
 # one run per combination of params (examples/sweep, with its metrics and artifacts);
-# pilot show, retry --failed (only the failed
+# pilot show, watch, retry --failed (only the failed
 # element runs again) and cancel of an array; bad --array values are usage errors.
 . "$SRCDIR/tests/e2e/lib.sh"
 . "$SRCDIR/tests/e2e/lib-cli.sh"
@@ -100,6 +100,8 @@ command: test \${index} -ne 1 || test -e $CLI_DIR/fixed"
 	if wait_array "$a" 3; then ok "$(t 'the failed element succeeded this time')"; else
 		not_ok "$(t 'the failed element succeeded this time')" "$("$PILOT" show "$a")"; fi
 	equals "$(t 'the others did not run again')" "$("$PILOT" list --array "$a" -q | wc -l)" "4"
+	expect_status 0 "$(t 'watch --exit-status of the array: its newest runs all succeeded')" \
+		"$PILOT" watch --exit-status "$a"
 	expect_status 0 "$(t 'retry --failed with nothing failed')" "$PILOT" retry --failed "$a"
 	contains "$(t 'says so')" "$ERR" "nothing to retry"
 	project "$CLI_DIR/brittle" 'name: brittle
@@ -109,6 +111,7 @@ command: test ${index} -ne 1'
 	wait_for sh -c "[ \$('$PILOT' list --array $a --state queued,waiting,running -q | wc -l) -eq 0 ]"
 	expect_status 0 "$(t 'pilot show of an array with --max-failures 1')" "$PILOT" show "$a"
 	contains "$(t 'the rest were skipped after the first failure')" "$OUT" "5: 1 succeeded, 1 failed, 3 skipped"
+	expect_status 1 "$(t 'watch --exit-status of it: the failed element exit code')" "$PILOT" watch --exit-status "$a"
 	contains "$(t 'why')" "$("$PILOT" list --array "$a" --state skipped)" "skipped (too_many_failures)"
 
 	stop_agent
