@@ -6,17 +6,21 @@
 
 #include "http-internal.h"
 
+/* The request's idempotency key, or a new one in gen: every submit carries a key, so
+ * a retry after a lost answer cannot queue the run (or the array) twice. */
+static const char *submit_key(const char *given, char gen[40])
+{
+	if (given && *given)
+		return given;
+	memcpy(gen, "pilot-", 6);
+	pilot_random_hex(gen + 6, 16);
+	return gen;
+}
+
 static int h_submit(struct pilot_api *api, const struct pilot_submit_request *req, struct pilot_run *out)
 {
 	char gen[40];
-	const char *key = req->idempotency_key;
-	if (!key || !*key) {
-		/* Every submit carries a key, so a retry after a lost answer cannot queue the
-		 * run twice. */
-		memcpy(gen, "pilot-", 6);
-		pilot_random_hex(gen + 6, 16);
-		key = gen;
-	}
+	const char *key = submit_key(req->idempotency_key, gen);
 	struct pilot_submit_request keyed = *req;
 	keyed.idempotency_key = key;
 	struct http_call c;
@@ -34,13 +38,7 @@ static int h_submit(struct pilot_api *api, const struct pilot_submit_request *re
 static int h_submit_array(struct pilot_api *api, const struct pilot_array_request *req, struct pilot_array *out)
 {
 	char gen[40];
-	const char *key = req->base.idempotency_key;
-	if (!key || !*key) {
-		/* As for a run: resending after a lost answer makes the array once. */
-		memcpy(gen, "pilot-", 6);
-		pilot_random_hex(gen + 6, 16);
-		key = gen;
-	}
+	const char *key = submit_key(req->base.idempotency_key, gen);
 	struct pilot_array_request keyed = *req;
 	keyed.base.idempotency_key = key;
 	struct http_call c;
@@ -51,6 +49,7 @@ static int h_submit_array(struct pilot_api *api, const struct pilot_array_reques
 	pilot_array_clear(&tmp);
 	if (r < 0)
 		return r;
+	/* 200: the key's array, sent before; 201: a new one. */
 	return c.status == 200 ? 1 : 0;
 }
 

@@ -298,32 +298,50 @@ static void notify_run(struct server *srv, const struct pilot_run *run, unsigned
 	server_notify(srv, what);
 }
 
+/* A submit's Idempotency-Key header, and its submitter: the token's name unless an
+ * admin's token names one. */
+static void submit_from(struct req *rq, struct pilot_submit_request *req)
+{
+	const char *key = header(rq, "Idempotency-Key");
+	if (key && *key)
+		req->idempotency_key = key;
+	if (!(rq->scopes & PILOT_SCOPE_ADMIN) || !req->submitter || !*req->submitter)
+		req->submitter = actor(rq);
+}
+
+/* A failed submit: a body that decoded but asks for something invalid (a spec no agent
+ * could run, a bad name), or an idempotency key reused for another payload, is 422. */
+static int submit_failed(struct req *rq, int r)
+{
+	if (r == PILOT_ECONFLICT || r == PILOT_EINVALID)
+		return R(respond_error_status(rq, MHD_HTTP_UNPROCESSABLE_CONTENT, r, pilot_error_last(), NULL));
+	return R(respond_last_error(rq));
+}
+
+/* What was submitted (j, stolen), at loc: 201, or 200 with Pilot-Replayed for a replay. */
+static int submitted(struct req *rq, bool replay, const char *loc, json_t *j)
+{
+	const char *const headers[] = { MHD_HTTP_HEADER_LOCATION, loc, "Pilot-Replayed", replay ? "true" : NULL, NULL };
+	return R(respond_json_headers(rq, replay ? MHD_HTTP_OK : MHD_HTTP_CREATED, j, headers));
+}
+
 static int h_submit(struct req *rq)
 {
 	struct pilot_submit_request req;
 	if (body_model(rq, &req) < 0)
 		return 1;
-	const char *key = header(rq, "Idempotency-Key");
-	if (key && *key)
-		req.idempotency_key = key;
-	if (!(rq->scopes & PILOT_SCOPE_ADMIN) || !req.submitter || !*req.submitter)
-		req.submitter = actor(rq);
+	submit_from(rq, &req);
 	struct pilot_run run = { 0 };
 	int r = pilot_api_submit(rq->srv->api, &req, &run);
 	pilot_submit_request_clear(&req);
-	/* A body that decoded but asks for something invalid (a spec no agent could run, a
-	 * bad name), or an idempotency key reused for another payload: 422. */
-	if (r == PILOT_ECONFLICT || r == PILOT_EINVALID)
-		return R(respond_error_status(rq, MHD_HTTP_UNPROCESSABLE_CONTENT, r, pilot_error_last(), NULL));
 	if (r < 0)
-		return R(respond_last_error(rq));
+		return submit_failed(rq, r);
 	if (r == 0)
 		notify_run(rq->srv, &run, NOTIFY_EVENT);
 	_cleanup_free_ char *loc = pilot_xasprintf("/v1/runs/%s", run.id);
-	const char *const headers[] = { MHD_HTTP_HEADER_LOCATION, loc, "Pilot-Replayed", r == 1 ? "true" : NULL, NULL };
 	json_t *j = pilot_run_to_json(&run);
 	pilot_run_clear(&run);
-	return R(respond_json_headers(rq, r == 1 ? MHD_HTTP_OK : MHD_HTTP_CREATED, j, headers));
+	return submitted(rq, r == 1, loc, j);
 }
 
 static int h_submit_array(struct req *rq)
@@ -331,28 +349,21 @@ static int h_submit_array(struct req *rq)
 	struct pilot_array_request req;
 	if (body_model(rq, &req) < 0)
 		return 1;
-	const char *key = header(rq, "Idempotency-Key");
-	if (key && *key)
-		req.base.idempotency_key = key;
-	if (!(rq->scopes & PILOT_SCOPE_ADMIN) || !req.base.submitter || !*req.base.submitter)
-		req.base.submitter = actor(rq);
+	submit_from(rq, &req.base);
 	/* What a waiter would need for the claimers and the due-timer to hear of it. */
 	struct pilot_run probe = { .state = req.base.not_before_ms > pilot_now_ms() ? PILOT_RUN_WAITING : PILOT_RUN_QUEUED,
 				   .not_before_ms = req.base.not_before_ms };
 	struct pilot_array a = { 0 };
 	int r = pilot_api_submit_array(rq->srv->api, &req, &a);
 	pilot_array_request_clear(&req);
-	if (r == PILOT_ECONFLICT || r == PILOT_EINVALID)
-		return R(respond_error_status(rq, MHD_HTTP_UNPROCESSABLE_CONTENT, r, pilot_error_last(), NULL));
 	if (r < 0)
-		return R(respond_last_error(rq));
+		return submit_failed(rq, r);
 	if (r == 0)
 		notify_run(rq->srv, &probe, NOTIFY_EVENT);
 	_cleanup_free_ char *loc = pilot_xasprintf("/v1/runs?array=%s", a.id);
-	const char *const headers[] = { MHD_HTTP_HEADER_LOCATION, loc, "Pilot-Replayed", r == 1 ? "true" : NULL, NULL };
 	json_t *j = pilot_array_to_json(&a);
 	pilot_array_clear(&a);
-	return R(respond_json_headers(rq, r == 1 ? MHD_HTTP_OK : MHD_HTTP_CREATED, j, headers));
+	return submitted(rq, r == 1, loc, j);
 }
 
 static int h_list_runs(struct req *rq)

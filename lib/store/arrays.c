@@ -99,8 +99,8 @@ static int insert_array(struct pilot_store *st, const struct pilot_array_request
 			char aid[PILOT_ID_SIZE])
 {
 	static const char sql[] =
-		"INSERT INTO arrays(id, name, submitter, created_ms, throttle, count, max_failures) "
-		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+		"INSERT INTO arrays(id, name, submitter, created_ms, throttle, max_failures) "
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 	struct store_needs needs;
 	struct store_place place;
 	pilot_id_new('x', aid);
@@ -112,8 +112,7 @@ static int insert_array(struct pilot_store *st, const struct pilot_array_request
 	bind_text(s, 3, submitter);
 	bind_int(s, 4, store_now());
 	bind_int(s, 5, req->throttle);
-	bind_int(s, 6, (int64_t)req->nelements);
-	bind_int(s, 7, req->max_failures);
+	bind_int(s, 6, req->max_failures);
 	int r = db_done(st, s, "cannot insert array");
 	if (r < 0 || (r = store_place_of(&req->base, &place)) < 0)
 		return r;
