@@ -92,7 +92,7 @@ static int cancel_one(struct pilot_ctx *ctx, struct pilot_api *api, const char *
 	return 0;
 }
 
-/* Cancel every run of an array not ended yet. 0, or 1 when it failed. */
+/* Cancel every run of an array or a pipeline not ended yet. 0, or 1 when it failed. */
 static int cancel_array(struct pilot_ctx *ctx, struct pilot_api *api, const char *ref, int64_t grace_ms)
 {
 	struct pilot_array a = { 0 };
@@ -179,7 +179,7 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	int status = EXIT_OK;
 	char (*done)[PILOT_ID_SIZE] = pilot_xcalloc(n ? n : 1, PILOT_ID_SIZE);
 	for (size_t i = 0; i < n; i++)
-		if (ids[i][0] == 'x' ? cancel_array(ctx, api, ids[i], grace_ms)
+		if (runs_is_group(ids[i]) ? cancel_array(ctx, api, ids[i], grace_ms)
 				     : cancel_one(ctx, api, ids[i], grace_ms, done[i]))
 			status = EXIT_FAIL;
 	for (size_t i = 0; i < n && o->wait; i++) {

@@ -16,6 +16,7 @@ struct opts {
 	const char *state;
 	const char *name;
 	const char *array;
+	const char *pipeline;
 	int64_t since;
 	int64_t limit;
 	bool all;
@@ -31,6 +32,8 @@ static const struct pilot_opt options[] = {
 	{ OPT_STRING, 'n', "name", "NAME", "only runs of this name", offsetof(struct opts, name), NULL },
 	{ OPT_STRING, 0, "array", "ID", "only the runs of this array (pilot submit --array)", offsetof(struct opts, array),
 	  NULL },
+	{ OPT_STRING, 0, "pipeline", "ID", "only the runs of this pipeline (a pilot.yaml with jobs:)",
+	  offsetof(struct opts, pipeline), NULL },
 	{ OPT_DURATION, 0, "since", "DUR", "only runs created within DUR (e.g. 2h)", offsetof(struct opts, since), NULL },
 	{ OPT_INT, 'l', "limit", "N", "at most N runs (default 50)", offsetof(struct opts, limit), NULL },
 	{ OPT_FLAG, 'a', "all", NULL, "every matching run (all pages)", offsetof(struct opts, all), NULL },
@@ -145,9 +148,13 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 		return cmd_usage_error(ctx, "--after '%s' is not a run id", o->after);
 	if (o->array && (o->array[0] != 'x' || !pilot_id_valid(o->array, false)))
 		return cmd_usage_error(ctx, "--array '%s' is not an array id (x...)", o->array);
+	if (o->pipeline && (o->pipeline[0] != 'p' || !pilot_id_valid(o->pipeline, false)))
+		return cmd_usage_error(ctx, "--pipeline '%s' is not a pipeline id (p...)", o->pipeline);
+	if (o->array && o->pipeline)
+		return cmd_usage_error(ctx, "--array and --pipeline cannot be given together");
 	struct pilot_run_filter f = {
 		.name = o->name,
-		.array = o->array,
+		.array = o->array ? o->array : o->pipeline,
 		.since_ms = o->since > 0 ? pilot_now_ms() - o->since : 0,
 	};
 	if (o->state && pilot_run_states_parse(o->state, &f.states) < 0)
@@ -193,7 +200,7 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	}
 	if (status == EXIT_OK && !o->quiet && p.fmt == OUTPUT_TEXT) {
 		if (!p.n && ctx->stdout_tty)
-			cmd_notef(ctx, "no runs%s", o->state || o->name || o->array || o->since || o->after ? " match" : " yet");
+			cmd_notef(ctx, "no runs%s", o->state || o->name || o->array || o->pipeline || o->since || o->after ? " match" : " yet");
 		if (after[0] && ctx->stderr_tty)
 			cmd_notef(ctx, "more: pilot list --after %s (or --all)", after);
 	}

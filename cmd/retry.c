@@ -19,15 +19,18 @@ static const struct pilot_opt options[] = {
 	OPT_END_ROW,
 };
 
-/* pilot retry X --failed: new runs for the array's failed, canceled and skipped elements. */
+/* pilot retry X --failed: new runs for the array's failed, canceled and skipped elements
+ * (of a pipeline P, its jobs). */
 static int retry_array(struct pilot_ctx *ctx, struct opts *o, const char *ref)
 {
+	const char *what = ref[0] == 'p' ? "pipeline" : "array", *items = ref[0] == 'p' ? "job" : "element";
 	if (!o->failed)
-		return cmd_usage_error(ctx, "an array is retried with --failed: its elements that failed, were "
-					    "canceled or skipped run again, the succeeded ones are kept");
+		return cmd_usage_error(ctx, "%s %s is retried with --failed: its %ss that failed, were canceled or "
+					    "skipped run again, the succeeded ones are kept", ref[0] == 'p' ? "a" : "an",
+				       what, items);
 	if (o->wait || o->follow)
-		return cmd_usage_error(ctx, "--wait and --follow do not take an array yet: follow it with "
-					    "'pilot show %s'", ref);
+		return cmd_usage_error(ctx, "--wait and --follow do not take %s %s yet: follow it with 'pilot watch %s'",
+				       ref[0] == 'p' ? "a" : "an", what, ref);
 	_cleanup_api_ struct pilot_api *api = NULL;
 	int st = runs_open_api(ctx, &api, EXIT_FAIL);
 	if (st)
@@ -37,11 +40,11 @@ static int retry_array(struct pilot_ctx *ctx, struct opts *o, const char *ref)
 		return cmd_fail(ctx, EXIT_FAIL);
 	printf("%s\n", a.id);
 	if (a.changed)
-		cmd_notef(ctx, "array %s: %d element%s run again; see it with 'pilot show %s'", a.id, a.changed,
+		cmd_notef(ctx, "%s %s: %d %s%s run again; see it with 'pilot show %s'", what, a.id, a.changed, items,
 			  a.changed == 1 ? "" : "s", a.id);
 	else
-		cmd_notef(ctx, "array %s: nothing to retry (no element's latest run failed, was canceled or skipped)",
-			  a.id);
+		cmd_notef(ctx, "%s %s: nothing to retry (no %s's latest run failed, was canceled or skipped)", what, a.id,
+			  items);
 	pilot_array_clear(&a);
 	return EXIT_OK;
 }
@@ -52,10 +55,10 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	bool waiting = o->wait || o->follow;
 	int fail_status = waiting ? EXIT_PILOT : EXIT_FAIL;
 	(void)argc;
-	if (argv[0][0] == 'x')
+	if (runs_is_group(argv[0]))
 		return retry_array(ctx, o, argv[0]);
 	if (o->failed)
-		return cmd_usage_error(ctx, "--failed is for arrays (x...): a run is retried whole");
+		return cmd_usage_error(ctx, "--failed is for arrays (x...) and pipelines (p...): a run is retried whole");
 
 	_cleanup_api_ struct pilot_api *api = NULL;
 	int st = runs_open_api(ctx, &api, fail_status);

@@ -204,8 +204,15 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	if (pilot_spec_find(argc ? argv[0] : ".", &spec_path, &project) < 0)
 		return cmd_fail(ctx, EXIT_PILOT);
 	struct pilot_spec_vars vars = { .params = o->params.items, .nparams = o->params.n };
-	if (pilot_spec_load_file(spec_path, &vars, &spec) < 0)
+	struct pilot_spec_pipeline *pipeline = NULL;
+	if (pilot_spec_load_any_file(spec_path, &vars, &spec, &pipeline) < 0)
 		return cmd_fail(ctx, EXIT_PILOT);
+	if (pipeline) {
+		pilot_spec_pipeline_free(pipeline);
+		cmd_errorf(ctx, "'%s' is a pipeline (jobs:): running one here is not supported yet; queue it with "
+			   "'pilot submit' for an agent", spec_path);
+		return EXIT_PILOT;
+	}
 	if (o->timeout_ms)
 		spec->timeout_ms = o->timeout_ms;
 	params_json = project_pairs_json(&o->params, "--param", false);

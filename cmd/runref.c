@@ -232,3 +232,8 @@ void metric_format(double v, char *out, size_t n)
 	else
 		snprintf(out, n, "%.6g", v);
 }
+
+bool runs_is_group(const char *ref)
+{
+	return ref[0] == 'x' || ref[0] == 'p';
+}

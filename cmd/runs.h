@@ -26,6 +26,8 @@ int runref_get(struct pilot_ctx *ctx, struct pilot_api *api, const char *ref, st
  * a newest-first list page "older than" it (filter.after) starts with ref's newest
  * match; "" (no cursor) for a bare letter. false when there is none. */
 bool runref_prefix_cursor(const char *ref, char out[PILOT_ID_SIZE]);
+/* Whether ref names a group of runs: an array (x...) or a pipeline (p...). */
+bool runs_is_group(const char *ref);
 /* Open the transport the configuration asks for, reporting a failure: 0 or status. */
 int runs_open_api(struct pilot_ctx *ctx, struct pilot_api **api, int status);
 /* runs_open_api, then runref_get of ref into out: 0, or EXIT_FAIL after saying why

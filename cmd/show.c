@@ -357,8 +357,84 @@ static int cmp_by_index(const void *a, const void *b)
 	return strcmp(x->id, y->id);
 }
 
+/* The jobs of a pipeline: the latest run of each (all sorted by index), with the names of
+ * the jobs it waits for (read from each run) and its depth (0 for a job needing
+ * none). */
+struct job_row {
+	const struct pilot_run *run;
+	char *needs; /* "prepare, train" */
+	json_t *needs_json;
+	int depth;
+};
+
+static int pipeline_jobs(struct pilot_api *api, const struct pilot_run_list *all, struct job_row **out, size_t *n)
+{
+	*out = pilot_xcalloc(all->n + 1, sizeof(**out));
+	*n = 0;
+	for (size_t i = 0; i < all->n; i++) {
+		if (i + 1 < all->n && all->items[i + 1].array_index == all->items[i].array_index)
+			continue; /* a newer run of the same job follows */
+		struct job_row *row = &(*out)[(*n)++];
+		struct pilot_run full = { 0 };
+		row->run = &all->items[i];
+		row->needs_json = json_array();
+		if (pilot_api_get_run(api, all->items[i].id, &full) < 0)
+			return -1;
+		_cleanup_buf_ struct pilot_buf b = PILOT_BUF_INIT;
+		for (size_t k = 0; k < full.nneeds; k++) {
+			const struct pilot_run *need = NULL;
+			for (size_t m = 0; m < all->n && !need; m++)
+				if (!strcmp(all->items[m].id, full.needs[k].run))
+					need = &all->items[m];
+			const char *name = need ? need->name : full.needs[k].run; /* a run outside */
+			pilot_buf_printf(&b, "%s%s", b.len ? ", " : "", name);
+			json_array_append_new(row->needs_json, json_string(name));
+			for (size_t m = 0; need && m + 1 < *n; m++)
+				if ((*out)[m].run->array_index == need->array_index && (*out)[m].depth + 1 > row->depth)
+					row->depth = (*out)[m].depth + 1;
+		}
+		row->needs = pilot_xstrdup(pilot_buf_str(&b));
+		pilot_run_clear(&full);
+	}
+	return 0;
+}
+
+static void job_rows_free(struct job_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].needs);
+		json_decref(rows[i].needs_json);
+	}
+	free(rows);
+}
+
+/* A pipeline's jobs as a tree: each under the jobs it needs, deeper as the chain goes. */
+static void print_pipeline_jobs(const struct job_row *rows, size_t n, int64_t now)
+{
+	static const char *const headers[] = { "JOB", "RUN", "STATE", "ATTEMPT", "DURATION", "NEEDS" };
+	struct pilot_table *t = pilot_table_new(ARRAY_SIZE(headers), headers);
+	for (size_t i = 0; i < n; i++) {
+		const struct pilot_run *r = rows[i].run;
+		char state[64], attempt[16], dur[32];
+		_cleanup_buf_ struct pilot_buf job = PILOT_BUF_INIT;
+		for (int d = 1; d < rows[i].depth; d++)
+			pilot_buf_puts(&job, "  ");
+		pilot_buf_printf(&job, "%s%s", rows[i].depth ? "└ " : "", r->name ? r->name : "");
+		run_state_cell(r, state, sizeof(state));
+		snprintf(attempt, sizeof(attempt), r->attempt_count ? "%d" : "-", r->attempt_count);
+		run_duration_cell(r, now, dur, sizeof(dur));
+		const char *cells[] = { pilot_buf_str(&job), r->id, state, attempt, dur, *rows[i].needs ? rows[i].needs : "-" };
+		pilot_table_add(t, cells);
+	}
+	_cleanup_buf_ struct pilot_buf out = PILOT_BUF_INIT;
+	pilot_table_render(t, pilot_term_width(1), &out);
+	fputs(pilot_buf_str(&out), stdout);
+	pilot_table_free(t);
+}
+
 /* pilot show X...: the array, how many of its runs are in each state, and its runs by
- * index (a retried element: each of its runs). */
+ * index (a retried element: each of its runs). A pipeline (p...) shows its jobs: the
+ * latest run of each, as a tree of what needs what. */
 static int show_array(struct pilot_ctx *ctx, const char *ref, enum output_format fmt)
 {
 	enum { SHOWN = 200 };
@@ -391,6 +467,15 @@ static int show_array(struct pilot_ctx *ctx, const char *ref, enum output_format
 	int counts[PILOT_RUN_NSTATES] = { 0 };
 	for (size_t i = 0; i < all.n; i++)
 		counts[all.items[i].state]++;
+	bool pipeline = a.id[0] == 'p';
+	struct job_row *jobs = NULL;
+	size_t njobs = 0;
+	if (pipeline && pipeline_jobs(api, &all, &jobs, &njobs) < 0) {
+		job_rows_free(jobs, njobs);
+		pilot_run_list_clear(&all);
+		pilot_array_clear(&a);
+		return cmd_fail(ctx, EXIT_FAIL);
+	}
 	if (fmt != OUTPUT_TEXT) {
 		json_t *j = pilot_array_to_json(&a), *states = json_object();
 		for (int i = 0; i < PILOT_RUN_NSTATES; i++)
@@ -398,11 +483,21 @@ static int show_array(struct pilot_ctx *ctx, const char *ref, enum output_format
 				json_object_set_new(states, pilot_run_state_name((enum pilot_run_state)i), json_integer(counts[i]));
 		json_object_set_new(j, "states", states);
 		json_object_del(j, "changed");
+		if (pipeline) {
+			json_t *ja = json_array();
+			for (size_t i = 0; i < njobs; i++)
+				json_array_append_new(ja, json_pack("{s:s,s:s,s:s,s:O}", "name", jobs[i].run->name,
+								    "run", jobs[i].run->id, "state",
+								    pilot_run_state_name(jobs[i].run->state), "needs",
+								    jobs[i].needs_json));
+			json_object_set_new(j, "jobs", ja);
+			json_object_del(j, "throttle");
+		}
 		output_value(j, fmt);
 	} else {
 		int64_t now = pilot_now_ms();
 		char buf[96];
-		printf("%-10s %s\n", "array", a.id);
+		printf("%-10s %s\n", pipeline ? "pipeline" : "array", a.id);
 		printf("%-10s %s\n", "name", a.name ? a.name : "");
 		when(a.created_ms, now, buf, sizeof(buf));
 		printf("%-10s %s%s%s\n", "created", buf, a.submitter ? " by " : "", a.submitter ? a.submitter : "");
@@ -417,6 +512,10 @@ static int show_array(struct pilot_ctx *ctx, const char *ref, enum output_format
 				first = 0;
 			}
 		printf("\n\n");
+		if (pipeline) {
+			print_pipeline_jobs(jobs, njobs, now);
+			goto done;
+		}
 		static const char *const headers[] = { "INDEX", "RUN", "STATE", "ATTEMPT", "AGENT", "DURATION" };
 		struct pilot_table *t = pilot_table_new(ARRAY_SIZE(headers), headers);
 		for (size_t i = 0; i < all.n && i < SHOWN; i++) {
@@ -436,6 +535,8 @@ static int show_array(struct pilot_ctx *ctx, const char *ref, enum output_format
 		if (all.n > SHOWN)
 			printf("... %zu more: pilot list --array %s --all\n", all.n - SHOWN, a.id);
 	}
+done:
+	job_rows_free(jobs, njobs);
 	pilot_run_list_clear(&all);
 	pilot_array_clear(&a);
 	return EXIT_OK;
@@ -453,7 +554,7 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	if (o->events < 0 || o->events > 1000000)
 		return cmd_usage_error(ctx, "--events must be between 1 and 1000000");
 	size_t nevents = o->events ? (size_t)o->events : fmt != OUTPUT_TEXT ? 1000000 : 10;
-	if (argv[0][0] == 'x')
+	if (runs_is_group(argv[0]))
 		return show_array(ctx, argv[0], fmt);
 
 	_cleanup_api_ struct pilot_api *api = NULL;

@@ -270,12 +270,95 @@ static int submit_elements(struct pilot_ctx *ctx, struct pilot_api *api, const c
 	return r;
 }
 
+/* ---- what a spec makes of a run ---- */
+
+/* The fields of req a spec gives, the flags on top: req->requires holds the
+ * --requires flags on entry (a key both give takes the flag's value). */
+static int request_from_spec(const struct pilot_spec *spec, int64_t priority, struct pilot_submit_request *req)
+{
+	if (project_secrets(spec, &req->secrets) < 0)
+		return -1;
+	struct pilot_kvs flags_req = req->requires;
+	req->requires = (struct pilot_kvs){ 0 };
+	for (size_t i = 0; i < spec->nrequires; i++)
+		pilot_kvs_set(&req->requires, spec->requires[i].key, spec->requires[i].value);
+	for (size_t i = 0; i < flags_req.n; i++)
+		pilot_kvs_set(&req->requires, flags_req.items[i].key, flags_req.items[i].value);
+	pilot_kvs_clear(&flags_req);
+	req->priority = priority >= 0 ? (int)priority : spec->priority;
+	req->timeout_ms = spec->timeout_ms;
+	req->concurrency_group = spec->concurrency_group;
+	req->concurrency_max = spec->concurrency_max;
+	project_retry_policy(spec, &req->retry);
+	return 0;
+}
+
+/* ---- pipelines ---- */
+
+/* One run per job of p, each made as a run of its spec is, with the flags in flags
+ * (requires, after, bundle, params, env) given to every job. Prints the pipeline id. */
+static int submit_pipeline(struct pilot_ctx *ctx, struct pilot_api *api, const struct opts *o,
+			   const struct pilot_spec_pipeline *p, const struct pilot_submit_request *flags, int64_t priority,
+			   int max_failures)
+{
+	struct pilot_pipeline_request preq = { .name = o->name ? o->name : p->name,
+					       .idempotency_key = o->idempotency_key,
+					       .max_failures = o->max_failures ? max_failures : p->max_failures };
+	struct pilot_array a = { 0 };
+	char **specs = pilot_xcalloc(p->njobs, sizeof(*specs));
+	int r = 0;
+	preq.jobs = pilot_xcalloc(p->njobs, sizeof(*preq.jobs));
+	for (size_t i = 0; i < p->njobs && r == 0; i++, preq.njobs++) {
+		const struct pilot_spec *spec = p->jobs[i].spec;
+		struct pilot_pipeline_job *job = &preq.jobs[i];
+		struct pilot_submit_request *req = &job->run;
+		for (size_t k = 0; k < flags->requires.n; k++)
+			pilot_kvs_set(&req->requires, flags->requires.items[k].key, flags->requires.items[k].value);
+		if (flags->nafter) {
+			req->after = pilot_xcalloc(flags->nafter, sizeof(*req->after));
+			memcpy(req->after, flags->after, flags->nafter * sizeof(*req->after));
+			req->nafter = flags->nafter;
+		}
+		if (spec->skip_duplicate) {
+			r = pilot_error_set(PILOT_EINVALID, "job '%s': skip_duplicate does not apply to the jobs of a pipeline",
+					    spec->name);
+			break;
+		}
+		if ((r = request_from_spec(spec, priority, req)) < 0)
+			break;
+		req->name = spec->name;
+		req->spec_json = specs[i] = pilot_spec_to_json(spec);
+		req->bundle_sha256 = flags->bundle_sha256;
+		req->params_json = flags->params_json;
+		req->env_json = flags->env_json;
+		job->needs = pilot_xcalloc(p->jobs[i].nneeds + 1, sizeof(*job->needs));
+		for (size_t k = 0; k < p->jobs[i].nneeds; k++)
+			job->needs[job->nneeds++] = p->jobs[i].needs[k];
+	}
+	if (r == 0 && (r = pilot_api_submit_pipeline(api, &preq, &a)) >= 0) {
+		printf("%s\n", a.id);
+		fflush(stdout);
+		if (r == 1)
+			cmd_notef(ctx, "pipeline %s was submitted before with this idempotency key", a.id);
+		else if (ctx->stderr_tty && ctx->stdout_tty)
+			cmd_notef(ctx, "submitted pipeline %s: %zu jobs of %s; watch it with 'pilot watch %s'", a.id, a.nruns,
+				  a.name ? a.name : "", a.id);
+	}
+	for (size_t i = 0; i < p->njobs; i++)
+		free(specs[i]);
+	free(specs);
+	pilot_array_clear(&a);
+	pilot_pipeline_request_clear(&preq);
+	return r;
+}
+
 static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 {
 	struct opts *o = optsp;
 	_cleanup_free_ char *spec_path = NULL, *project = NULL, *params_json = NULL, *env_json = NULL;
 	_cleanup_free_ char *spec_json = NULL;
 	struct pilot_spec *spec = NULL;
+	struct pilot_spec_pipeline *pipeline = NULL;
 	struct pilot_api *api = NULL;
 	struct pilot_submit_request req = { 0 };
 	struct pilot_run run = { 0 };
@@ -330,36 +413,53 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 		}
 		if (o->throttle)
 			throttle = (int)o->throttle;
-	} else if (o->throttle || o->max_failures) {
+	} else if (o->throttle) {
 		pilot_submit_request_clear(&req);
-		return cmd_usage_error(ctx, "--%s: only with --array or --matrix", o->throttle ? "throttle" : "max-failures");
+		return cmd_usage_error(ctx, "--throttle: only with --array or --matrix");
 	}
 
 	if (pilot_spec_find(argc ? argv[0] : ".", &spec_path, &project) < 0)
 		goto fail;
 	struct pilot_spec_vars vars = { .params = o->params.items, .nparams = o->params.n };
-	if (els ? !(spec_json = element_spec(spec_path, &els[0], &spec)) : pilot_spec_load_file(spec_path, &vars, &spec) < 0)
+	if (els ? !(spec_json = element_spec(spec_path, &els[0], &spec))
+		: pilot_spec_load_any_file(spec_path, &vars, &spec, &pipeline) < 0)
 		goto fail;
+	if (pipeline || (!els && o->max_failures)) {
+		const char *why = !pipeline ? "--max-failures: only with --array, --matrix or a pipeline (jobs:)"
+				  : o->unless_running ? "--unless-running is for a run alone, not a pipeline's jobs"
+				  : waiting ? "--wait and --follow do not take a pipeline yet: watch it with 'pilot watch ID'"
+					    : NULL;
+		if (!why && o->max_failures && parse_max_failures(o->max_failures, pipeline->njobs, &max_failures) < 0)
+			why = pilot_error_last();
+		if (why) {
+			_cleanup_free_ char *msg = pilot_xstrdup(why);
+			status = cmd_usage_error(ctx, "%s", msg);
+			goto out;
+		}
+	}
 	params_json = project_pairs_json(&o->params, "--param", false);
 	env_json = project_pairs_json(&o->env, "--env", true);
 	if ((o->params.n && !params_json) || (o->env.n && !env_json))
 		goto fail;
-	if (project_secrets(spec, &req.secrets) < 0)
+	/* A pipeline's jobs share the top-level ignore list, so any job's packs the same. */
+	const struct pilot_spec *packing = pipeline ? pipeline->jobs[0].spec : spec;
+	if (!pipeline && request_from_spec(spec, priority, &req) < 0)
 		goto fail;
-	/* The spec's requires, then --requires on top (a repeated key takes the flag's). */
-	struct pilot_kvs flags_req = req.requires;
-	req.requires = (struct pilot_kvs){ 0 };
-	for (size_t i = 0; i < spec->nrequires; i++)
-		pilot_kvs_set(&req.requires, spec->requires[i].key, spec->requires[i].value);
-	for (size_t i = 0; i < flags_req.n; i++)
-		pilot_kvs_set(&req.requires, flags_req.items[i].key, flags_req.items[i].value);
-	pilot_kvs_clear(&flags_req);
 
 	if (runs_open_api(ctx, &api, fail_status))
 		goto out;
 	char sha[65];
-	if (project_put_bundle(ctx, api, project, spec, sha) < 0)
+	if (project_put_bundle(ctx, api, project, packing, sha) < 0)
 		goto fail;
+	if (pipeline) {
+		req.bundle_sha256 = sha;
+		req.params_json = params_json;
+		req.env_json = env_json;
+		if (submit_pipeline(ctx, api, o, pipeline, &req, priority, max_failures) < 0)
+			goto fail;
+		status = EXIT_OK;
+		goto out;
+	}
 
 	if (!spec_json)
 		spec_json = pilot_spec_to_json(spec);
@@ -368,13 +468,8 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	req.bundle_sha256 = sha;
 	req.params_json = params_json;
 	req.env_json = env_json;
-	req.priority = priority >= 0 ? (int)priority : spec->priority;
-	req.timeout_ms = spec->timeout_ms;
-	req.concurrency_group = spec->concurrency_group;
-	req.concurrency_max = spec->concurrency_max;
 	/* The runs of an array share a name: skipping duplicates is for a run alone. */
 	req.skip_duplicate = !els && (spec->skip_duplicate || o->unless_running);
-	project_retry_policy(spec, &req.retry);
 	req.idempotency_key = o->idempotency_key;
 	if (els) {
 		if (submit_elements(ctx, api, spec_path, els, nels, throttle, max_failures, matrix, &req) < 0)
@@ -411,6 +506,7 @@ out:
 	pilot_submit_request_clear(&req);
 	pilot_api_close(api);
 	pilot_spec_free(spec);
+	pilot_spec_pipeline_free(pipeline);
 	return status;
 }
 

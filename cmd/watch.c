@@ -450,12 +450,12 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	int st = runs_open_api(ctx, &api, o->exit_status ? EXIT_PILOT : EXIT_FAIL);
 	if (st)
 		return st;
-	/* An array id stands for its runs. */
+	/* An array's or a pipeline's id stands for its runs. */
 	char **refs = NULL;
 	size_t nrefs = 0;
 	for (int i = 0; i < argc; i++) {
 		struct pilot_array a = { 0 };
-		if (argv[i][0] != 'x') {
+		if (!runs_is_group(argv[i])) {
 			refs = pilot_xrealloc(refs, (nrefs + 1) * sizeof(*refs));
 			refs[nrefs++] = pilot_xstrdup(argv[i]);
 			continue;

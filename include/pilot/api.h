@@ -45,7 +45,12 @@ struct pilot_api_ops {
 	/* Queue an array: one run per element, all or none, with the same idempotency
 	 * rules (1 for a replay). Each element's spec is checked as submit checks one. */
 	int (*submit_array)(struct pilot_api *api, const struct pilot_array_request *req, struct pilot_array *out);
-	/* An array by id or unique prefix, its runs in element order. */
+	/* Queue a pipeline: one run per job, all or none, with the same idempotency rules
+	 * (1 for a replay); out is the pipeline read as an array. Each job's spec is
+	 * checked as submit checks one. */
+	int (*submit_pipeline)(struct pilot_api *api, const struct pilot_pipeline_request *req, struct pilot_array *out);
+	/* An array or a pipeline by id or unique prefix, its runs in element order (get,
+	 * cancel and retry take either). */
 	int (*get_array)(struct pilot_api *api, const char *array, struct pilot_array *out);
 	/* Cancel every run of the array not ended yet, as cancel does one (out->changed:
 	 * how many were canceled or asked to stop). */
@@ -143,6 +148,7 @@ struct pilot_api {
 /* Thin wrappers over api->ops (same contracts as above). */
 int pilot_api_submit(struct pilot_api *api, const struct pilot_submit_request *req, struct pilot_run *out);
 int pilot_api_submit_array(struct pilot_api *api, const struct pilot_array_request *req, struct pilot_array *out);
+int pilot_api_submit_pipeline(struct pilot_api *api, const struct pilot_pipeline_request *req, struct pilot_array *out);
 int pilot_api_get_array(struct pilot_api *api, const char *array, struct pilot_array *out);
 int pilot_api_cancel_array(struct pilot_api *api, const char *array, const char *actor, int64_t grace_ms,
 			   struct pilot_array *out);
@@ -254,6 +260,10 @@ enum pilot_route_id {
 	PILOT_ROUTE_GET_ARRAY,
 	PILOT_ROUTE_CANCEL_ARRAY,
 	PILOT_ROUTE_RETRY_ARRAY,
+	PILOT_ROUTE_SUBMIT_PIPELINE,
+	PILOT_ROUTE_GET_PIPELINE,
+	PILOT_ROUTE_CANCEL_PIPELINE,
+	PILOT_ROUTE_RETRY_PIPELINE,
 	PILOT_ROUTE_LIST_RUNS,
 	PILOT_ROUTE_GET_RUN,
 	PILOT_ROUTE_READ_LOGS,

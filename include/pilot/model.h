@@ -344,6 +344,30 @@ void pilot_array_request_clear(struct pilot_array_request *req);
  * fault. */
 int pilot_array_spec_parse(const char *text, int64_t **out, size_t *n, int *throttle);
 
+/* A pipeline: one run per job, made in one transaction and grouped under the
+ * pipeline's id ('p' + ...), read, canceled and retried as an array is (struct
+ * pilot_array; the job's position is its index). A job's run waits until the runs of
+ * the jobs it needs have succeeded; when one ends otherwise it ends skipped (reason
+ * dependency_failed), and so do the runs waiting for it in turn. */
+#define PILOT_PIPELINE_MAX_JOBS 1000
+struct pilot_pipeline_job {
+	/* The job's run: its name is the job's (distinct within the pipeline); its
+	 * idempotency_key and submitter are the pipeline's. after: runs outside. */
+	struct pilot_submit_request run;
+	const char **needs;           /* owned array of borrowed names of jobs before it */
+	size_t nneeds;
+};
+struct pilot_pipeline_request {
+	const char *name;             /* the pipeline's */
+	const char *idempotency_key;  /* makes the whole pipeline at most once */
+	const char *submitter;
+	int max_failures;             /* as an array's; 0 = never */
+	struct pilot_pipeline_job *jobs; /* owned, 1..PILOT_PIPELINE_MAX_JOBS */
+	size_t njobs;
+};
+void pilot_pipeline_request_clear(struct pilot_pipeline_request *req);
+
+/* An array, or a pipeline (id 'p'). */
 struct pilot_array {
 	char id[PILOT_ID_SIZE];
 	char *name;
@@ -569,6 +593,10 @@ int pilot_submit_request_from_json(const json_t *j, struct pilot_submit_request 
  * [{"index", "spec_json"?, "params_json"?}]}; strings point into j as above. */
 json_t *pilot_array_request_to_json(const struct pilot_array_request *req);
 int pilot_array_request_from_json(const json_t *j, struct pilot_array_request *out);
+/* The body of POST /v1/pipelines: {"name", "idempotency_key", "submitter",
+ * "max_failures", "jobs": [{"run": SUBMIT REQUEST, "needs": [NAME...]}]}. */
+json_t *pilot_pipeline_request_to_json(const struct pilot_pipeline_request *req);
+int pilot_pipeline_request_from_json(const json_t *j, struct pilot_pipeline_request *out);
 json_t *pilot_array_to_json(const struct pilot_array *a);
 int pilot_array_from_json(const json_t *j, struct pilot_array *out);
 json_t *pilot_claim_request_to_json(const struct pilot_claim_request *req);

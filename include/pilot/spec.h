@@ -125,6 +125,38 @@ int pilot_spec_load_string(const char *text, size_t len, const char *filename,
  * with no diagnostics. */
 int pilot_spec_load_file(const char *path, const struct pilot_spec_vars *vars, struct pilot_spec **out);
 
+/* A pipeline: a spec with a jobs: map. Each job is a whole spec (its name is its key in
+ * jobs:) that starts from the top-level fields (maps such as env and requires merged
+ * key by key, resources and retry field by field, anything else replaced) and may
+ * list the jobs it needs. The top-level params and ignore are shared (one bundle). */
+#define PILOT_SPEC_MAX_JOBS 1000
+struct pilot_spec_job {
+	struct pilot_spec *spec;
+	char **needs;   /* names of other jobs, each once */
+	size_t nneeds;
+};
+struct pilot_spec_pipeline {
+	char *name;                  /* the top-level name */
+	/* In an order where each job comes after the jobs it needs (the file's order
+	 * where that allows). */
+	struct pilot_spec_job *jobs;
+	size_t njobs;
+	int max_failures;            /* max_failures: N or N% of the jobs, rounded up; 0 = none */
+};
+void pilot_spec_pipeline_free(struct pilot_spec_pipeline *p);
+/* The index of the job named name in p, or -1. */
+int pilot_spec_pipeline_find(const struct pilot_spec_pipeline *p, const char *name);
+
+/* Load a spec that may be a pipeline: exactly one of *spec and *pipeline is set on
+ * success. The plain loaders above refuse a spec with jobs:, naming it. Mistakes in
+ * jobs (an unknown or repeated need, a job needing itself, a cycle) are reported with
+ * file:line:col like any other, with the path "jobs.NAME.needs[I]". */
+int pilot_spec_load_any_string(const char *text, size_t len, const char *filename,
+			       const struct pilot_spec_vars *vars, struct pilot_spec **spec,
+			       struct pilot_spec_pipeline **pipeline);
+int pilot_spec_load_any_file(const char *path, const struct pilot_spec_vars *vars, struct pilot_spec **spec,
+			     struct pilot_spec_pipeline **pipeline);
+
 /* The mistakes found by the last failed load on this thread (valid until the next
  * load), in file order. *n gets their count; NULL when there are none. After
  * PILOT_SPEC_MAX_DIAGS mistakes a load stops collecting and adds a last one, with no

@@ -66,7 +66,13 @@ int pilot_store_integrity_check(struct pilot_store *st);
 int pilot_store_submit(struct pilot_store *st, const struct pilot_submit_request *req, struct pilot_run *out);
 /* One run per element in one transaction (the same idempotency rules: 1 for a replay). */
 int pilot_store_submit_array(struct pilot_store *st, const struct pilot_array_request *req, struct pilot_array *out);
-/* An array by id or unique prefix. */
+/* One run per job in one transaction (the same idempotency rules: 1 for a replay);
+ * out is the pipeline, read as an array (id 'p'). */
+int pilot_store_submit_pipeline(struct pilot_store *st, const struct pilot_pipeline_request *req,
+				struct pilot_array *out);
+/* An array or a pipeline by id or unique prefix; get, cancel and retry take either. A
+ * retried job of a pipeline waits for the latest runs of the jobs it needs (succeeded
+ * ones kept, retried ones again). */
 int pilot_store_get_array(struct pilot_store *st, const char *array, struct pilot_array *out);
 /* Cancel every run of the array not ended yet, in one transaction (out->changed: how
  * many). */

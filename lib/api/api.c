@@ -16,6 +16,11 @@ int pilot_api_submit_array(struct pilot_api *api, const struct pilot_array_reque
 	return api->ops->submit_array(api, req, out);
 }
 
+int pilot_api_submit_pipeline(struct pilot_api *api, const struct pilot_pipeline_request *req, struct pilot_array *out)
+{
+	return api->ops->submit_pipeline(api, req, out);
+}
+
 int pilot_api_get_array(struct pilot_api *api, const char *array, struct pilot_array *out)
 {
 	return api->ops->get_array(api, array, out);

@@ -53,6 +53,22 @@ static int h_submit_array(struct pilot_api *api, const struct pilot_array_reques
 	return c.status == 200 ? 1 : 0;
 }
 
+static int h_submit_pipeline(struct pilot_api *api, const struct pilot_pipeline_request *req, struct pilot_array *out)
+{
+	char gen[40];
+	struct pilot_pipeline_request keyed = *req;
+	keyed.idempotency_key = submit_key(req->idempotency_key, gen);
+	struct http_call c;
+	http_call_route(&c, PILOT_ROUTE_SUBMIT_PIPELINE, NULL, NULL);
+	c.idem_key = keyed.idempotency_key;
+	struct pilot_array tmp = { 0 };
+	int r = http_call_model(H(api), &c, &keyed, out ? out : &tmp);
+	pilot_array_clear(&tmp);
+	if (r < 0)
+		return r;
+	return c.status == 200 ? 1 : 0;
+}
+
 static int h_get_run(struct pilot_api *api, const char *run, struct pilot_run *out)
 {
 	struct http_call c;
@@ -127,6 +143,12 @@ static int run_action(struct pilot_api *api, enum pilot_route_id id, const char 
 	return r;
 }
 
+/* A pipeline's id (or prefix) goes to the pipeline routes, an array's to the array's. */
+static bool is_pipeline(const char *id)
+{
+	return id && id[0] == 'p';
+}
+
 static int array_action(struct pilot_api *api, enum pilot_route_id id, const char *array, const char *actor,
 			int64_t grace_ms, struct pilot_array *out)
 {
@@ -144,19 +166,21 @@ static int array_action(struct pilot_api *api, enum pilot_route_id id, const cha
 static int h_get_array(struct pilot_api *api, const char *array, struct pilot_array *out)
 {
 	struct http_call c;
-	http_call_route(&c, PILOT_ROUTE_GET_ARRAY, array, NULL);
+	http_call_route(&c, is_pipeline(array) ? PILOT_ROUTE_GET_PIPELINE : PILOT_ROUTE_GET_ARRAY, array, NULL);
 	return http_call_model(H(api), &c, NULL, out);
 }
 
 static int h_cancel_array(struct pilot_api *api, const char *array, const char *actor, int64_t grace_ms,
 			  struct pilot_array *out)
 {
-	return array_action(api, PILOT_ROUTE_CANCEL_ARRAY, array, actor, grace_ms, out);
+	return array_action(api, is_pipeline(array) ? PILOT_ROUTE_CANCEL_PIPELINE : PILOT_ROUTE_CANCEL_ARRAY, array,
+			    actor, grace_ms, out);
 }
 
 static int h_retry_array(struct pilot_api *api, const char *array, const char *actor, struct pilot_array *out)
 {
-	return array_action(api, PILOT_ROUTE_RETRY_ARRAY, array, actor, -1, out);
+	return array_action(api, is_pipeline(array) ? PILOT_ROUTE_RETRY_PIPELINE : PILOT_ROUTE_RETRY_ARRAY, array, actor,
+			    -1, out);
 }
 
 static int h_cancel(struct pilot_api *api, const char *run, const char *actor, int64_t grace_ms,
@@ -518,6 +542,7 @@ const struct pilot_api_ops http_ops = {
 	.name = "http",
 	.submit = h_submit,
 	.submit_array = h_submit_array,
+	.submit_pipeline = h_submit_pipeline,
 	.get_array = h_get_array,
 	.cancel_array = h_cancel_array,
 	.retry_array = h_retry_array,

@@ -86,6 +86,18 @@ static int l_submit_array(struct pilot_api *api, const struct pilot_array_reques
 	return pilot_store_submit_array(L(api)->st, req, out);
 }
 
+static int l_submit_pipeline(struct pilot_api *api, const struct pilot_pipeline_request *req, struct pilot_array *out)
+{
+	for (size_t i = 0; i < req->njobs; i++) {
+		struct pilot_spec *parsed = NULL;
+		if (req->jobs[i].run.spec_json && pilot_spec_from_json(req->jobs[i].run.spec_json, &parsed) < 0)
+			return pilot_error_prefix(pilot_error_code(), "job '%s'",
+						  req->jobs[i].run.name ? req->jobs[i].run.name : "");
+		pilot_spec_free(parsed);
+	}
+	return pilot_store_submit_pipeline(L(api)->st, req, out);
+}
+
 static int l_get_array(struct pilot_api *api, const char *array, struct pilot_array *out)
 {
 	return pilot_store_get_array(L(api)->st, array, out);
@@ -316,6 +328,7 @@ static const struct pilot_api_ops local_ops = {
 	.name = "local",
 	.submit = l_submit,
 	.submit_array = l_submit_array,
+	.submit_pipeline = l_submit_pipeline,
 	.get_array = l_get_array,
 	.cancel_array = l_cancel_array,
 	.retry_array = l_retry_array,

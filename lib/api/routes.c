@@ -40,6 +40,7 @@ CODEC(status, pilot_status_clear)
 CODEC(submit_request, pilot_submit_request_clear)
 CODEC(array_request, pilot_array_request_clear)
 CODEC(array, pilot_array_clear)
+CODEC(pipeline_request, pilot_pipeline_request_clear)
 CODEC(claim_request, pilot_claim_request_clear)
 CODEC(claim, pilot_claim_clear)
 CODEC(finish, keep)
@@ -81,6 +82,14 @@ const struct pilot_route pilot_routes[PILOT_NROUTES] = {
 				       &array_codec },
 	[PILOT_ROUTE_RETRY_ARRAY] = { "POST", "/v1/arrays/{id}/retry", SUBMIT, JSON, PILOT_LIMIT_JSON, ONCE, NULL,
 				      &array_codec },
+	[PILOT_ROUTE_SUBMIT_PIPELINE] = { "POST", "/v1/pipelines", SUBMIT, JSON, PILOT_LIMIT_JSON, AGAIN,
+					  &pipeline_request_codec, &array_codec },
+	[PILOT_ROUTE_GET_PIPELINE] = { "GET", "/v1/pipelines/{id}", READ, NONE, PILOT_LIMIT_JSON, AGAIN, NULL,
+				       &array_codec },
+	[PILOT_ROUTE_CANCEL_PIPELINE] = { "POST", "/v1/pipelines/{id}/cancel", CANCEL, JSON, PILOT_LIMIT_JSON, AGAIN,
+					  NULL, &array_codec },
+	[PILOT_ROUTE_RETRY_PIPELINE] = { "POST", "/v1/pipelines/{id}/retry", SUBMIT, JSON, PILOT_LIMIT_JSON, ONCE, NULL,
+					 &array_codec },
 	[PILOT_ROUTE_LIST_RUNS] = { "GET", "/v1/runs", READ, NONE, PILOT_LIMIT_JSON, AGAIN, NULL, &run_list_codec },
 	[PILOT_ROUTE_GET_RUN] = { "GET", "/v1/runs/{id}", READ, NONE, PILOT_LIMIT_JSON, AGAIN, NULL, &run_codec },
 	[PILOT_ROUTE_READ_LOGS] = { "GET", "/v1/runs/{id}/logs", READ, NONE, PILOT_LIMIT_JSON, AGAIN, NULL, NULL },

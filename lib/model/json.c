@@ -926,6 +926,70 @@ int pilot_array_request_from_json(const json_t *j, struct pilot_array_request *o
 	return 0;
 }
 
+json_t *pilot_pipeline_request_to_json(const struct pilot_pipeline_request *req)
+{
+	json_t *jobs = json_array();
+	for (size_t i = 0; i < req->njobs; i++) {
+		const struct pilot_pipeline_job *job = &req->jobs[i];
+		json_t *needs = json_array();
+		for (size_t k = 0; k < job->nneeds; k++)
+			json_array_append_new(needs, jstr(job->needs[k]));
+		json_array_append_new(jobs, json_pack("{s:o,s:o}", "run", pilot_submit_request_to_json(&job->run), "needs",
+						      needs));
+	}
+	return json_pack("{s:o,s:o,s:o,s:i,s:o}", "name", jstr(req->name), "idempotency_key", jstr(req->idempotency_key),
+			 "submitter", jstr(req->submitter), "max_failures", req->max_failures, "jobs", jobs);
+}
+
+int pilot_pipeline_request_from_json(const json_t *j, struct pilot_pipeline_request *out)
+{
+	struct dec d;
+	struct pilot_pipeline_request q = { 0 };
+	if (!dec_start(&d, j, "pipeline request"))
+		return d.err;
+	q.name = d_str(&d, "name");
+	q.idempotency_key = d_str(&d, "idempotency_key");
+	q.submitter = d_str(&d, "submitter");
+	q.max_failures = d_int32(&d, "max_failures");
+	const json_t *jobs = json_object_get(j, "jobs");
+	if (!d.err && !json_is_array(jobs))
+		dec_fail(&d, "jobs", "an array");
+	size_t n = d.err ? 0 : json_array_size(jobs);
+	if (n > PILOT_PIPELINE_MAX_JOBS)
+		dec_fail(&d, "jobs", "at most 1000 jobs");
+	q.jobs = pilot_xcalloc(n ? n : 1, sizeof(*q.jobs));
+	for (size_t i = 0; i < n && !d.err; i++) {
+		const json_t *x = json_array_get(jobs, i), *needs = json_object_get(x, "needs");
+		struct pilot_pipeline_job *job = &q.jobs[i];
+		int r = pilot_submit_request_from_json(json_object_get(x, "run"), &job->run);
+		if (r < 0) {
+			d.err = pilot_error_prefix(r, "invalid pipeline request: job %zu", i);
+			break;
+		}
+		q.njobs++;
+		if (needs && !json_is_null(needs) && (!json_is_array(needs) || json_array_size(needs) > n)) {
+			dec_fail(&d, "needs", "an array of job names");
+			break;
+		}
+		size_t k;
+		const json_t *v;
+		job->needs = pilot_xcalloc(json_array_size(needs) + 1, sizeof(*job->needs));
+		json_array_foreach(needs, k, v) {
+			if (!json_is_string(v)) {
+				dec_fail(&d, "needs", "an array of job names");
+				break;
+			}
+			job->needs[job->nneeds++] = json_string_value(v);
+		}
+	}
+	if (d.err) {
+		pilot_pipeline_request_clear(&q);
+		return d.err;
+	}
+	*out = q;
+	return 0;
+}
+
 json_t *pilot_array_to_json(const struct pilot_array *a)
 {
 	json_t *runs = json_array();

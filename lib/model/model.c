@@ -568,6 +568,19 @@ void pilot_array_request_clear(struct pilot_array_request *req)
 	req->nelements = 0;
 }
 
+void pilot_pipeline_request_clear(struct pilot_pipeline_request *req)
+{
+	if (!req)
+		return;
+	for (size_t i = 0; i < req->njobs; i++) {
+		pilot_submit_request_clear(&req->jobs[i].run);
+		free(req->jobs[i].needs);
+	}
+	free(req->jobs);
+	req->jobs = NULL;
+	req->njobs = 0;
+}
+
 void pilot_array_clear(struct pilot_array *a)
 {
 	if (!a)

@@ -366,6 +366,35 @@ static int h_submit_array(struct req *rq)
 	return submitted(rq, r == 1, loc, j);
 }
 
+static int h_submit_pipeline(struct req *rq)
+{
+	struct pilot_pipeline_request req;
+	if (body_model(rq, &req) < 0)
+		return 1;
+	/* The header's key and the caller as submitter, as a run's (submit_from). */
+	struct pilot_submit_request who = { .idempotency_key = req.idempotency_key, .submitter = req.submitter };
+	submit_from(rq, &who);
+	req.idempotency_key = who.idempotency_key;
+	req.submitter = who.submitter;
+	struct pilot_run probe = { .state = PILOT_RUN_QUEUED };
+	for (size_t i = 0; i < req.njobs; i++)
+		if (req.jobs[i].run.not_before_ms > probe.not_before_ms) {
+			probe.state = PILOT_RUN_WAITING;
+			probe.not_before_ms = req.jobs[i].run.not_before_ms;
+		}
+	struct pilot_array a = { 0 };
+	int r = pilot_api_submit_pipeline(rq->srv->api, &req, &a);
+	pilot_pipeline_request_clear(&req);
+	if (r < 0)
+		return submit_failed(rq, r);
+	if (r == 0)
+		notify_run(rq->srv, &probe, NOTIFY_EVENT);
+	_cleanup_free_ char *loc = pilot_xasprintf("/v1/runs?array=%s", a.id);
+	json_t *j = pilot_array_to_json(&a);
+	pilot_array_clear(&a);
+	return submitted(rq, r == 1, loc, j);
+}
+
 static int h_list_runs(struct req *rq)
 {
 	struct pilot_run_filter f = { 0 };
@@ -1051,6 +1080,10 @@ const server_handler server_handlers[PILOT_NROUTES] = {
 	[PILOT_ROUTE_GET_ARRAY] = h_get_array,
 	[PILOT_ROUTE_CANCEL_ARRAY] = h_cancel_array,
 	[PILOT_ROUTE_RETRY_ARRAY] = h_retry_array,
+	[PILOT_ROUTE_SUBMIT_PIPELINE] = h_submit_pipeline,
+	[PILOT_ROUTE_GET_PIPELINE] = h_get_array,
+	[PILOT_ROUTE_CANCEL_PIPELINE] = h_cancel_array,
+	[PILOT_ROUTE_RETRY_PIPELINE] = h_retry_array,
 	[PILOT_ROUTE_LIST_RUNS] = h_list_runs,
 	[PILOT_ROUTE_GET_RUN] = h_get_run,
 	[PILOT_ROUTE_READ_LOGS] = h_logs,

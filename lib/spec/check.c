@@ -392,6 +392,17 @@ void kv_add(struct pilot_kv **kv, size_t *n, const char *key, const char *value)
 	(*n)++;
 }
 
+void kv_set(struct pilot_kv **kv, size_t *n, const char *key, const char *value)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (!strcmp((*kv)[i].key, key)) {
+			free((*kv)[i].value);
+			(*kv)[i].value = pilot_xstrdup(value);
+			return;
+		}
+	kv_add(kv, n, key, value);
+}
+
 void strv_add(char ***v, size_t *n, const char *s)
 {
 	/* One spare slot keeps the vector NULL-terminated (command is handed to execvp). */
@@ -409,7 +420,7 @@ static void kv_free(struct pilot_kv *kv, size_t n)
 	free(kv);
 }
 
-static void strv_free(char **v, size_t n)
+void strv_free(char **v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		free(v[i]);
@@ -510,4 +521,25 @@ int pilot_spec_find(const char *arg, char **spec_path, char **project_dir)
 	*project_dir = real;
 	*spec_path = TAKE_PTR(path);
 	return 0;
+}
+
+void pilot_spec_pipeline_free(struct pilot_spec_pipeline *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->njobs; i++) {
+		pilot_spec_free(p->jobs[i].spec);
+		strv_free(p->jobs[i].needs, p->jobs[i].nneeds);
+	}
+	free(p->jobs);
+	free(p->name);
+	free(p);
+}
+
+int pilot_spec_pipeline_find(const struct pilot_spec_pipeline *p, const char *name)
+{
+	for (size_t i = 0; i < p->njobs; i++)
+		if (!strcmp(p->jobs[i].spec->name, name))
+			return (int)i;
+	return -1;
 }

@@ -65,7 +65,10 @@ int spec_interpolate(const char *in, interp_lookup_fn lookup, void *ud, char **o
 struct pilot_spec *spec_new(void);
 void spec_set_defaults(struct pilot_spec *s);
 void kv_add(struct pilot_kv **kv, size_t *n, const char *key, const char *value);
+/* kv_set replaces the value of a key already there. */
+void kv_set(struct pilot_kv **kv, size_t *n, const char *key, const char *value);
 void strv_add(char ***v, size_t *n, const char *s);
+void strv_free(char **v, size_t n);
 enum pilot_spec_runtime runtime_parse(const char *s, bool *ok);
 
 #endif

@@ -17,11 +17,13 @@
 
 enum top_key {
 	K_NAME, K_IMAGE, K_RUNTIME, K_COMMAND, K_WORKDIR, K_ENV, K_SECRETS, K_PARAMS, K_RESOURCES,
-	K_TIMEOUT, K_RETRY, K_REQUIRES, K_ARTIFACTS, K_IGNORE, K_PRIORITY, K_CONCURRENCY, K_SKIP_DUPLICATE, K_COUNT
+	K_TIMEOUT, K_RETRY, K_REQUIRES, K_ARTIFACTS, K_IGNORE, K_PRIORITY, K_CONCURRENCY, K_SKIP_DUPLICATE,
+	K_JOBS, K_NEEDS, K_MAX_FAILURES, K_COUNT
 };
 static const char *const top_keys[K_COUNT] = {
 	"name", "image", "runtime", "command", "workdir", "env", "secrets", "params", "resources",
 	"timeout", "retry", "requires", "artifacts", "ignore", "priority", "concurrency", "skip_duplicate",
+	"jobs", "needs", "max_failures",
 };
 static const char *const resource_keys[] = { "cpus", "memory", "gpus", "shm" };
 static const char *const retry_keys[] = { "max_attempts", "on", "backoff", "max_backoff" };
@@ -54,6 +56,12 @@ struct loader {
 	struct mark *marks;
 	size_t nmarks;
 	size_t expanded; /* bytes of values produced so far */
+	/* Reading a job of a pipeline: "jobs.NAME", put before every path. quiet: reading
+	 * the top-level fields again as a job's defaults (their mistakes are reported once). */
+	const char *prefix;
+	bool quiet;
+	bool any; /* a pipeline may be loaded */
+	struct pilot_spec_pipeline *pipeline;
 };
 
 struct pair {
@@ -67,6 +75,11 @@ static void err(struct loader *L, const yaml_node_t *n, const char *path, const 
 {
 	va_list ap;
 	_cleanup_buf_ struct pilot_buf b = PILOT_BUF_INIT;
+	_cleanup_free_ char *full = NULL;
+	if (L->quiet)
+		return;
+	if (L->prefix)
+		path = full = path && *path ? pilot_xasprintf("%s.%s", L->prefix, path) : pilot_xstrdup(L->prefix);
 	va_start(ap, fmt);
 	pilot_buf_vprintf(&b, fmt, ap);
 	va_end(ap);
@@ -77,7 +90,7 @@ static void err(struct loader *L, const yaml_node_t *n, const char *path, const 
 static void remember(struct loader *L, const yaml_node_t *n, const char *path)
 {
 	L->marks = pilot_xrealloc(L->marks, (L->nmarks + 1) * sizeof(*L->marks));
-	L->marks[L->nmarks].path = pilot_xstrdup(path);
+	L->marks[L->nmarks].path = L->prefix ? pilot_xasprintf("%s.%s", L->prefix, path) : pilot_xstrdup(path);
 	L->marks[L->nmarks].line = (unsigned)n->start_mark.line + 1;
 	L->marks[L->nmarks].col = (unsigned)n->start_mark.column + 1;
 	L->nmarks++;
@@ -384,6 +397,9 @@ static void read_command(struct loader *L, yaml_node_t *n)
 			err(L, n, "command", "must not be empty");
 			return;
 		}
+		strv_free(s->command, s->ncommand); /* a job's replaces the top-level one */
+		s->command = NULL;
+		s->ncommand = 0;
 		strv_add(&s->command, &s->ncommand, "/bin/sh");
 		strv_add(&s->command, &s->ncommand, "-c");
 		strv_add(&s->command, &s->ncommand, text);
@@ -419,6 +435,7 @@ static void read_command(struct loader *L, yaml_node_t *n)
 		free(argv);
 		return;
 	}
+	strv_free(s->command, s->ncommand);
 	s->command = argv;
 	s->ncommand = ni;
 	s->shell = false;
@@ -442,7 +459,7 @@ static void read_env(struct loader *L, yaml_node_t *n)
 		}
 		_cleanup_free_ char *v = scalar(L, pairs[i].v, path, "a single value");
 		if (v)
-			kv_add(&L->spec->env, &L->spec->nenv, pairs[i].key, v);
+			kv_set(&L->spec->env, &L->spec->nenv, pairs[i].key, v);
 	}
 }
 
@@ -463,7 +480,7 @@ static void read_requires(struct loader *L, yaml_node_t *n)
 		}
 		_cleanup_free_ char *v = scalar(L, pairs[i].v, path, "a single value");
 		if (v)
-			kv_add(&L->spec->requires, &L->spec->nrequires, pairs[i].key, v);
+			kv_set(&L->spec->requires, &L->spec->nrequires, pairs[i].key, v);
 	}
 }
 
@@ -475,6 +492,9 @@ static void read_list(struct loader *L, yaml_node_t *n, const char *name, const 
 	_cleanup_free_ yaml_node_t **items = NULL;
 	size_t ni = get_items(L, n, name, MAX_LIST_ITEMS, &items);
 	char buf[512];
+	strv_free(*out, *nout); /* a job's list replaces the top-level one */
+	*out = NULL;
+	*nout = 0;
 	for (size_t i = 0; i < ni; i++) {
 		_cleanup_free_ char *path = pilot_xasprintf("%s[%zu]", name, i);
 		_cleanup_free_ char *v = scalar(L, items[i], path, "a string");
@@ -752,21 +772,273 @@ static void read_top(struct loader *L, enum top_key k, yaml_node_t *n)
 		if (!is_null(n))
 			read_bool(L, n, "skip_duplicate", &s->skip_duplicate);
 		break;
+	case K_JOBS:
+	case K_NEEDS:
+	case K_MAX_FAILURES:
 	case K_COUNT:
-		break;
+		break; /* read by read_doc and read_jobs */
 	}
+}
+
+/* The mark of path: in the job being read first, then at the top level. */
+static const struct mark *job_mark(const struct loader *L, const char *path)
+{
+	const struct mark *m = NULL;
+	if (L->prefix) {
+		_cleanup_free_ char *full = pilot_xasprintf("%s.%s", L->prefix, path);
+		m = find_mark(L, full);
+	}
+	return m ? m : find_mark(L, path);
 }
 
 static void cross_report(void *ud, const char *path, const char *msg)
 {
 	struct loader *L = ud;
-	const struct mark *m = find_mark(L, path);
+	const struct mark *m = job_mark(L, path);
 	if (!m && !strcmp(path, "image"))
-		m = find_mark(L, "runtime");
+		m = job_mark(L, "runtime");
+	_cleanup_free_ char *full = L->prefix ? pilot_xasprintf("%s.%s", L->prefix, path) : NULL;
 	if (m)
-		diag_add(&L->diags, L->file, m->line, m->col, path, "%s", msg);
+		diag_add(&L->diags, L->file, m->line, m->col, full ? full : path, "%s", msg);
 	else
 		err(L, L->root, path, "%s", msg);
+}
+
+/* ---- pipelines ------------------------------------------------------------------ */
+
+struct job_src {
+	const char *name;
+	yaml_node_t *k, *v;
+	struct pair *pairs;
+	size_t np;
+	yaml_node_t *needs_node;
+	yaml_node_t **need_nodes;
+	size_t nneeds;
+	int *need_idx;   /* index in the job list, -1 when unknown */
+	char *path;      /* "jobs.NAME" */
+	struct pilot_spec *spec;
+	int mark;        /* cycle search: 0 unseen, 1 on the path, 2 done */
+};
+
+/* Fields a job cannot set itself, and why. */
+static const char *job_key_refused(enum top_key k)
+{
+	switch (k) {
+	case K_NAME:
+		return "a job's name is its key under jobs:";
+	case K_PARAMS:
+		return "params are declared at the top level, for every job";
+	case K_IGNORE:
+		return "the jobs of a pipeline share one bundle: set ignore at the top level";
+	case K_JOBS:
+		return "jobs do not nest";
+	case K_MAX_FAILURES:
+		return "max_failures is the pipeline's: set it at the top level";
+	default:
+		return NULL;
+	}
+}
+
+/* One job: the top-level fields again (quietly) as its defaults, then its own. */
+static void read_job(struct loader *L, struct job_src *j, const struct pair *top, size_t ntop)
+{
+	size_t before = L->diags.n;
+	L->spec = j->spec = spec_new();
+	L->quiet = true;
+	for (size_t i = 0; i < ntop; i++)
+		for (size_t k = 0; k < K_COUNT; k++)
+			if (!strcmp(top[i].key, top_keys[k]) && k != K_NAME && k != K_PARAMS && !job_key_refused(k) &&
+			    k != K_NEEDS)
+				read_top(L, (enum top_key)k, top[i].v);
+	L->quiet = false;
+	j->spec->name = pilot_xstrdup(j->name);
+	for (size_t i = 0; i < L->nparams; i++)
+		if (L->params[i].value)
+			kv_add(&j->spec->params, &j->spec->nparams, L->params[i].name, L->params[i].value);
+	L->prefix = j->path;
+	for (size_t i = 0; i < j->np; i++) {
+		const struct pair *p = &j->pairs[i];
+		size_t k;
+		for (k = 0; k < K_COUNT && strcmp(p->key, top_keys[k]); k++)
+			;
+		if (k == K_COUNT) {
+			unknown_key(L, p, NULL, top_keys, K_COUNT);
+		} else if (job_key_refused((enum top_key)k)) {
+			err(L, p->k, p->key, "%s", job_key_refused((enum top_key)k));
+		} else if (k == K_NEEDS) {
+			j->needs_node = p->v;
+			free(j->need_nodes);
+			j->nneeds = get_items(L, p->v, "needs", PILOT_SPEC_MAX_JOBS, &j->need_nodes);
+		} else {
+			read_top(L, (enum top_key)k, p->v);
+		}
+	}
+	if (!j->spec->workdir)
+		j->spec->workdir = pilot_xstrdup(PILOT_SPEC_DEFAULT_WORKDIR);
+	if (L->diags.n == before)
+		check_cross(j->spec, cross_report, L);
+	L->prefix = NULL;
+}
+
+/* The names in each job's needs, as indexes; mistakes reported. */
+static void resolve_needs(struct loader *L, struct job_src *jobs, size_t n)
+{
+	const char **names = pilot_xcalloc(n, sizeof(*names));
+	for (size_t i = 0; i < n; i++)
+		names[i] = jobs[i].name;
+	for (size_t i = 0; i < n; i++) {
+		struct job_src *j = &jobs[i];
+		j->need_idx = pilot_xcalloc(j->nneeds ? j->nneeds : 1, sizeof(*j->need_idx));
+		L->prefix = j->path;
+		for (size_t a = 0; a < j->nneeds; a++) {
+			_cleanup_free_ char *path = pilot_xasprintf("needs[%zu]", a);
+			const char *name = raw_scalar(L, j->need_nodes[a], path, "a job's name");
+			int found = -1;
+			j->need_idx[a] = -1;
+			if (!name)
+				continue;
+			for (size_t b = 0; b < n && found < 0; b++)
+				if (!strcmp(jobs[b].name, name))
+					found = (int)b;
+			bool twice = false;
+			for (size_t b = 0; b < a && !twice; b++)
+				twice = found >= 0 && j->need_idx[b] == found;
+			const char *sug = found < 0 ? pilot_suggest(name, names, n) : NULL;
+			if (found == (int)i)
+				err(L, j->need_nodes[a], path, "a job cannot need itself");
+			else if (twice)
+				err(L, j->need_nodes[a], path, "'%s' is listed twice", name);
+			else if (found < 0 && sug)
+				err(L, j->need_nodes[a], path, "unknown job '%s' (did you mean '%s'?)", name, sug);
+			else if (found < 0)
+				err(L, j->need_nodes[a], path, "unknown job '%s' (the jobs are under jobs:)", name);
+			else
+				j->need_idx[a] = found;
+		}
+		L->prefix = NULL;
+	}
+	free(names);
+}
+
+/* Depth first from job i; stack holds the path. A need leading back onto the path is
+ * a cycle, reported at that need with the whole loop. */
+static void find_cycles(struct loader *L, struct job_src *jobs, size_t i, size_t *stack, size_t depth)
+{
+	struct job_src *j = &jobs[i];
+	j->mark = 1;
+	stack[depth] = i;
+	for (size_t a = 0; a < j->nneeds; a++) {
+		int b = j->need_idx[a];
+		if (b < 0 || jobs[b].mark == 2)
+			continue;
+		if (jobs[b].mark == 0) {
+			find_cycles(L, jobs, (size_t)b, stack, depth + 1);
+			continue;
+		}
+		_cleanup_buf_ struct pilot_buf loop = PILOT_BUF_INIT;
+		size_t from = 0;
+		while (stack[from] != (size_t)b)
+			from++;
+		for (size_t s = from; s <= depth; s++)
+			pilot_buf_printf(&loop, "%s needs ", jobs[stack[s]].name);
+		pilot_buf_printf(&loop, "%s", jobs[b].name);
+		_cleanup_free_ char *path = pilot_xasprintf("needs[%zu]", a);
+		L->prefix = j->path;
+		err(L, j->need_nodes[a], path, "the needs make a cycle: %s", pilot_buf_str(&loop));
+		L->prefix = NULL;
+	}
+	j->mark = 2;
+}
+
+/* "N" or "N%" of njobs, rounded up. */
+static void read_max_failures(struct loader *L, yaml_node_t *n, size_t njobs, int *out)
+{
+	_cleanup_free_ char *s = scalar(L, n, "max_failures", "a number");
+	int64_t v;
+	if (!s)
+		return;
+	size_t len = strlen(s);
+	if (len && s[len - 1] == '%') {
+		s[len - 1] = '\0';
+		if (pilot_parse_int64(s, 1, 100, &v) < 0) {
+			err(L, n, "max_failures", "expected N, or N%% from 1%% to 100%%, not '%s%%'", s);
+			return;
+		}
+		*out = (int)(((int64_t)njobs * v + 99) / 100);
+		return;
+	}
+	if (pilot_parse_int64(s, 1, PILOT_SPEC_MAX_JOBS, &v) < 0) {
+		err(L, n, "max_failures", "expected N from 1 to %d, or N%%, not '%s'", PILOT_SPEC_MAX_JOBS, s);
+		return;
+	}
+	*out = (int)v;
+}
+
+static void read_jobs(struct loader *L, yaml_node_t *n, const struct pair *top, size_t ntop, yaml_node_t *max_failures)
+{
+	_cleanup_free_ struct pair *pairs = NULL;
+	size_t nj = get_pairs(L, n, "jobs", PILOT_SPEC_MAX_JOBS, &pairs);
+	if (!nj) {
+		if (is_null(n) || n->type == YAML_MAPPING_NODE)
+			err(L, n, "jobs", "expected at least one job (e.g. 'jobs: {train: {command: ...}}')");
+		return;
+	}
+	struct job_src *jobs = pilot_xcalloc(nj, sizeof(*jobs));
+	struct pilot_spec *base = L->spec;
+	for (size_t i = 0; i < nj; i++) {
+		struct job_src *j = &jobs[i];
+		j->name = pairs[i].key;
+		j->k = pairs[i].k;
+		j->v = pairs[i].v;
+		j->path = pilot_xasprintf("jobs.%s", j->name);
+		const char *why = check_name(j->name);
+		if (why)
+			err(L, j->k, "jobs", "job name '%s' %s", j->name, why);
+		j->np = get_pairs(L, j->v, j->path, MAX_TOP_KEYS, &j->pairs);
+		read_job(L, j, top, ntop);
+	}
+	L->spec = base;
+	resolve_needs(L, jobs, nj);
+	size_t *stack = pilot_xcalloc(nj, sizeof(*stack));
+	for (size_t i = 0; i < nj; i++)
+		if (!jobs[i].mark)
+			find_cycles(L, jobs, i, stack, 0);
+	free(stack);
+
+	struct pilot_spec_pipeline *p = pilot_xcalloc(1, sizeof(*p));
+	p->name = pilot_xstrdup(base->name ? base->name : "");
+	if (max_failures && !is_null(max_failures))
+		read_max_failures(L, max_failures, nj, &p->max_failures);
+	/* Each job after its needs: the first in file order whose needs are placed. */
+	p->jobs = pilot_xcalloc(nj, sizeof(*p->jobs));
+	bool *placed = pilot_xcalloc(nj, sizeof(*placed));
+	for (bool progress = true; progress && p->njobs < nj;) {
+		progress = false;
+		for (size_t i = 0; i < nj && !progress; i++) {
+			bool ready = !placed[i];
+			for (size_t a = 0; a < jobs[i].nneeds && ready; a++)
+				ready = jobs[i].need_idx[a] < 0 || placed[jobs[i].need_idx[a]];
+			if (!ready)
+				continue;
+			struct pilot_spec_job *out = &p->jobs[p->njobs++];
+			out->spec = jobs[i].spec;
+			jobs[i].spec = NULL;
+			for (size_t a = 0; a < jobs[i].nneeds; a++)
+				if (jobs[i].need_idx[a] >= 0)
+					strv_add(&out->needs, &out->nneeds, jobs[jobs[i].need_idx[a]].name);
+			placed[i] = progress = true;
+		}
+	}
+	free(placed);
+	for (size_t i = 0; i < nj; i++) {
+		pilot_spec_free(jobs[i].spec); /* the ones in a cycle */
+		free(jobs[i].pairs);
+		free(jobs[i].need_nodes);
+		free(jobs[i].need_idx);
+		free(jobs[i].path);
+	}
+	free(jobs);
+	L->pipeline = p;
 }
 
 static void read_doc(struct loader *L)
@@ -801,6 +1073,21 @@ static void read_doc(struct loader *L)
 				read_top(L, (enum top_key)k, pairs[i].v);
 	if (found[K_NAME] < 0)
 		err(L, root, "name", "missing (every spec needs a name, e.g. 'name: train')");
+	if (found[K_NEEDS] >= 0)
+		err(L, pairs[found[K_NEEDS]].k, "needs", "only a job of a pipeline has needs (under jobs:)");
+	if (found[K_JOBS] < 0 && found[K_MAX_FAILURES] >= 0)
+		err(L, pairs[found[K_MAX_FAILURES]].k, "max_failures",
+		    "only a pipeline (jobs:) has max_failures; an array takes --max-failures");
+	if (found[K_JOBS] >= 0) {
+		if (!L->any) {
+			err(L, pairs[found[K_JOBS]].k, "jobs",
+			    "this spec is a pipeline (jobs:), which this command does not take");
+			return;
+		}
+		read_jobs(L, pairs[found[K_JOBS]].v, pairs, np,
+			  found[K_MAX_FAILURES] >= 0 ? pairs[found[K_MAX_FAILURES]].v : NULL);
+		return;
+	}
 	if (!L->spec->workdir)
 		L->spec->workdir = pilot_xstrdup(PILOT_SPEC_DEFAULT_WORKDIR);
 	if (!L->diags.n)
@@ -871,15 +1158,17 @@ static bool too_deep(struct loader *L, const char *text, size_t len)
 	return false;
 }
 
-int pilot_spec_load_string(const char *text, size_t len, const char *filename,
-			   const struct pilot_spec_vars *vars, struct pilot_spec **out)
+static int load(const char *text, size_t len, const char *filename, const struct pilot_spec_vars *vars,
+		struct pilot_spec **out, struct pilot_spec_pipeline **pipeline)
 {
-	struct loader L = { .file = filename ? filename : "pilot.yaml", .vars = vars };
+	struct loader L = { .file = filename ? filename : "pilot.yaml", .vars = vars, .any = pipeline != NULL };
 	yaml_parser_t parser;
 	yaml_document_t doc, doc2;
 	int r = 0;
 
 	*out = NULL;
+	if (pipeline)
+		*pipeline = NULL;
 	diags_forget_last();
 	if (len > SPEC_MAX_BYTES)
 		return pilot_error_set(PILOT_ELIMIT, "spec '%s' is too large (at most 1 MiB)", L.file);
@@ -922,21 +1211,48 @@ int pilot_spec_load_string(const char *text, size_t len, const char *filename,
 	if (L.diags.n || L.diags.truncated) {
 		sort_diags(&L.diags);
 		pilot_spec_free(L.spec);
+		pilot_spec_pipeline_free(L.pipeline);
 		return diag_list_publish(&L.diags);
+	}
+	if (L.pipeline) {
+		pilot_spec_free(L.spec);
+		*pipeline = L.pipeline;
+		return r;
 	}
 	*out = L.spec;
 	return r;
 }
 
-int pilot_spec_load_file(const char *path, const struct pilot_spec_vars *vars, struct pilot_spec **out)
+int pilot_spec_load_string(const char *text, size_t len, const char *filename,
+			   const struct pilot_spec_vars *vars, struct pilot_spec **out)
+{
+	return load(text, len, filename, vars, out, NULL);
+}
+
+int pilot_spec_load_any_string(const char *text, size_t len, const char *filename,
+			       const struct pilot_spec_vars *vars, struct pilot_spec **spec,
+			       struct pilot_spec_pipeline **pipeline)
+{
+	return load(text, len, filename, vars, spec, pipeline);
+}
+
+int pilot_spec_load_any_file(const char *path, const struct pilot_spec_vars *vars, struct pilot_spec **spec,
+			     struct pilot_spec_pipeline **pipeline)
 {
 	_cleanup_buf_ struct pilot_buf text = PILOT_BUF_INIT;
-	*out = NULL;
+	*spec = NULL;
+	if (pipeline)
+		*pipeline = NULL;
 	diags_forget_last();
 	int r = pilot_read_file(path, SPEC_MAX_BYTES, &text);
 	if (r == PILOT_ELIMIT)
 		return pilot_error_set(PILOT_ELIMIT, "spec '%s' is too large (at most 1 MiB)", path);
 	if (r < 0)
 		return r; /* "cannot open 'PATH': why" says it all */
-	return pilot_spec_load_string(pilot_buf_str(&text), text.len, path, vars, out);
+	return load(pilot_buf_str(&text), text.len, path, vars, spec, pipeline);
+}
+
+int pilot_spec_load_file(const char *path, const struct pilot_spec_vars *vars, struct pilot_spec **out)
+{
+	return pilot_spec_load_any_file(path, vars, out, NULL);
 }

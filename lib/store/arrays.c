@@ -1,5 +1,7 @@
-/* Arrays (submit --array/--matrix): one run per element in one transaction, grouped
- * under the array's id; the array's throttle is a limit of slots.c. */
+/* Arrays (submit --array/--matrix) and pipelines (jobs: in pilot.yaml): one run per
+ * element or job in one transaction, grouped under the group's id (in the arrays
+ * table; 'x' for an array, 'p' for a pipeline, whose runs wait for one another through
+ * run_needs); the array's throttle is a limit of slots.c. */
 #include <string.h>
 
 #include "internal.h"
@@ -8,6 +10,11 @@ static int cmp_int64(const void *a, const void *b)
 {
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
 	return x < y ? -1 : x > y;
+}
+
+static const char *group_what(const char *id)
+{
+	return id[0] == 'p' ? "pipeline" : "array";
 }
 
 static int validate_array(struct pilot_store *st, const struct pilot_array_request *req)
@@ -62,7 +69,7 @@ static int load_array(struct pilot_store *st, const char *id, struct pilot_array
 	int rc = sqlite3_step(s);
 	if (rc != SQLITE_ROW) {
 		sqlite3_reset(s);
-		return rc == SQLITE_DONE ? pilot_error_set(PILOT_ENOTFOUND, "array '%s' not found", id)
+		return rc == SQLITE_DONE ? pilot_error_set(PILOT_ENOTFOUND, "%s '%s' not found", group_what(id), id)
 					 : db_error(st, "cannot read array");
 	}
 	struct pilot_array a = { 0 };
@@ -175,10 +182,150 @@ fail:
 }
 
 
+/* ---- pipelines ---- */
+
+static int job_index(const struct pilot_pipeline_request *req, size_t before, const char *name)
+{
+	for (size_t i = 0; i < before; i++)
+		if (!strcmp(req->jobs[i].run.name, name))
+			return (int)i;
+	return -1;
+}
+
+static int validate_pipeline(struct pilot_store *st, const struct pilot_pipeline_request *req)
+{
+	int r;
+	if (!req->name || !store_name_valid(req->name))
+		return pilot_error_set(PILOT_EINVALID, "invalid pipeline name '%s' (expected [a-z0-9][a-z0-9._-]*)",
+				       req->name ? req->name : "");
+	if (!req->njobs || req->njobs > PILOT_PIPELINE_MAX_JOBS)
+		return pilot_error_set(PILOT_EINVALID, "invalid pipeline: it needs 1 to %d jobs, not %zu",
+				       PILOT_PIPELINE_MAX_JOBS, req->njobs);
+	if (req->max_failures < 0 || (size_t)req->max_failures > req->njobs)
+		return pilot_error_set(PILOT_EINVALID, "invalid pipeline: a max_failures of %d (expected 0 to %zu)",
+				       req->max_failures, req->njobs);
+	for (size_t i = 0; i < req->njobs; i++) {
+		const struct pilot_pipeline_job *job = &req->jobs[i];
+		const char *name = job->run.name ? job->run.name : "";
+		if ((r = store_validate_submit(st, &job->run)) < 0)
+			return pilot_error_prefix(r, "job '%s'", name);
+		if (job_index(req, i, name) >= 0)
+			return pilot_error_set(PILOT_EINVALID, "invalid pipeline: two jobs are named '%s'", name);
+		if (job->run.skip_duplicate)
+			return pilot_error_set(PILOT_EINVALID, "job '%s': skip_duplicate does not apply to the jobs of a "
+					       "pipeline", name);
+		for (size_t k = 0; k < job->nneeds; k++) {
+			const char *need = job->needs[k] ? job->needs[k] : "";
+			if (job_index(req, i, need) < 0)
+				return pilot_error_set(PILOT_EINVALID, "job '%s' needs '%s', which is not a job before it (a "
+						       "pipeline lists each job after the jobs it needs)", name, need);
+			for (size_t m = 0; m < k; m++)
+				if (!strcmp(job->needs[m], need))
+					return pilot_error_set(PILOT_EINVALID, "job '%s' needs '%s' twice", name, need);
+		}
+	}
+	return 0;
+}
+
+static void pipeline_hash(const struct pilot_pipeline_request *req, char out[65])
+{
+	json_t *j = pilot_pipeline_request_to_json(req);
+	json_object_del(j, "idempotency_key");
+	json_object_del(j, "submitter");
+	json_t *jobs = json_object_get(j, "jobs");
+	for (size_t i = 0; i < req->njobs; i++)
+		store_scrub_request(json_object_get(json_array_get(jobs, i), "run"), &req->jobs[i].run);
+	store_hash_json(j, out);
+}
+
+static int insert_pipeline(struct pilot_store *st, const struct pilot_pipeline_request *req, const char *submitter,
+			   char pid[PILOT_ID_SIZE])
+{
+	static const char sql[] = "INSERT INTO arrays(id, name, submitter, created_ms, throttle, max_failures) "
+				  "VALUES (?1, ?2, ?3, ?4, 0, ?5)";
+	pilot_id_new('p', pid);
+	sqlite3_stmt *s = db_stmt(st, sql);
+	if (!s)
+		return pilot_error_code();
+	bind_text(s, 1, pid);
+	bind_text(s, 2, req->name);
+	bind_text(s, 3, submitter);
+	bind_int(s, 4, store_now());
+	bind_int(s, 5, req->max_failures);
+	int r = db_done(st, s, "cannot insert pipeline");
+	char(*ids)[PILOT_ID_SIZE] = pilot_xcalloc(req->njobs, sizeof(*ids));
+	for (size_t i = 0; i < req->njobs && r == 0; i++) {
+		const struct pilot_pipeline_job *job = &req->jobs[i];
+		struct pilot_submit_request one = job->run;
+		struct store_needs needs;
+		struct store_place place;
+		/* What it waits for: the runs outside it names, then the jobs it needs. */
+		one.nafter = job->run.nafter + job->nneeds;
+		one.after = pilot_xcalloc(one.nafter ? one.nafter : 1, sizeof(*one.after));
+		if (job->run.nafter)
+			memcpy(one.after, job->run.after, job->run.nafter * sizeof(*one.after));
+		for (size_t k = 0; k < job->nneeds; k++) {
+			struct pilot_run_need *n = &one.after[job->run.nafter + k];
+			memcpy(n->run, ids[job_index(req, i, job->needs[k])], PILOT_ID_SIZE);
+			n->states = PILOT_RUN_STATE_BIT(PILOT_RUN_SUCCEEDED);
+		}
+		one.idempotency_key = NULL;
+		if ((r = store_place_of(&one, &place)) == 0 && (r = store_resolve_needs(st, &one, &needs)) == 0) {
+			place.array_id = pid;
+			place.array_index = (int64_t)i;
+			r = store_insert_run(st, &one, submitter, NULL, NULL, &needs, &place, ids[i]);
+		}
+		if (r < 0)
+			r = pilot_error_prefix(r, "job '%s'", job->run.name);
+		free(needs.items);
+		free(one.after);
+	}
+	free(ids);
+	return r;
+}
+
+int pilot_store_submit_pipeline(struct pilot_store *st, const struct pilot_pipeline_request *req,
+				struct pilot_array *out)
+{
+	STORE_LOCKED(st);
+	int r = validate_pipeline(st, req);
+	if (r < 0)
+		return r;
+	const char *key = req->idempotency_key && *req->idempotency_key ? req->idempotency_key : NULL;
+	char hash[65] = "";
+	if (key)
+		pipeline_hash(req, hash);
+	const char *submitter = req->submitter && *req->submitter ? req->submitter : st->actor;
+	char id[PILOT_ID_SIZE];
+	int replay = 0;
+	struct pilot_array a = { 0 };
+	if ((r = db_begin(st, true)) < 0)
+		return r;
+	if (key && (replay = r = store_idempotency_lookup(st, key, hash, id)) < 0)
+		goto fail;
+	if (!replay && ((r = insert_pipeline(st, req, submitter, id)) < 0 ||
+			(key && (r = store_idempotency_record(st, key, hash, id)) < 0)))
+		goto fail;
+	if ((r = load_array(st, id, &a)) < 0 || (r = db_commit(st)) < 0) {
+		pilot_array_clear(&a);
+		goto fail;
+	}
+	if (out)
+		*out = a;
+	else
+		pilot_array_clear(&a);
+	return replay;
+fail:
+	db_rollback(st);
+	return r;
+}
+
+/* An array ('x...') or a pipeline ('p...'). */
 static int resolve_array(struct pilot_store *st, const char *text, char id[PILOT_ID_SIZE])
 {
 	static const char sql[] = "SELECT id FROM arrays WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT 6";
-	return store_resolve_id(st, sql, 'x', "array", text, id);
+	char kind = text && text[0] == 'p' ? 'p' : 'x';
+	return store_resolve_id(st, sql, kind, group_what(&kind), text, id);
 }
 
 int pilot_store_get_array(struct pilot_store *st, const char *array, struct pilot_array *out)
@@ -282,6 +429,36 @@ int pilot_store_cancel_array(struct pilot_store *st, const char *array, const ch
 	return commit_array(st, id, changed, out);
 }
 
+/* What a new run of pipeline pid's job that run_id ran waits for: what run_id waited
+ * for, a job of the pipeline by its latest run. */
+static int pipeline_needs(struct pilot_store *st, const char *pid, const char *run_id, struct store_needs *out)
+{
+	static const char sql[] =
+		"SELECT coalesce((SELECT max(x.id) FROM runs x INDEXED BY runs_array WHERE x.array_id = ?2 "
+		"AND x.array_index = r.array_index AND r.array_id = ?2), n.need_id), n.states "
+		"FROM run_needs n JOIN runs r ON r.id = n.need_id WHERE n.run_id = ?1 ORDER BY n.need_id";
+	sqlite3_stmt *s = db_stmt(st, sql);
+	if (!s)
+		return pilot_error_code();
+	bind_text(s, 1, run_id);
+	bind_text(s, 2, pid);
+	struct pilot_submit_request req = { 0 };
+	size_t cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (req.nafter == cap) {
+			cap = cap ? cap * 2 : 8;
+			req.after = pilot_xrealloc(req.after, cap * sizeof(*req.after));
+		}
+		col_copy_id(s, 0, req.after[req.nafter].run);
+		req.after[req.nafter++].states = (unsigned)col_int(s, 1);
+	}
+	sqlite3_reset(s);
+	int r = rc == SQLITE_DONE ? store_resolve_needs(st, &req, out) : db_error(st, "cannot read what the run waited for");
+	free(req.after);
+	return r;
+}
+
 int pilot_store_retry_array(struct pilot_store *st, const char *array, const char *actor, struct pilot_array *out)
 {
 	STORE_LOCKED(st);
@@ -295,9 +472,17 @@ int pilot_store_retry_array(struct pilot_store *st, const char *array, const cha
 		actor = st->actor;
 	if ((r = resolve_array(st, array, id)) == 0)
 		r = array_runs(st, id, NULL, &runs, &n);
+	/* In index order: a pipeline's jobs come after the jobs they need, so a retried
+	 * job waits for the new runs of the ones retried before it. */
 	for (size_t i = 0; i < n && r == 0; i++) {
 		char nid[PILOT_ID_SIZE];
-		r = store_retry_locked(st, runs[i], actor, nid);
+		struct store_needs needs = { .doomed = -1 };
+		if (id[0] == 'p' && (r = pipeline_needs(st, id, runs[i], &needs)) < 0) {
+			free(needs.items);
+			break;
+		}
+		r = store_retry_locked(st, runs[i], actor, id[0] == 'p' ? &needs : NULL, nid);
+		free(needs.items);
 	}
 	free(runs);
 	if (r < 0) {

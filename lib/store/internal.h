@@ -133,6 +133,7 @@ struct run_row {
 	bool cancel_requested;
 	int64_t cancel_grace_ms;      /* PILOT_CANCEL_GRACE_AGENT when none was asked */
 	bool held;
+	bool in_pipeline;             /* its array is a pipeline */
 };
 int store_run_row(struct pilot_store *st, const char *id, struct run_row *out);
 
@@ -184,6 +185,8 @@ int store_free_slots(struct pilot_store *st, const char *run_id);
 /* ---- submit (submit.c), used by arrays.c ---- */
 
 /* text (may be NULL) must be JSON (an object when object); what names it. */
+/* A run's (or a group's) name: [a-z0-9][a-z0-9._-]*, at most 128 characters. */
+bool store_name_valid(const char *n);
 int store_check_json(const char *what, const char *text, bool object);
 /* Every check of a submit that needs no transaction (names, ranges, the bundle). */
 int store_validate_submit(struct pilot_store *st, const struct pilot_submit_request *req);
@@ -229,8 +232,14 @@ int store_insert_run(struct pilot_store *st, const struct pilot_submit_request *
 int store_cancel_locked(struct pilot_store *st, const char *id, const char *actor, int64_t grace_ms, int *result);
 /* A negative grace is the agent's own; one longer than a day is refused, naming what. */
 int store_cancel_grace(int64_t *grace_ms, const char *what);
-/* A new run re-running finished run id (full), in its place; nid gets its id. */
-int store_retry_locked(struct pilot_store *st, const char *id, const char *actor, char nid[PILOT_ID_SIZE]);
+/* A new run re-running finished run id (full), in its place, waiting for needs (NULL:
+ * nothing); nid gets its id. */
+int store_retry_locked(struct pilot_store *st, const char *id, const char *actor, const struct store_needs *needs,
+		       char nid[PILOT_ID_SIZE]);
+/* A need of a run of a pipeline that ended otherwise than asked skips the run; of any
+ * other run, fails it. */
+int store_need_failed(struct pilot_store *st, const char *id, bool in_pipeline, const char *need_id,
+		      enum pilot_run_state end, unsigned states, const char *actor);
 
 /* A run failed: when it belongs to an array with max_failures and that many of the
  * array's elements have failed, its elements not running (queued, waiting) end skipped. */

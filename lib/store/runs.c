@@ -349,8 +349,19 @@ static int need_met(struct pilot_store *st, const char *run_id, const char *need
 	return store_queue_waiting(st, run_id, "needs_met", "pilot", msg, json_pack("{s:s}", "run_id", need_id));
 }
 
+int store_need_failed(struct pilot_store *st, const char *id, bool in_pipeline, const char *need_id,
+		      enum pilot_run_state end, unsigned states, const char *actor)
+{
+	_cleanup_free_ char *want = pilot_run_need_states_format(states);
+	_cleanup_free_ char *msg = pilot_xasprintf("run %s, which it waits for, ended %s (it needs %s)", need_id,
+						   pilot_run_state_name(end), want);
+	return store_transition(st, id, PILOT_RUN_WAITING, in_pipeline ? PILOT_RUN_SKIPPED : PILOT_RUN_FAILED,
+				PILOT_REASON_DEPENDENCY_FAILED, in_pipeline ? "skipped" : "dependency_failed", actor, 0, msg,
+				json_pack("{s:s,s:s}", "run_id", need_id, "state", pilot_run_state_name(end)));
+}
+
 /* need_id ended in state end: each run waiting for it meets a need, or, when end is not
- * one of the states it accepts, fails at once (dependency_failed), which settles the
+ * one of the states it accepts, ends at once (store_need_failed), which settles the
  * runs waiting for that one in turn. */
 static int settle_waiters(struct pilot_store *st, const char *need_id, enum pilot_run_state end)
 {
@@ -370,12 +381,7 @@ static int settle_waiters(struct pilot_store *st, const char *need_id, enum pilo
 			r = need_met(st, waiters[i].run, need_id);
 			continue;
 		}
-		_cleanup_free_ char *want = pilot_run_need_states_format(waiters[i].states);
-		_cleanup_free_ char *msg = pilot_xasprintf("run %s, which it waits for, ended %s (it needs %s)", need_id,
-							   pilot_run_state_name(end), want);
-		r = store_transition(st, waiters[i].run, PILOT_RUN_WAITING, PILOT_RUN_FAILED, PILOT_REASON_DEPENDENCY_FAILED,
-				     "dependency_failed", "pilot", 0, msg,
-				     json_pack("{s:s,s:s}", "run_id", need_id, "state", pilot_run_state_name(end)));
+		r = store_need_failed(st, waiters[i].run, row.in_pipeline, need_id, end, waiters[i].states, "pilot");
 	}
 	free(waiters);
 	return r;
@@ -385,7 +391,8 @@ int store_run_row(struct pilot_store *st, const char *id, struct run_row *out)
 {
 	static const char sql[] =
 		"SELECT state, attempt_count, failed_count, lost_count, retry_max, retry_on, backoff_ms, "
-		"max_backoff_ms, cancel_requested, held, cancel_grace_ms FROM runs WHERE id = ?1";
+		"max_backoff_ms, cancel_requested, held, cancel_grace_ms, substr(array_id, 1, 1) = 'p' "
+		"FROM runs WHERE id = ?1";
 	sqlite3_stmt *s = run_by_id(st, sql, id);
 	if (!s)
 		return pilot_error_code();
@@ -400,6 +407,7 @@ int store_run_row(struct pilot_store *st, const char *id, struct run_row *out)
 	out->cancel_requested = col_int(s, 8) != 0;
 	out->held = col_int(s, 9) != 0;
 	out->cancel_grace_ms = sqlite3_column_type(s, 10) == SQLITE_NULL ? PILOT_CANCEL_GRACE_AGENT : col_int(s, 10);
+	out->in_pipeline = col_int(s, 11) != 0;
 	sqlite3_reset(s);
 	return 0;
 }

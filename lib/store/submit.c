@@ -6,7 +6,7 @@
 
 /* ---- submit ---- */
 
-static bool valid_name(const char *n)
+bool store_name_valid(const char *n)
 {
 	if (!n || !*n || strlen(n) > 128)
 		return false;
@@ -36,7 +36,7 @@ int store_check_json(const char *what, const char *text, bool object)
 int store_validate_submit(struct pilot_store *st, const struct pilot_submit_request *req)
 {
 	int r;
-	if (!valid_name(req->name))
+	if (!store_name_valid(req->name))
 		return pilot_error_set(PILOT_EINVALID, "invalid run name '%s': expected [a-z0-9][a-z0-9._-]*",
 				       req->name ? req->name : "");
 	if (!req->spec_json)
@@ -49,7 +49,7 @@ int store_validate_submit(struct pilot_store *st, const struct pilot_submit_requ
 	    req->retry.max_backoff_ms < 0 || req->timeout_ms < 0 || req->not_before_ms < 0)
 		return pilot_error_set(PILOT_EINVALID, "invalid submit: negative or out-of-range retry/timeout values");
 	if (req->concurrency_group &&
-	    (!valid_name(req->concurrency_group) || req->concurrency_max < 1 || req->concurrency_max > 10000))
+	    (!store_name_valid(req->concurrency_group) || req->concurrency_max < 1 || req->concurrency_max > 10000))
 		return pilot_error_set(PILOT_EINVALID,
 				       "invalid concurrency group '%s' (max %d): expected a name [a-z0-9][a-z0-9._-]* and "
 				       "a max from 1 to 10000",
@@ -125,7 +125,7 @@ int store_idempotency_lookup(struct pilot_store *st, const char *key, const char
 	if (!same)
 		return pilot_error_set(PILOT_ECONFLICT,
 				       "idempotency key '%s' was already used for %s '%s' with a different request", key,
-				       id[0] == 'x' ? "array" : "run", id);
+				       id[0] == 'x' ? "array" : id[0] == 'p' ? "pipeline" : "run", id);
 	return 1;
 }
 
@@ -223,7 +223,8 @@ int store_resolve_needs(struct pilot_store *st, const struct pilot_submit_reques
 
 /* Records what the new run id waits for; a need that already ended otherwise than
  * asked fails it at once. */
-static int insert_needs(struct pilot_store *st, const char *id, const struct store_needs *needs, const char *actor)
+static int insert_needs(struct pilot_store *st, const char *id, const struct store_needs *needs, bool in_pipeline,
+			const char *actor)
 {
 	static const char sql[] = "INSERT INTO run_needs(run_id, need_id, states) VALUES (?1, ?2, ?3)";
 	int r = 0;
@@ -239,12 +240,7 @@ static int insert_needs(struct pilot_store *st, const char *id, const struct sto
 	if (r < 0 || needs->doomed < 0)
 		return r;
 	const struct pilot_run_need *d = &needs->items[needs->doomed];
-	_cleanup_free_ char *want = pilot_run_need_states_format(d->states);
-	_cleanup_free_ char *msg = pilot_xasprintf("run %s, which it waits for, ended %s (it needs %s)", d->run,
-						   pilot_run_state_name(needs->doomed_end), want);
-	return store_transition(st, id, PILOT_RUN_WAITING, PILOT_RUN_FAILED, PILOT_REASON_DEPENDENCY_FAILED,
-				"dependency_failed", actor, 0, msg,
-				json_pack("{s:s,s:s}", "run_id", d->run, "state", pilot_run_state_name(needs->doomed_end)));
+	return store_need_failed(st, id, in_pipeline, d->run, needs->doomed_end, d->states, actor);
 }
 
 int store_place_of(const struct pilot_submit_request *req, struct store_place *out)
@@ -388,7 +384,7 @@ int store_insert_run(struct pilot_store *st, const struct pilot_submit_request *
 		return store_transition(st, id, state, PILOT_RUN_SKIPPED, PILOT_REASON_DUPLICATE, "skipped", submitter, 0, why,
 					json_pack("{s:s}", "run_id", dup));
 	}
-	return needs ? insert_needs(st, id, needs, submitter) : 0;
+	return needs ? insert_needs(st, id, needs, place->array_id && place->array_id[0] == 'p', submitter) : 0;
 }
 
 int pilot_store_submit(struct pilot_store *st, const struct pilot_submit_request *req, struct pilot_run *out)
@@ -530,7 +526,8 @@ int pilot_store_cancel(struct pilot_store *st, const char *run, const char *acto
 	return store_commit_run(st, id, out, result);
 }
 
-int store_retry_locked(struct pilot_store *st, const char *id, const char *actor, char nid[PILOT_ID_SIZE])
+int store_retry_locked(struct pilot_store *st, const char *id, const char *actor, const struct store_needs *needs,
+		       char nid[PILOT_ID_SIZE])
 {
 	struct pilot_run old = { 0 };
 	_cleanup_free_ char *secrets = NULL, *msg = NULL;
@@ -563,7 +560,7 @@ int store_retry_locked(struct pilot_store *st, const char *id, const char *actor
 	/* The retry takes the old run's place: its limits and its array element. */
 	struct store_place place = { .array_id = old.array_id[0] ? old.array_id : NULL, .array_index = old.array_index };
 	if ((r = store_run_limits(st, id, place.limits, STORE_MAX_LIMITS, &place.nlimits)) == 0 &&
-	    (r = store_insert_run(st, &req, actor, id, secrets, NULL, &place, nid)) == 0) {
+	    (r = store_insert_run(st, &req, actor, id, secrets, needs, &place, nid)) == 0) {
 		msg = pilot_xasprintf("retried as %s by %s", nid, actor);
 		r = store_add_event(st, id, 0, "retried", actor, msg, json_pack("{s:s}", "run_id", nid), old.state);
 	}
@@ -579,7 +576,7 @@ int pilot_store_retry(struct pilot_store *st, const char *run, const char *actor
 	if (r < 0)
 		return r;
 	if ((r = resolve_run(st, run, id)) < 0 ||
-	    (r = store_retry_locked(st, id, actor && *actor ? actor : st->actor, nid)) < 0) {
+	    (r = store_retry_locked(st, id, actor && *actor ? actor : st->actor, NULL, nid)) < 0) {
 		db_rollback(st);
 		return r;
 	}
