@@ -346,8 +346,10 @@ int pilot_store_get_array(struct pilot_store *st, const char *array, struct pilo
 static int array_runs(struct pilot_store *st, const char *id, const char *state, char (**out)[PILOT_ID_SIZE],
 		      size_t *n)
 {
+	/* Last index first: a pipeline's job is canceled before the jobs it needs, so it
+	 * ends canceled rather than skipped for their sake. */
 	static const char in_state[] = "SELECT id FROM runs INDEXED BY runs_array WHERE array_id = ?1 AND state = ?2 "
-				       "ORDER BY array_index, id";
+				       "ORDER BY array_index DESC, id DESC";
 	static const char to_retry[] =
 		"SELECT id FROM runs r INDEXED BY runs_array WHERE array_id = ?1 "
 		"AND state IN ('failed', 'canceled', 'skipped') "

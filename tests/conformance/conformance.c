@@ -2068,6 +2068,250 @@ static void t_array_cancel_retry(struct ctx *c)
 	pilot_array_clear(&a);
 }
 
+/* ---- pipelines ---- */
+
+/* The diamond a -> (b, c) -> d, and e needing nothing, claimed last (a lower
+ * priority). Job names are the test's name with the letter. */
+struct pipe {
+	char names[5][160];
+	struct pilot_pipeline_request q;
+};
+
+static void pipe_init(struct ctx *c, struct pipe *p)
+{
+	static const int needs[5][2] = { { -1, -1 }, { 0, -1 }, { 0, -1 }, { 1, 2 }, { -1, -1 } };
+	memset(p, 0, sizeof(*p));
+	p->q.name = c->name;
+	p->q.njobs = 5;
+	p->q.jobs = pilot_xcalloc(5, sizeof(*p->q.jobs));
+	for (int i = 0; i < 5; i++) {
+		struct pilot_pipeline_job *j = &p->q.jobs[i];
+		snprintf(p->names[i], sizeof(p->names[i]), "%s-%c", c->name, 'a' + i);
+		req_init(c, &j->run);
+		j->run.name = p->names[i];
+		j->run.priority = i == 4 ? 0 : 10;
+		j->needs = pilot_xcalloc(2, sizeof(*j->needs));
+		for (int k = 0; k < 2 && needs[i][k] >= 0; k++)
+			j->needs[j->nneeds++] = p->names[needs[i][k]];
+	}
+}
+
+/* The runs of a pipeline's jobs: the latest of each, by job (index). */
+static bool pipe_latest(struct ctx *c, const char *pid, char out[5][PILOT_ID_SIZE])
+{
+	struct pilot_array a = { 0 };
+	if (pilot_api_get_array(c->api, pid, &a) < 0)
+		return false;
+	memset(out, 0, 5 * PILOT_ID_SIZE);
+	for (size_t i = 0; i < a.nruns; i++) {
+		struct pilot_run r = { 0 };
+		if (pilot_api_get_run(c->api, a.runs[i], &r) == 0 && r.array_index >= 0 && r.array_index < 5)
+			memcpy(out[r.array_index], r.id, PILOT_ID_SIZE); /* oldest first: the last wins */
+		pilot_run_clear(&r);
+	}
+	pilot_array_clear(&a);
+	return true;
+}
+
+static bool needs_are(struct ctx *c, const char *id, const char *x, const char *y)
+{
+	struct pilot_run r = { 0 };
+	bool ok = pilot_api_get_run(c->api, id, &r) == 0 && r.nneeds == (y ? 2u : 1u);
+	for (size_t i = 0; ok && i < r.nneeds; i++)
+		ok = !strcmp(r.needs[i].run, x) || (y && !strcmp(r.needs[i].run, y));
+	pilot_run_clear(&r);
+	return ok;
+}
+
+static bool ended(struct ctx *c, const char *id, enum pilot_run_state st, enum pilot_reason reason)
+{
+	struct pilot_run r = { 0 };
+	bool ok = pilot_api_get_run(c->api, id, &r) == 0 && r.state == st && r.reason == reason;
+	pilot_run_clear(&r);
+	return ok;
+}
+
+/* A pipeline is made whole in one call; each job's run is queued once the jobs it
+ * needs have succeeded, in that order; a replay returns it; a bad job refuses it all. */
+static void t_pipeline(struct ctx *c)
+{
+	struct pipe p;
+	struct pilot_array a = { 0 }, b = { 0 };
+	char id[PILOT_ID_SIZE], key[40];
+	pipe_init(c, &p);
+	snprintf(key, sizeof(key), "pipeline-%s", c->tag);
+	p.q.idempotency_key = key;
+	CHECK_RC(pilot_api_submit_pipeline(c->api, &p.q, &a), 0, "submit a pipeline of 5 jobs");
+	CHECK(a.id[0] == 'p' && a.nruns == 5 && a.name && !strcmp(a.name, c->name), "a pipeline id, its name, 5 runs");
+	CHECK_RC(pilot_api_submit_pipeline(c->api, &p.q, &b), 1, "the same key and payload again: a replay");
+	CHECK(!strcmp(a.id, b.id) && b.nruns == 5, "of the same pipeline");
+	pilot_array_clear(&b);
+	if (a.nruns != 5) {
+		pilot_array_clear(&a);
+		pilot_pipeline_request_clear(&p.q);
+		return;
+	}
+	struct pilot_run r = { 0 };
+	CHECK_RC(pilot_api_get_run(c->api, a.runs[3], &r), 0, "get job d's run");
+	CHECK(!strcmp(r.array_id, a.id) && r.array_index == 3 && !strcmp(r.name, p.names[3]),
+	      "it knows its pipeline, its place and its job's name");
+	CHECK(r.state == PILOT_RUN_WAITING && r.needs_left == 2, "it waits for two runs (%d)", r.needs_left);
+	pilot_run_clear(&r);
+	CHECK(needs_are(c, a.runs[3], a.runs[1], a.runs[2]) && needs_are(c, a.runs[1], a.runs[0], NULL),
+	      "d waits for b's and c's runs, b for a's");
+	CHECK(state_of(c, a.runs[0]) == PILOT_RUN_QUEUED && state_of(c, a.runs[4]) == PILOT_RUN_QUEUED &&
+	      state_of(c, a.runs[1]) == PILOT_RUN_WAITING && state_of(c, a.runs[2]) == PILOT_RUN_WAITING,
+	      "a and e are queued, b and c wait");
+	CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, a.runs[0]), "a runs first");
+	CHECK(state_of(c, a.runs[1]) == PILOT_RUN_QUEUED && state_of(c, a.runs[2]) == PILOT_RUN_QUEUED &&
+	      state_of(c, a.runs[3]) == PILOT_RUN_WAITING, "then b and c are queued, d still waits");
+	CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, a.runs[1]), "b runs");
+	CHECK(state_of(c, a.runs[3]) == PILOT_RUN_WAITING, "d waits for c");
+	CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, a.runs[2]), "c runs");
+	CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, a.runs[3]), "then d, before e (lower priority)");
+	CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, a.runs[4]), "and e");
+	struct pilot_run_filter f = { .array = a.id, .limit = 100 };
+	struct pilot_run_list l = { 0 };
+	CHECK_RC(pilot_api_list_runs(c->api, &f, &l), 0, "list the pipeline's runs");
+	CHECK(l.n == 5, "all five (%zu)", l.n);
+	pilot_run_list_clear(&l);
+	char prefix[12];
+	snprintf(prefix, sizeof(prefix), "%.11s", a.id);
+	CHECK_RC(pilot_api_get_array(c->api, prefix, &b), 0, "get the pipeline by a prefix");
+	CHECK(!strcmp(a.id, b.id), "the same");
+	pilot_array_clear(&b);
+	pilot_array_clear(&a);
+
+	p.q.idempotency_key = NULL;
+	p.q.jobs[1].needs[0] = p.names[3];
+	CHECK_RC(pilot_api_submit_pipeline(c->api, &p.q, &a), PILOT_EINVALID, "a job needing a job after it");
+	CHECK(strstr(pilot_error_last(), p.names[3]) != NULL, "names it: %s", pilot_error_last());
+	p.q.jobs[1].needs[0] = p.names[1];
+	CHECK_RC(pilot_api_submit_pipeline(c->api, &p.q, &a), PILOT_EINVALID, "a job needing itself");
+	p.q.jobs[1].needs[0] = p.names[0];
+	p.q.jobs[4].run.name = p.names[0];
+	CHECK_RC(pilot_api_submit_pipeline(c->api, &p.q, &a), PILOT_EINVALID, "two jobs of one name");
+	p.q.jobs[4].run.name = p.names[4];
+	p.q.jobs[2].run.spec_json = "{\"name\":\"ct\",\"command\":\"echo\"}";
+	CHECK_RC(pilot_api_submit_pipeline(c->api, &p.q, &a), PILOT_EINVALID, "a job whose spec no agent could run");
+	CHECK(strstr(pilot_error_last(), p.names[2]) != NULL, "names the job: %s", pilot_error_last());
+	p.q.jobs[2].run.spec_json = "{\"name\":\"ct\",\"command\":[\"true\"]}";
+	p.q.max_failures = 6;
+	CHECK_RC(pilot_api_submit_pipeline(c->api, &p.q, &a), PILOT_EINVALID, "a max_failures above its jobs");
+	p.q.max_failures = 0;
+	size_t n = p.q.njobs;
+	p.q.njobs = 0;
+	CHECK_RC(pilot_api_submit_pipeline(c->api, &p.q, &a), PILOT_EINVALID, "no jobs");
+	p.q.njobs = n;
+	struct pilot_claim none = { 0 };
+	CHECK_RC(claim(c, &none), 0, "nothing of the refused pipelines was queued");
+	pilot_pipeline_request_clear(&p.q);
+}
+
+/* A job that fails skips exactly the jobs that need it, at once, and the rest go on;
+ * retrying the pipeline re-runs the failed and the skipped, which wait for the new
+ * runs (the succeeded kept). */
+static void t_pipeline_fail_fast(struct ctx *c)
+{
+	struct pipe p;
+	struct pilot_array a = { 0 }, x = { 0 };
+	char id[PILOT_ID_SIZE], now[5][PILOT_ID_SIZE];
+	pipe_init(c, &p);
+	CHECK_RC(pilot_api_submit_pipeline(c->api, &p.q, &a), 0, "submit the diamond");
+	pilot_pipeline_request_clear(&p.q);
+	if (a.nruns != 5) {
+		pilot_array_clear(&a);
+		return;
+	}
+	CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, a.runs[0]), "a succeeds");
+	CHECK(run_once(c, PILOT_ATTEMPT_FAILED, id) && !strcmp(id, a.runs[1]), "b fails");
+	CHECK(ended(c, a.runs[3], PILOT_RUN_SKIPPED, PILOT_REASON_DEPENDENCY_FAILED),
+	      "d, which needs b, is skipped at once (dependency_failed)");
+	CHECK(state_of(c, a.runs[2]) == PILOT_RUN_QUEUED && state_of(c, a.runs[4]) == PILOT_RUN_QUEUED,
+	      "c and e, which do not, are still queued");
+	CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, a.runs[2]), "c runs");
+	CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, a.runs[4]), "e runs");
+	CHECK_RC(pilot_api_retry_array(c->api, a.id, NULL, &x), 0, "retry the pipeline");
+	CHECK(x.changed == 2 && x.nruns == 7, "b and d run again (%d, %zu runs)", x.changed, x.nruns);
+	pilot_array_clear(&x);
+	if (pipe_latest(c, a.id, now)) {
+		CHECK(strcmp(now[1], a.runs[1]) && strcmp(now[3], a.runs[3]) && !strcmp(now[2], a.runs[2]),
+		      "new runs for b and d, c kept");
+		CHECK(state_of(c, now[1]) == PILOT_RUN_QUEUED, "the new b is queued (a succeeded)");
+		CHECK(state_of(c, now[3]) == PILOT_RUN_WAITING && needs_are(c, now[3], now[1], a.runs[2]),
+		      "the new d waits for the new b and the old c");
+		CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, now[1]), "the new b succeeds");
+		CHECK(run_once(c, PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, now[3]), "then the new d runs");
+	}
+	CHECK_RC(pilot_api_retry_array(c->api, a.id, NULL, &x), 0, "retry it again");
+	CHECK(x.changed == 0, "nothing to retry");
+	pilot_array_clear(&x);
+	pilot_array_clear(&a);
+}
+
+/* Canceling a pipeline cancels every job not ended (the waiting ones end canceled, not
+ * skipped); retrying it then runs them all again in order. */
+static void t_pipeline_cancel(struct ctx *c)
+{
+	struct pipe p;
+	struct pilot_array a = { 0 }, x = { 0 };
+	char id[PILOT_ID_SIZE], now[5][PILOT_ID_SIZE];
+	pipe_init(c, &p);
+	CHECK_RC(pilot_api_submit_pipeline(c->api, &p.q, &a), 0, "submit the diamond");
+	pilot_pipeline_request_clear(&p.q);
+	struct pilot_claim cl = { 0 };
+	CHECK_RC(claim(c, &cl), 1, "a is claimed");
+	CHECK_RC(pilot_api_cancel_array(c->api, a.id, NULL, 0, &x), 0, "cancel the pipeline");
+	CHECK(x.changed == 5, "all five were going (%d)", x.changed);
+	pilot_array_clear(&x);
+	if (a.nruns == 5) {
+		CHECK(state_of(c, a.runs[0]) == PILOT_RUN_CANCELING, "the running one is canceling");
+		bool canceled = true;
+		for (int i = 1; i < 5; i++)
+			canceled &= ended(c, a.runs[i], PILOT_RUN_CANCELED, PILOT_REASON_CANCELED);
+		CHECK(canceled, "the others are canceled");
+	}
+	struct pilot_finish f = outcome(PILOT_ATTEMPT_CANCELED, PILOT_REASON_CANCELED, 0);
+	CHECK_RC(pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &f, NULL), 0, "its agent stops a");
+	pilot_claim_clear(&cl);
+	CHECK_RC(pilot_api_retry_array(c->api, a.id, NULL, &x), 0, "retry the pipeline");
+	CHECK(x.changed == 5, "every job runs again (%d)", x.changed);
+	pilot_array_clear(&x);
+	if (pipe_latest(c, a.id, now)) {
+		CHECK(needs_are(c, now[3], now[1], now[2]) && state_of(c, now[3]) == PILOT_RUN_WAITING,
+		      "the new d waits for the new b and c");
+		int order = 0;
+		for (int i = 0; i < 5; i++)
+			order += run_once(c, PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, now[i]);
+		CHECK(order == 5, "they run in order (%d of 5)", order);
+	}
+	CHECK_RC(pilot_api_get_array(c->api, "pzzzzzzzzzzzzzz", &x), PILOT_ENOTFOUND, "an unknown pipeline");
+	CHECK_RC(pilot_api_cancel_array(c->api, "pzzzzzzzzzzzzzz", NULL, -1, &x), PILOT_ENOTFOUND, "cancel it");
+	CHECK_RC(pilot_api_retry_array(c->api, "pzzzzzzzzzzzzzz", NULL, &x), PILOT_ENOTFOUND, "retry it");
+	pilot_array_clear(&a);
+}
+
+/* A pipeline's max_failures: once reached, every job not started is skipped. */
+static void t_pipeline_max_failures(struct ctx *c)
+{
+	struct pipe p;
+	struct pilot_array a = { 0 };
+	char id[PILOT_ID_SIZE];
+	pipe_init(c, &p);
+	p.q.max_failures = 1;
+	CHECK_RC(pilot_api_submit_pipeline(c->api, &p.q, &a), 0, "submit the diamond, max_failures 1");
+	pilot_pipeline_request_clear(&p.q);
+	CHECK(a.max_failures == 1, "it shows its max_failures");
+	CHECK(run_once(c, PILOT_ATTEMPT_FAILED, id), "a fails");
+	bool skipped = a.nruns == 5;
+	for (size_t i = 1; i < a.nruns && skipped; i++)
+		skipped = ended(c, a.runs[i], PILOT_RUN_SKIPPED, PILOT_REASON_TOO_MANY_FAILURES);
+	CHECK(skipped, "every other job is skipped (too_many_failures), e too");
+	struct pilot_claim none = { 0 };
+	CHECK_RC(claim(c, &none), 0, "nothing is left to claim");
+	pilot_array_clear(&a);
+}
+
 /* max_failures: once that many elements failed, the ones not started are skipped;
  * retrying the array re-runs the failed and the skipped. */
 static void t_array_max_failures(struct ctx *c)
@@ -2183,6 +2427,10 @@ static const struct {
 	{ "array_after", t_array_after },
 	{ "array_cancel_retry", t_array_cancel_retry },
 	{ "array_max_failures", t_array_max_failures },
+	{ "pipeline", t_pipeline },
+	{ "pipeline_fail_fast", t_pipeline_fail_fast },
+	{ "pipeline_cancel", t_pipeline_cancel },
+	{ "pipeline_max_failures", t_pipeline_max_failures },
 	{ "skip_duplicate", t_skip_duplicate },
 	{ "logs", t_logs },
 	{ "metrics", t_metrics },

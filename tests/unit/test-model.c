@@ -629,6 +629,35 @@ static void test_array_spec(void **state)
 	pilot_array_request_clear(&back);
 	json_decref(j);
 	pilot_array_request_clear(&q);
+
+	/* A pipeline request round-trips; a job's needs must be names. */
+	struct pilot_pipeline_request pq = { .name = "ml", .idempotency_key = "k", .max_failures = 1, .njobs = 2 };
+	pq.jobs = pilot_xcalloc(2, sizeof(*pq.jobs));
+	pq.jobs[0].run = (struct pilot_submit_request){ .name = "prep", .spec_json = "{}", .priority = 7 };
+	pq.jobs[1].run = (struct pilot_submit_request){ .name = "train", .spec_json = "{}" };
+	pq.jobs[1].needs = pilot_xcalloc(1, sizeof(*pq.jobs[1].needs));
+	pq.jobs[1].needs[0] = "prep";
+	pq.jobs[1].nneeds = 1;
+	j = pilot_pipeline_request_to_json(&pq);
+	struct pilot_pipeline_request pback;
+	assert_int_equal(pilot_pipeline_request_from_json(j, &pback), 0);
+	assert_string_equal(pback.name, "ml");
+	assert_string_equal(pback.idempotency_key, "k");
+	assert_int_equal(pback.max_failures, 1);
+	assert_int_equal(pback.njobs, 2);
+	assert_int_equal(pback.jobs[0].run.priority, 7);
+	assert_int_equal(pback.jobs[0].nneeds, 0);
+	assert_string_equal(pback.jobs[1].run.name, "train");
+	assert_int_equal(pback.jobs[1].nneeds, 1);
+	assert_string_equal(pback.jobs[1].needs[0], "prep");
+	pilot_pipeline_request_clear(&pback);
+	json_array_set_new(json_object_get(json_array_get(json_object_get(j, "jobs"), 1), "needs"), 0, json_integer(1));
+	assert_int_equal(pilot_pipeline_request_from_json(j, &pback), PILOT_EINVALID);
+	json_object_set_new(j, "jobs", json_string("x"));
+	assert_int_equal(pilot_pipeline_request_from_json(j, &pback), PILOT_EINVALID);
+	json_decref(j);
+	pilot_pipeline_request_clear(&pq);
+
 	struct pilot_array a = { .id = "x0abc", .throttle = 2, .nruns = 1 }, a2;
 	a.runs = pilot_xcalloc(1, sizeof(*a.runs));
 	memcpy(a.runs[0], "r0abc", 6);

@@ -889,6 +889,156 @@ static void test_find_and_load_file(void **state)
 	pilot_rm_rf(dir);
 }
 
+/* ---- pipelines ------------------------------------------------------------------ */
+
+static struct pilot_spec_pipeline *pipeline_ok(const char *text)
+{
+	struct pilot_spec *s = (struct pilot_spec *)1;
+	struct pilot_spec_pipeline *p = NULL;
+	int r = pilot_spec_load_any_string(text, strlen(text), "pilot.yaml", &env_only, &s, &p);
+	if (r < 0)
+		print_error("unexpected error:\n%s\n", pilot_error_last());
+	assert_int_equal(r, 0);
+	assert_null(s);
+	assert_non_null(p);
+	return p;
+}
+
+static void pipeline_err(const char *text, const char *want)
+{
+	struct pilot_spec *s = (struct pilot_spec *)1;
+	struct pilot_spec_pipeline *p = (struct pilot_spec_pipeline *)1;
+	int r = pilot_spec_load_any_string(text, strlen(text), "pilot.yaml", &env_only, &s, &p);
+	assert_int_equal(r, PILOT_EINVALID);
+	assert_null(s);
+	assert_null(p);
+	if (strcmp(pilot_error_last(), want))
+		print_error("spec:\n%s\nwanted:\n%s\ngot:\n%s\n", text, want, pilot_error_last());
+	assert_string_equal(pilot_error_last(), want);
+}
+
+/* Each job starts from the top-level fields: maps merged by key, resources and retry
+ * field by field, the rest replaced; params are shared; the jobs come in an order
+ * where needs go first, the file's order otherwise. */
+static void test_pipeline_jobs(void **state)
+{
+	(void)state;
+	struct pilot_spec_pipeline *p = pipeline_ok(
+		"name: ml\n"
+		"image: python:3.12\n"
+		"command: echo top\n"
+		"env: {A: '1', B: '2'}\n"
+		"resources: {cpus: 2, memory: 1G}\n"
+		"artifacts: [out/*]\n"
+		"params: {lr: '0.1'}\n"
+		"max_failures: 50%\n"
+		"jobs:\n"
+		"  report:\n"
+		"    needs: [evaluate]\n"
+		"  evaluate:\n"
+		"    needs: [train, prepare]\n"
+		"    command: [python, eval.py, '${lr}']\n"
+		"  train:\n"
+		"    needs: prepare\n"
+		"    env: {B: '3', C: '4'}\n"
+		"    resources: {gpus: 1}\n"
+		"    artifacts: [model.pt]\n"
+		"  prepare:\n"
+		"    image: busybox\n"
+		"  lint: ~\n");
+	assert_string_equal(p->name, "ml");
+	assert_int_equal(p->njobs, 5);
+	assert_int_equal(p->max_failures, 3); /* 50% of 5, rounded up */
+	static const char *const order[] = { "prepare", "train", "evaluate", "report", "lint" };
+	for (size_t i = 0; i < 5; i++)
+		assert_string_equal(p->jobs[i].spec->name, order[i]);
+	const struct pilot_spec *prep = p->jobs[0].spec, *train = p->jobs[1].spec, *eval = p->jobs[2].spec;
+	assert_string_equal(prep->image, "busybox");
+	assert_string_equal(prep->command[2], "echo top");
+	assert_int_equal(p->jobs[0].nneeds, 0);
+	assert_string_equal(train->image, "python:3.12");
+	assert_int_equal(train->nenv, 3);
+	assert_string_equal(pilot_kv_get(train->env, train->nenv, "A"), "1");
+	assert_string_equal(pilot_kv_get(train->env, train->nenv, "B"), "3");
+	assert_string_equal(pilot_kv_get(train->env, train->nenv, "C"), "4");
+	assert_int_equal(train->resources.cpus_milli, 2000);
+	assert_int_equal(train->resources.gpus, 1);
+	assert_int_equal(train->resources.memory, 1024 * 1024 * 1024);
+	assert_int_equal(train->nartifacts, 1);
+	assert_string_equal(train->artifacts[0], "model.pt");
+	assert_int_equal(p->jobs[1].nneeds, 1);
+	assert_string_equal(p->jobs[1].needs[0], "prepare");
+	assert_false(eval->shell);
+	assert_string_equal(eval->command[2], "0.1");
+	assert_string_equal(pilot_kv_get(eval->params, eval->nparams, "lr"), "0.1");
+	assert_int_equal(p->jobs[2].nneeds, 2);
+	assert_string_equal(p->jobs[2].needs[0], "train");
+	assert_string_equal(p->jobs[2].needs[1], "prepare");
+	assert_int_equal(pilot_spec_pipeline_find(p, "report"), 3);
+	assert_int_equal(pilot_spec_pipeline_find(p, "nope"), -1);
+	pilot_spec_pipeline_free(p);
+
+	/* A spec without jobs loads as a spec. */
+	struct pilot_spec *s = NULL;
+	struct pilot_spec_pipeline *none = (struct pilot_spec_pipeline *)1;
+	assert_int_equal(pilot_spec_load_any_string("name: a\n", 8, "pilot.yaml", &env_only, &s, &none), 0);
+	assert_non_null(s);
+	assert_null(none);
+	pilot_spec_free(s);
+}
+
+static void test_pipeline_errors(void **state)
+{
+	(void)state;
+	pipeline_err("name: ml\n"
+		     "jobs:\n"
+		     "  a:\n"
+		     "    needs: [c, a, zz, b, b]\n"
+		     "  b:\n"
+		     "    needs: [a]\n"
+		     "  c:\n"
+		     "    needs: b\n",
+		     "pilot.yaml:4:16: jobs.a.needs[1]: a job cannot need itself\n"
+		     "pilot.yaml:4:19: jobs.a.needs[2]: unknown job 'zz' (the jobs are under jobs:)\n"
+		     "pilot.yaml:4:26: jobs.a.needs[4]: 'b' is listed twice\n"
+		     "pilot.yaml:6:13: jobs.b.needs[0]: the needs make a cycle: a needs c needs b needs a");
+	pipeline_err("name: ml\n"
+		     "needs: [x]\n"
+		     "jobs:\n"
+		     "  a:\n"
+		     "    name: b\n"
+		     "    params: {x: 1}\n"
+		     "    ignore: [data]\n"
+		     "    max_failures: 1\n"
+		     "    jobs: {}\n"
+		     "    needs: [trian]\n"
+		     "    resources: {memroy: 1G}\n"
+		     "  train:\n"
+		     "    runtime: docker\n"
+		     "  Bad: {}\n",
+		     "pilot.yaml:2:1: needs: only a job of a pipeline has needs (under jobs:)\n"
+		     "pilot.yaml:5:5: jobs.a.name: a job's name is its key under jobs:\n"
+		     "pilot.yaml:6:5: jobs.a.params: params are declared at the top level, for every job\n"
+		     "pilot.yaml:7:5: jobs.a.ignore: the jobs of a pipeline share one bundle: set ignore at the top level\n"
+		     "pilot.yaml:8:5: jobs.a.max_failures: max_failures is the pipeline's: set it at the top level\n"
+		     "pilot.yaml:9:5: jobs.a.jobs: jobs do not nest\n"
+		     "pilot.yaml:10:13: jobs.a.needs[0]: unknown job 'trian' (did you mean 'train'?)\n"
+		     "pilot.yaml:11:17: jobs.a.resources: unknown key 'memroy' (did you mean 'memory'?)\n"
+		     "pilot.yaml:13:14: jobs.train.image: required with runtime 'docker'\n"
+		     "pilot.yaml:14:3: jobs: job name 'Bad' must start with a lowercase letter or digit and hold only "
+		     "a-z, 0-9, '.', '_' and '-'");
+	pipeline_err("name: ml\njobs: {}\n",
+		     "pilot.yaml:2:7: jobs: expected at least one job (e.g. 'jobs: {train: {command: ...}}')");
+	pipeline_err("name: ml\nmax_failures: 101%\njobs: {a: {}}\n",
+		     "pilot.yaml:2:15: max_failures: expected N, or N% from 1% to 100%, not '101%'");
+	pipeline_err("name: ml\nmax_failures: 2\n",
+		     "pilot.yaml:2:1: max_failures: only a pipeline (jobs:) has max_failures; an array takes "
+		     "--max-failures");
+	/* The plain loader refuses a pipeline. */
+	load_err("name: ml\njobs: {a: {}}\n",
+		 "pilot.yaml:2:1: jobs: this spec is a pipeline (jobs:), which this command does not take");
+}
+
 static void test_syntax_helpers(void **state)
 {
 	(void)state;
@@ -936,6 +1086,8 @@ int main(void)
 		cmocka_unit_test(test_json_minimal_and_errors),
 		cmocka_unit_test(test_find_and_load_file),
 		cmocka_unit_test(test_syntax_helpers),
+		cmocka_unit_test(test_pipeline_jobs),
+		cmocka_unit_test(test_pipeline_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
