@@ -147,9 +147,13 @@ struct pilot_attempt {
 
 /* A run another waits for (--after), and the end states of it that let the other go on:
  * any other end fails the waiting run at once (dependency_failed). */
+#define PILOT_RUN_NAME_SIZE 129
 struct pilot_run_need {
 	char run[PILOT_ID_SIZE];      /* a full id (in a request, a unique prefix) */
 	unsigned states;              /* PILOT_RUN_STATE_BIT set of terminal states */
+	/* In a run read back (get_run, a claim): that run's name, so an agent can put its
+	 * artifacts under needs/NAME/; "" in a request. */
+	char name[PILOT_RUN_NAME_SIZE];
 };
 /* "RUN", "RUN:succeeded,failed" or "RUN:any" (the default: succeeded). PILOT_EINVALID
  * naming what is wrong. */

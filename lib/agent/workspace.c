@@ -1,5 +1,6 @@
 /* An attempt's workspace: the bundle fetched (cached by sha256, the cache pruned) and
- * extracted, and the job's environment built from JSON overrides. */
+ * extracted, the artifacts of the runs it waited for under needs/NAME/, and the job's
+ * environment built from JSON overrides. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,8 +22,9 @@ struct cached {
 	off_t size;
 };
 
-/* Copy fd to path (via a temp file), checking that the bytes hash to sha256. */
-static int download(int fd, const char *path, const char *sha256)
+/* Copy fd to path (via a temp file), checking that the bytes hash to sha256; what
+ * ("bundle", "artifact") names the bytes in errors. */
+static int download(int fd, const char *path, const char *sha256, const char *what)
 {
 	char rnd[17];
 	pilot_random_hex(rnd, 8);
@@ -39,7 +41,7 @@ static int download(int fd, const char *path, const char *sha256)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			r = pilot_error_errno(PILOT_EUNAVAILABLE, errno, "cannot read bundle %.12s", sha256);
+			r = pilot_error_errno(PILOT_EUNAVAILABLE, errno, "cannot read %s %.12s", what, sha256);
 			break;
 		}
 		if (n == 0)
@@ -59,7 +61,7 @@ static int download(int fd, const char *path, const char *sha256)
 		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
 	/* A short read (a dropped connection) shows up as a wrong hash: worth a retry. */
 	if (!r && strcmp(hex, sha256))
-		r = pilot_error_set(PILOT_EUNAVAILABLE, "bundle %.12s arrived with sha256 %.12s", sha256, hex);
+		r = pilot_error_set(PILOT_EUNAVAILABLE, "%s %.12s arrived with sha256 %.12s", what, sha256, hex);
 	if (!r && fsync(out) < 0)
 		r = pilot_error_errno(PILOT_EIO, errno, "cannot write '%s'", tmp);
 	if (!r && rename(tmp, path) < 0)
@@ -127,7 +129,7 @@ static int open_bundle(struct exec *e, const char *sha, const char *cached, int 
 		int in = -1;
 		r = pilot_api_bundle_get(e->o->api, sha, &in);
 		if (r >= 0) {
-			r = download(in, cached, sha);
+			r = download(in, cached, sha, "bundle");
 			close(in);
 		}
 	}
@@ -142,12 +144,117 @@ static int open_bundle(struct exec *e, const char *sha, const char *cached, int 
 	return 0;
 }
 
-/* Extract the run's bundle into ws. Returns 0, or a negative code with *invalid telling
- * whether the bundle itself is at fault (bundle_invalid) or fetching it failed. */
+/* A relative path of '/'-separated names, none empty, "." or "..": safe to put under a
+ * directory. */
+static bool plain_relative(const char *p)
+{
+	if (!*p || *p == '/')
+		return false;
+	for (const char *s = p; *s;) {
+		size_t n = strcspn(s, "/");
+		if (!n || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+			return false;
+		s += n;
+		if (*s)
+			s++;
+		if (!*s && s[-1] == '/')
+			return false;
+	}
+	return true;
+}
+
+/* The artifacts of need (the latest attempt's copy of each path) into dir. */
+static int fetch_need(struct exec *e, const struct pilot_run_need *need, const char *dir)
+{
+	struct pilot_artifact_list l = { 0 };
+	int64_t backoff = BACKOFF_MIN_MS * 4, start = pilot_mono_ms();
+	int r;
+	for (;;) {
+		pthread_mutex_lock(&e->api_lock);
+		r = pilot_api_list_artifacts(e->o->api, need->run, 0, &l);
+		pthread_mutex_unlock(&e->api_lock);
+		if (r >= 0 || !exec_retry_wait(e, r, start, &backoff, "listing the artifacts of a need"))
+			break;
+	}
+	if (r < 0)
+		return pilot_error_prefix(r, "cannot list the artifacts of run %s", need->run);
+	/* By attempt, then path: a path's last record is its latest attempt's. */
+	for (size_t i = 0; i < l.n && r >= 0; i++) {
+		const struct pilot_artifact *a = &l.items[i];
+		bool later = false;
+		for (size_t k = i + 1; k < l.n && !later; k++)
+			later = !strcmp(l.items[k].path, a->path);
+		if (later)
+			continue;
+		if (!plain_relative(a->path)) {
+			r = pilot_error_set(PILOT_EINVALID, "run %s has an artifact with an unsafe path '%s'", need->run,
+					    a->path);
+			break;
+		}
+		_cleanup_free_ char *dest = pilot_path_join(dir, a->path);
+		_cleanup_free_ char *parent = pilot_xstrdup(dest);
+		*strrchr(parent, '/') = '\0';
+		if ((r = pilot_mkdir_p(parent, 0755)) < 0)
+			break;
+		for (start = pilot_mono_ms(), backoff = BACKOFF_MIN_MS * 4;;) {
+			int fd = -1;
+			pthread_mutex_lock(&e->api_lock);
+			r = pilot_api_get_artifact(e->o->api, need->run, a->path, a->attempt, &fd, NULL);
+			pthread_mutex_unlock(&e->api_lock);
+			if (r >= 0) {
+				r = download(fd, dest, a->sha256, "artifact");
+				close(fd);
+			}
+			if (r >= 0 || !exec_retry_wait(e, r, start, &backoff, "fetching an artifact of a need"))
+				break;
+		}
+		if (r < 0)
+			pilot_error_prefix(r, "cannot fetch artifact '%s' of run %s", a->path, need->run);
+	}
+	pilot_artifact_list_clear(&l);
+	return r < 0 ? r : 0;
+}
+
+/* The artifacts of each run this one waited for, under ws/needs/NAME/ (NAME the need's
+ * run name: a pipeline's job; by its id when two needs share a name). */
+static int fetch_needs(struct exec *e, const char *ws)
+{
+	const struct pilot_run *run = &e->claim->run;
+	for (size_t i = 0; i < run->nneeds; i++) {
+		const struct pilot_run_need *need = &run->needs[i];
+		const char *name = need->name;
+		for (size_t k = 0; k < run->nneeds && *name; k++)
+			if (k != i && !strcmp(run->needs[k].name, name))
+				name = "";
+		if (!*name || !plain_relative(name) || strchr(name, '/'))
+			name = need->run;
+		_cleanup_free_ char *dir = pilot_xasprintf("%s/needs/%s", ws, name);
+		int r = pilot_mkdir_p(dir, 0755);
+		if (r < 0 || (r = fetch_need(e, need, dir)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int extract_bundle(struct exec *e, const char *ws, bool *invalid);
+
+/* Extract the run's bundle into ws, then fetch the artifacts of its needs. Returns 0, or
+ * a negative code with *invalid telling whether the bundle itself is at fault
+ * (bundle_invalid) or fetching failed. */
 int exec_prepare_workspace(struct exec *e, const char *ws, bool *invalid)
 {
-	const char *sha = e->claim->run.bundle_sha256;
 	*invalid = false;
+	int r = extract_bundle(e, ws, invalid);
+	if (r < 0 || !e->claim->run.nneeds)
+		return r;
+	if ((r = fetch_needs(e, ws)) < 0 && exec_superseded(r, -1) && r != PILOT_ENOTFOUND)
+		exec_fatal_locked(e, PILOT_EXEC_SUPERSEDED);
+	return r;
+}
+
+static int extract_bundle(struct exec *e, const char *ws, bool *invalid)
+{
+	const char *sha = e->claim->run.bundle_sha256;
 	if (!sha[0])
 		return pilot_mkdir_p(ws, 0755);
 	_cleanup_free_ char *cached = NULL;

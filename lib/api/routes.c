@@ -100,9 +100,10 @@ const struct pilot_route pilot_routes[PILOT_NROUTES] = {
 				 &run_codec },
 	/* A retry sent twice would start two runs. */
 	[PILOT_ROUTE_RETRY] = { "POST", "/v1/runs/{id}/retry", SUBMIT, JSON, PILOT_LIMIT_JSON, ONCE, NULL, &run_codec },
-	[PILOT_ROUTE_LIST_ARTIFACTS] = { "GET", "/v1/runs/{id}/artifacts", READ, NONE, PILOT_LIMIT_JSON, AGAIN, NULL,
+	/* Agents read them too: a run's artifacts go to the runs that waited for it. */
+	[PILOT_ROUTE_LIST_ARTIFACTS] = { "GET", "/v1/runs/{id}/artifacts", READ | AGENT, NONE, PILOT_LIMIT_JSON, AGAIN, NULL,
 					 &artifact_list_codec },
-	[PILOT_ROUTE_GET_ARTIFACT] = { "GET", "/v1/runs/{id}/artifacts/{path*}", READ, NONE, PILOT_LIMIT_JSON, AGAIN,
+	[PILOT_ROUTE_GET_ARTIFACT] = { "GET", "/v1/runs/{id}/artifacts/{path*}", READ | AGENT, NONE, PILOT_LIMIT_JSON, AGAIN,
 				       NULL, NULL },
 	[PILOT_ROUTE_GET_METRICS] = { "GET", "/v1/runs/{id}/metrics", READ, NONE, PILOT_LIMIT_JSON, AGAIN, NULL,
 				      &metric_list_codec },

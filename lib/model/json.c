@@ -362,7 +362,10 @@ static json_t *needs_to_json(const struct pilot_run_need *needs, size_t n)
 		for (int s = 0; s < PILOT_RUN_NSTATES; s++)
 			if (needs[i].states & PILOT_RUN_STATE_BIT(s))
 				json_array_append_new(states, json_string(pilot_run_state_name((enum pilot_run_state)s)));
-		json_array_append_new(a, json_pack("{s:o,s:o}", "run", jstr(needs[i].run), "states", states));
+		json_t *o = json_pack("{s:o,s:o}", "run", jstr(needs[i].run), "states", states);
+		if (needs[i].name[0])
+			json_object_set_new(o, "name", json_string(needs[i].name));
+		json_array_append_new(a, o);
 	}
 	return a;
 }
@@ -385,14 +388,18 @@ static void d_needs(struct dec *d, const char *key, struct pilot_run_need **out,
 	for (size_t i = 0; i < count; i++) {
 		json_t *e = json_array_get(a, i);
 		const char *run = json_string_value(json_object_get(e, "run"));
-		json_t *states = json_object_get(e, "states");
+		json_t *states = json_object_get(e, "states"), *name = json_object_get(e, "name");
 		if (!json_is_object(e) || !run || !*run || strlen(run) >= PILOT_ID_SIZE ||
-		    (states && !json_is_null(states) && !json_is_array(states))) {
+		    (states && !json_is_null(states) && !json_is_array(states)) ||
+		    (name && !json_is_null(name) &&
+		     (!json_is_string(name) || strlen(json_string_value(name)) >= PILOT_RUN_NAME_SIZE))) {
 			free(needs);
-			dec_fail(d, key, "a list of {\"run\": ID, \"states\": [STATE, ...]} objects");
+			dec_fail(d, key, "a list of {\"run\": ID, \"states\": [STATE, ...], \"name\": NAME} objects");
 			return;
 		}
 		memcpy(needs[i].run, run, strlen(run) + 1);
+		if (json_is_string(name))
+			memcpy(needs[i].name, json_string_value(name), strlen(json_string_value(name)) + 1);
 		size_t k;
 		json_t *v;
 		json_array_foreach(states, k, v) {

@@ -90,7 +90,8 @@ static sqlite3_stmt *run_by_id(struct pilot_store *st, const char *sql, const ch
 	return NULL;
 }
 
-/* The (run id, states) rows sql (a static string; ?1 = id) returns, appended to *out. */
+/* The (run id, states[, name]) rows sql (a static string; ?1 = id) returns, appended to
+ * *out. */
 static int read_needs(struct pilot_store *st, const char *sql, const char *id, struct pilot_run_need **out, size_t *n)
 {
 	sqlite3_stmt *s = db_stmt(st, sql);
@@ -100,8 +101,12 @@ static int read_needs(struct pilot_store *st, const char *sql, const char *id, s
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		*out = pilot_xrealloc(*out, (*n + 1) * sizeof(**out));
-		col_copy_id(s, 0, (*out)[*n].run);
-		(*out)[(*n)++].states = (unsigned)col_int(s, 1);
+		struct pilot_run_need *need = &(*out)[(*n)++];
+		memset(need, 0, sizeof(*need));
+		col_copy_id(s, 0, need->run);
+		need->states = (unsigned)col_int(s, 1);
+		if (sqlite3_column_count(s) > 2 && col_text(s, 2))
+			snprintf(need->name, sizeof(need->name), "%s", col_text(s, 2));
 	}
 	sqlite3_reset(s);
 	return rc == SQLITE_DONE ? 0 : db_error(st, "cannot read the runs a run waits for");
@@ -135,11 +140,14 @@ int store_get_run_locked(struct pilot_store *st, const char *id, bool with_attem
 			pilot_run_clear(&r);
 			return db_error(st, "cannot read attempts");
 		}
-		static const char nsql[] = "SELECT need_id, states FROM run_needs WHERE run_id = ?1 ORDER BY need_id";
-		if ((rc = read_needs(st, nsql, id, &r.needs, &r.nneeds)) < 0) {
-			pilot_run_clear(&r);
-			return rc;
-		}
+	}
+	/* What it waits for, by name too: a claim carries them to the agent. */
+	static const char nsql[] = "SELECT n.need_id, n.states, r.name FROM run_needs n LEFT JOIN runs r "
+				   "ON r.id = n.need_id WHERE n.run_id = ?1 ORDER BY n.need_id";
+	int nr = read_needs(st, nsql, id, &r.needs, &r.nneeds);
+	if (nr < 0) {
+		pilot_run_clear(&r);
+		return nr;
 	}
 	*out = r;
 	return 0;
