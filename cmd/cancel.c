@@ -215,8 +215,8 @@ const struct pilot_cmd cmd_cancel = {
 		"has already finished is left alone (and said so). --all cancels every run matching\n"
 		"--state (default: every active run) and --name, after asking on a terminal;\n"
 		"without a terminal it needs --yes. RUN is a run id or a unique prefix of one; an\n"
-		"array id (x...) cancels every run of the array not ended yet, at once (--wait does\n"
-		"not wait for those).",
+		"array id (x...) or a pipeline id (p...) cancels every run of it not ended yet, at\n"
+		"once (--wait does not wait for those).",
 	.opts = options,
 	.opts_size = sizeof(struct opts),
 	.min_args = 0,

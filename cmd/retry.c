@@ -98,7 +98,9 @@ const struct pilot_cmd cmd_retry = {
 		"run names the run it retries. A run that has not finished cannot be retried.\n"
 		"--wait and --follow work as in pilot submit, with the same exit status.\n"
 		"An array id (x...) with --failed re-runs, in the array, each element whose latest\n"
-		"run failed, was canceled or skipped; its succeeded elements are kept.",
+		"run failed, was canceled or skipped; its succeeded elements are kept. A pipeline\n"
+		"id (p...) with --failed does the same for its jobs, each new run waiting for the\n"
+		"latest runs of the jobs it needs.",
 	.opts = options,
 	.opts_size = sizeof(struct opts),
 	.min_args = 1,

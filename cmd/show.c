@@ -607,7 +607,7 @@ out:
 
 const struct pilot_cmd cmd_show = {
 	.name = "show",
-	.summary = "show a run (its state, attempts and recent events) or an array",
+	.summary = "show a run (its state, attempts and recent events), an array or a pipeline",
 	.args = "RUN",
 	.description =
 		"RUN is a run id or a unique prefix of one. The text form shows what the run runs\n"
@@ -616,7 +616,9 @@ const struct pilot_cmd cmd_show = {
 		"yaml prints the run with its spec, attempts, last metric values, artifacts and\n"
 		"all its events (or the last --events N). Secret values are never shown, only\n"
 		"their names. An array id (x..., from pilot submit --array) shows the array: how\n"
-		"many of its runs are in each state, and its runs by index.",
+		"many of its runs are in each state, and its runs by index. A pipeline id (p...,\n"
+		"from pilot submit of a spec with jobs:) shows its jobs as a tree, each under the\n"
+		"jobs it needs, with the state of its latest run.",
 	.opts = options,
 	.opts_size = sizeof(struct opts),
 	.min_args = 1,

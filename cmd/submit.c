@@ -50,7 +50,7 @@ static const struct pilot_opt options[] = {
 	{ OPT_INT, 0, "throttle", "K", "with --array or --matrix: at most K runs of it at once",
 	  offsetof(struct opts, throttle), NULL },
 	{ OPT_STRING, 0, "max-failures", "N|N%",
-	  "with --array or --matrix: once N (or N% of) elements failed, skip those not running",
+	  "with --array, --matrix or a pipeline: once N (or N% of) failed, skip those not running",
 	  offsetof(struct opts, max_failures), NULL },
 	{ OPT_FLAG, 0, "unless-running", NULL,
 	  "skip the run (it ends skipped) when one of the same name and params is queued or running",
@@ -534,6 +534,9 @@ const struct pilot_cmd cmd_submit = {
 		"per combination of params (declared in the spec). Either prints the array's id;\n"
 		"--throttle K limits either; --max-failures N (or N%) skips the elements not\n"
 		"running (queued or waiting) once N of them have failed.\n"
+		"A spec with jobs: (a pipeline) queues one run per job in one go, each waiting for\n"
+		"the jobs it needs, and prints the pipeline's id (p...); --max-failures replaces\n"
+		"its max_failures, and the other flags apply to every job.\n"
 		"--unless-running (or skip_duplicate: true in the spec) ends the run skipped at\n"
 		"once, without running it, when a run of the same name and params is queued,\n"
 		"waiting or running.",

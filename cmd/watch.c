@@ -556,7 +556,8 @@ const struct pilot_cmd cmd_watch = {
 		"that of the first run (in the order given) that did not succeed, as pilot submit\n"
 		"--wait gives it (the job's code, 124, 125, 128+N, 130), or 0 when all succeeded;\n"
 		"quitting before the end then exits 130. An array id (x...) watches the runs of the\n"
-		"array (of an element run again, the newest).",
+		"array (of an element run again, the newest); a pipeline id (p...) those of its\n"
+		"jobs.",
 	.opts = options,
 	.opts_size = sizeof(struct opts),
 	.min_args = 1,

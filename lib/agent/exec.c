@@ -232,7 +232,10 @@ static int run_job(struct exec *e, const char *ws, struct pilot_exec_result *res
 	exec_strv_add(&env, pilot_xasprintf("PILOT_RUN_ID=%s", run->id));
 	exec_strv_add(&env, pilot_xasprintf("PILOT_ATTEMPT=%d", e->claim->attempt));
 	exec_strv_add(&env, pilot_xasprintf("PILOT_METRICS=%s", metrics_job));
-	if (run->array_id[0]) {
+	if (run->array_id[0] == 'p') {
+		exec_strv_add(&env, pilot_xasprintf("PILOT_PIPELINE_ID=%s", run->array_id));
+		exec_strv_add(&env, pilot_xasprintf("PILOT_JOB=%s", run->name));
+	} else if (run->array_id[0]) {
 		exec_strv_add(&env, pilot_xasprintf("PILOT_ARRAY_ID=%s", run->array_id));
 		exec_strv_add(&env, pilot_xasprintf("PILOT_ARRAY_INDEX=%lld", (long long)run->array_index));
 	}

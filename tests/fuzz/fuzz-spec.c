@@ -44,9 +44,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		vars.params = params;
 		vars.nparams = size > 1 && data[1] == '!' ? 3 : 2;
 	}
-	if (pilot_spec_load_string((const char *)data, size, "fuzz.yaml", &vars, &s) == 0) {
-		round_trip(s);
+	struct pilot_spec_pipeline *p = NULL;
+	if (pilot_spec_load_any_string((const char *)data, size, "fuzz.yaml", &vars, &s, &p) == 0) {
+		if (s)
+			round_trip(s);
+		/* Every job named once, each after the jobs it needs. */
+		for (size_t i = 0; p && i < p->njobs; i++) {
+			round_trip(p->jobs[i].spec);
+			if (pilot_spec_pipeline_find(p, p->jobs[i].spec->name) != (int)i)
+				abort();
+			for (size_t k = 0; k < p->jobs[i].nneeds; k++) {
+				int at = pilot_spec_pipeline_find(p, p->jobs[i].needs[k]);
+				if (at < 0 || at >= (int)i)
+					abort();
+			}
+		}
 		pilot_spec_free(s);
+		pilot_spec_pipeline_free(p);
 	} else {
 		size_t n;
 		const struct pilot_spec_diag *d = pilot_spec_last_diags(&n);
