@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Pipelines (jobs: and needs: in pilot.yaml) over both transports, run by a real agent
 # with room for four jobs: a diamond a -> (b, c) -> d runs each job after the ones it
-# needs (by the store's timestamps) and hands their artifacts on under needs/JOB/; in a
+# needs (by the store's timestamps) and hands their artifacts on under needs/JOB/;
+# examples/pipeline trains and evaluates (and fails its quality gate with -p epochs=2); in a
 # seven-job graph a failing job skips exactly its descendants while the rest run;
 # pilot show draws the tree, pilot list --pipeline lists the runs, retry --failed runs
 # only the failed and skipped jobs again (after their needs), cancel stops every job;
@@ -81,6 +82,23 @@ jobs:
 	equals "$(t 'pilot list --pipeline lists its runs')" "$("$PILOT" list --pipeline "$p" -q | sort | tr '\n' ' ')" \
 		"$(printf '%s\n' "$a" "$b" "$c" "$d" | sort | tr '\n' ' ')"
 	expect_status 0 "$(t 'watch --exit-status of the pipeline')" "$PILOT" watch --exit-status "$p"
+
+	# examples/pipeline: prepare, train, evaluate, with metrics and artifacts passed on.
+	p=$("$PILOT" submit "$SRCDIR/examples/pipeline")
+	wait_settled "$p"
+	equals "$(t 'examples/pipeline: every job succeeded')" "$(job_states "$p")" \
+		"prepare=succeeded train=succeeded evaluate=succeeded"
+	expect_status 0 "$(t 'the loss curve of train')" "$PILOT" metrics -o json "$(job_run "$p" train)"
+	equals "$(t 'a loss for each of 40 epochs')" "$(python3 -c 'import json,sys; m=json.load(sys.stdin)["metrics"]
+print(len([x for x in m if "loss" in x["values"]]))' <<<"$OUT")" "40"
+	contains "$(t 'evaluate read the model and the test set it was handed')" \
+		"$("$PILOT" logs "$(job_run "$p" evaluate)")" "test_rows=40"
+	expect_status 0 "$(t 'its report is an artifact')" "$PILOT" artifacts "$(job_run "$p" evaluate)"
+	contains "$(t 'report/eval.txt')" "$OUT" "report/eval.txt"
+	p=$("$PILOT" submit -p epochs=2 "$SRCDIR/examples/pipeline")
+	wait_settled "$p"
+	equals "$(t 'two epochs: the quality gate fails, the rest succeeded')" "$(job_states "$p")" \
+		"prepare=succeeded train=succeeded evaluate=failed"
 
 	# A failure skips exactly the jobs below it.
 	project "$CLI_DIR/graph" "name: graph
