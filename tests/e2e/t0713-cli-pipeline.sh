@@ -6,7 +6,8 @@
 # seven-job graph a failing job skips exactly its descendants while the rest run;
 # pilot show draws the tree, pilot list --pipeline lists the runs, retry --failed runs
 # only the failed and skipped jobs again (after their needs), cancel stops every job;
-# mistakes in needs are reported with file:line:col.
+# mistakes in needs are reported with file:line:col; pilot run runs one here, -j 2 in
+# parallel.
 . "$SRCDIR/tests/e2e/lib.sh"
 . "$SRCDIR/tests/e2e/lib-cli.sh"
 
@@ -147,8 +148,44 @@ jobs:
 	expect_status 1 "$(t 'submit of it')" "$PILOT" submit "$CLI_DIR/cycle"
 	expect_status 2 "$(t 'submit --wait of a pipeline')" "$PILOT" submit --wait "$CLI_DIR/diamond"
 	contains "$(t 'is not supported yet')" "$ERR" "do not take a pipeline yet"
-	expect_status 125 "$(t 'pilot run of a pipeline')" "$PILOT" run "$CLI_DIR/diamond"
-	contains "$(t 'is not supported yet')" "$ERR" "not supported yet"
+	[ "$CLI_TRANSPORT" = local ] && run_here
+}
+
+# pilot run of a pipeline (always on this machine): -j 2 runs b and c together (each
+# waits to see the other started), every line is prefixed with its job, the exit
+# status is the first failed job's, and the runs are recorded as a pipeline.
+run_here() {
+	local marks=$CLI_DIR/marks
+	mkdir -p "$marks"
+	project "$CLI_DIR/together" "name: together
+runtime: host
+command: echo \"made by \$PILOT_JOB\" >out.txt
+artifacts: [out.txt]
+jobs:
+  a: {}
+  b:
+    needs: a
+    command: touch $marks/b; for i in \$(seq 100); do [ -e $marks/c ] && break; sleep 0.05; done; test -e $marks/c && cat needs/a/out.txt
+  c:
+    needs: a
+    command: touch $marks/c; for i in \$(seq 100); do [ -e $marks/b ] && break; sleep 0.05; done; test -e $marks/b && echo c saw b
+  d: {needs: [b, c], command: 'echo d last; exit 3'}"
+	expect_status 3 "$(t 'pilot run -j 2 of a pipeline: the exit status of the job that failed')" \
+		"$PILOT" run -j 2 "$CLI_DIR/together"
+	contains "$(t 'b and c ran together; b got a'"'"'s artifact')" "$OUT" "b | made by a"
+	contains "$(t 'each line prefixed with its job')" "$OUT" "c | c saw b"
+	contains "$(t 'd ran last')" "$OUT" "d | d last"
+	contains "$(t 'the failed job is named')" "$ERR" "failed (exit 3)"
+	local p
+	p=$("$PILOT" list -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["runs"][0]["array"]["id"])')
+	equals "$(t 'recorded as a pipeline')" "$(job_states "$p")" "a=succeeded b=succeeded c=succeeded d=failed"
+	rm -f "$marks"/*
+	expect_status 1 "$(t 'pilot run of it one job at a time')" "$PILOT" run "$CLI_DIR/together"
+	contains "$(t 'b could not see c start beside it')" "$ERR" "b  r"
+	p=$("$PILOT" list -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["runs"][0]["array"]["id"])')
+	equals "$(t 'b failed; d, below it, was skipped')" "$(job_states "$p")" "a=succeeded b=failed c=succeeded d=skipped"
+	expect_status 2 "$(t '--jobs for a spec without jobs')" "$PILOT" run -j 2 "$SRCDIR/examples/hello"
+	expect_status 2 "$(t '--detach of a pipeline')" "$PILOT" run --detach "$CLI_DIR/together"
 }
 
 for_transports pipelines
