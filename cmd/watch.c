@@ -225,7 +225,9 @@ static void add_line(struct pilot_buf *frame, size_t *nl, struct pilot_buf *line
 	(*nl)++;
 }
 
-static void draw_run(struct watched *w, size_t width, size_t nlines, int64_t now, struct pilot_buf *frame, size_t *nl)
+/* depth: of a pipeline's job, how far down the tree it is (-1: not a pipeline's). */
+static void draw_run(struct watched *w, int depth, size_t width, size_t nlines, int64_t now, struct pilot_buf *frame,
+		     size_t *nl)
 {
 	_cleanup_buf_ struct pilot_buf line = PILOT_BUF_INIT;
 	char tmp[512];
@@ -251,7 +253,12 @@ static void draw_run(struct watched *w, size_t width, size_t nlines, int64_t now
 	if (r->attempt_count)
 		snprintf(att, sizeof(att), "attempt %d%s%s", r->attempt_count, r->agent ? " on " : "",
 			 r->agent ? r->agent : "");
-	snprintf(tmp, sizeof(tmp), "%s  %s  %s  %s  %s", r->id, r->name ? r->name : "", state, att, when);
+	if (depth >= 0)
+		/* A job: its name first, under the jobs it needs. */
+		snprintf(tmp, sizeof(tmp), "%*s%s%s  %s  %s  %s  %s", depth > 1 ? 2 * (depth - 1) : 0, "",
+			 depth ? "└ " : "", r->name ? r->name : "", r->id, state, att, when);
+	else
+		snprintf(tmp, sizeof(tmp), "%s  %s  %s  %s  %s", r->id, r->name ? r->name : "", state, att, when);
 	put_cut(&line, tmp, strlen(tmp), width);
 	add_line(frame, nl, &line);
 	if (w->done && r->message && *r->message && r->state != PILOT_RUN_SUCCEEDED) {
@@ -289,6 +296,23 @@ static void draw_run(struct watched *w, size_t width, size_t nlines, int64_t now
 	}
 }
 
+/* Of a pipeline's job i (its runs come in job order, each after the jobs it needs),
+ * given the depths of those before it: 0 when it needs none of the jobs watched, else
+ * one more than the deepest it needs; -1 for a run of no pipeline. */
+static int job_depth(const struct watched *w, size_t i, const int *depths)
+{
+	const struct pilot_run *r = &w[i].run;
+	if (r->array_id[0] != 'p')
+		return -1;
+	int depth = 0;
+	for (size_t k = 0; k < r->nneeds; k++)
+		for (size_t m = 0; m < i; m++)
+			if (!strcmp(w[m].run.array_id, r->array_id) && w[m].run.name &&
+			    !strcmp(w[m].run.name, r->needs[k].name) && depths[m] + 1 > depth)
+				depth = depths[m] + 1;
+	return depth;
+}
+
 static size_t draw(struct watched *w, size_t n, size_t nlines, size_t prev, bool final)
 {
 	int cols, rows;
@@ -309,8 +333,12 @@ static size_t draw(struct watched *w, size_t n, size_t nlines, size_t prev, bool
 		snprintf(head, sizeof(head), "pilot watch: %zu run%s, %zu ended   (q to quit)", n, n == 1 ? "" : "s", ndone);
 	put_cut(&line, head, strlen(head), width);
 	add_line(&frame, &nl, &line);
-	for (size_t i = 0; i < n; i++)
-		draw_run(&w[i], width, nlines, now, &frame, &nl);
+	int *depths = pilot_xcalloc(n ? n : 1, sizeof(*depths));
+	for (size_t i = 0; i < n; i++) {
+		depths[i] = job_depth(w, i, depths);
+		draw_run(&w[i], depths[i], width, nlines, now, &frame, &nl);
+	}
+	free(depths);
 	/* Keep the frame within the screen, or moving back up would miss its top. */
 	size_t max_lines = rows > 2 ? (size_t)rows - 1 : 1;
 	if (nl > max_lines) {

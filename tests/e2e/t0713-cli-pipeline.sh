@@ -83,6 +83,9 @@ jobs:
 	equals "$(t 'pilot list --pipeline lists its runs')" "$("$PILOT" list --pipeline "$p" -q | sort | tr '\n' ' ')" \
 		"$(printf '%s\n' "$a" "$b" "$c" "$d" | sort | tr '\n' ' ')"
 	expect_status 0 "$(t 'watch --exit-status of the pipeline')" "$PILOT" watch --exit-status "$p"
+	local screen
+	screen=$(script -qc "'$PILOT' watch -n 0 $p" /dev/null </dev/null | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g' | tr -d '\r')
+	contains "$(t 'watch on a terminal draws the tree: d under b and c')" "$screen" "  └ d  $d  succeeded"
 
 	# examples/pipeline: prepare, train, evaluate, with metrics and artifacts passed on.
 	p=$("$PILOT" submit "$SRCDIR/examples/pipeline")
