@@ -811,7 +811,6 @@ struct job_src {
 	yaml_node_t *k, *v;
 	struct pair *pairs;
 	size_t np;
-	yaml_node_t *needs_node;
 	yaml_node_t **need_nodes;
 	size_t nneeds;
 	int *need_idx;   /* index in the job list, -1 when unknown */
@@ -847,9 +846,9 @@ static void read_job(struct loader *L, struct job_src *j, const struct pair *top
 	L->quiet = true;
 	for (size_t i = 0; i < ntop; i++)
 		for (size_t k = 0; k < K_COUNT; k++)
-			if (!strcmp(top[i].key, top_keys[k]) && k != K_NAME && k != K_PARAMS && !job_key_refused(k) &&
-			    k != K_NEEDS)
-				read_top(L, (enum top_key)k, top[i].v);
+			if (!strcmp(top[i].key, top_keys[k]) && k != K_NAME && k != K_PARAMS && k != K_JOBS &&
+			    k != K_NEEDS && k != K_MAX_FAILURES)
+				read_top(L, (enum top_key)k, top[i].v); /* ignore too: the jobs share it */
 	L->quiet = false;
 	j->spec->name = pilot_xstrdup(j->name);
 	for (size_t i = 0; i < L->nparams; i++)
@@ -866,7 +865,6 @@ static void read_job(struct loader *L, struct job_src *j, const struct pair *top
 		} else if (job_key_refused((enum top_key)k)) {
 			err(L, p->k, p->key, "%s", job_key_refused((enum top_key)k));
 		} else if (k == K_NEEDS) {
-			j->needs_node = p->v;
 			free(j->need_nodes);
 			j->nneeds = get_items(L, p->v, "needs", PILOT_SPEC_MAX_JOBS, &j->need_nodes);
 		} else {

@@ -930,6 +930,7 @@ static void test_pipeline_jobs(void **state)
 		"env: {A: '1', B: '2'}\n"
 		"resources: {cpus: 2, memory: 1G}\n"
 		"artifacts: [out/*]\n"
+		"ignore: [data/raw]\n"
 		"params: {lr: '0.1'}\n"
 		"max_failures: 50%\n"
 		"jobs:\n"
@@ -954,6 +955,8 @@ static void test_pipeline_jobs(void **state)
 		assert_string_equal(p->jobs[i].spec->name, order[i]);
 	const struct pilot_spec *prep = p->jobs[0].spec, *train = p->jobs[1].spec, *eval = p->jobs[2].spec;
 	assert_string_equal(prep->image, "busybox");
+	for (size_t i = 0; i < 5; i++) /* one bundle: every job has the top-level ignore */
+		assert_true(p->jobs[i].spec->nignore == 1 && !strcmp(p->jobs[i].spec->ignore[0], "data/raw"));
 	assert_string_equal(prep->command[2], "echo top");
 	assert_int_equal(p->jobs[0].nneeds, 0);
 	assert_string_equal(train->image, "python:3.12");
