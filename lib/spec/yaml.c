@@ -175,7 +175,12 @@ static char *scalar(struct loader *L, const yaml_node_t *n, const char *path, co
 	}
 	L->expanded += strlen(out);
 	if (L->expanded > SPEC_MAX_EXPANDED_BYTES) {
+		/* Said even while a job reads the top-level fields again: it is the repeats
+		 * that add up. */
+		bool quiet = L->quiet;
+		L->quiet = false;
 		err(L, n, path, "the spec is larger than %d MiB after interpolation", SPEC_MAX_EXPANDED_BYTES >> 20);
+		L->quiet = quiet;
 		free(out);
 		return NULL;
 	}

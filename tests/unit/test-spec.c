@@ -1037,6 +1037,16 @@ static void test_pipeline_errors(void **state)
 	pipeline_err("name: ml\nmax_failures: 2\n",
 		     "pilot.yaml:2:1: max_failures: only a pipeline (jobs:) has max_failures; an array takes "
 		     "--max-failures");
+	/* The top-level fields count once per job towards the size limit. */
+	struct pilot_buf big = PILOT_BUF_INIT;
+	pilot_buf_puts(&big, "name: big\ncommand: echo ");
+	for (int i = 0; i < 20000; i++)
+		pilot_buf_putc(&big, 'x');
+	pilot_buf_puts(&big, "\njobs:\n");
+	for (int i = 0; i < 1000; i++)
+		pilot_buf_printf(&big, "  j%d: {}\n", i);
+	pipeline_err(pilot_buf_str(&big), "pilot.yaml:2:10: command: the spec is larger than 16 MiB after interpolation");
+	pilot_buf_free(&big);
 	/* The plain loader refuses a pipeline. */
 	load_err("name: ml\njobs: {a: {}}\n",
 		 "pilot.yaml:2:1: jobs: this spec is a pipeline (jobs:), which this command does not take");
