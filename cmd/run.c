@@ -274,11 +274,10 @@ static void pjob_lines(struct pjob *j, int stream, bool all)
 			return;
 		size_t n = nl ? (size_t)(nl - b->data) + 1 : b->len;
 		char ts[32] = "";
-		if (j->pr->o->timestamps) {
+		if (j->pr->o->timestamps)
 			pilot_format_time(pilot_now_ms(), ts);
-			strcat(ts, " ");
-		}
-		_cleanup_free_ char *prefix = pilot_xasprintf("%s%-*s | ", ts, j->pr->width, j->spec->name);
+		_cleanup_free_ char *prefix =
+			pilot_xasprintf("%s%s%-*s | ", ts, *ts ? " " : "", j->pr->width, j->spec->name);
 		write_fd(fd, prefix, strlen(prefix));
 		write_fd(fd, b->data, n);
 		if (!nl)

@@ -226,11 +226,14 @@ static void print_text(const struct pilot_run *r, const struct pilot_event_list 
 		printf("%-10s %s\n", "retry of", r->retry_of);
 	for (size_t i = 0; i < r->nneeds; i++) {
 		_cleanup_free_ char *states = pilot_run_need_states_format(r->needs[i].states);
-		printf("%-10s %s (%s)\n", i ? "" : "after", r->needs[i].run, states);
+		printf("%-10s %s (%s)%s%s\n", i ? "" : "after", r->needs[i].run, states, r->needs[i].name[0] ? "  " : "",
+		       r->needs[i].name);
 	}
 	if (r->needs_left && r->state == PILOT_RUN_WAITING)
 		printf("%-10s %d of them still to end\n", "", r->needs_left);
-	if (r->array_id[0])
+	if (r->array_id[0] == 'p')
+		printf("%-10s %s, job %s\n", "pipeline", r->array_id, r->name ? r->name : "");
+	else if (r->array_id[0])
 		printf("%-10s %s, index %lld\n", "array", r->array_id, (long long)r->array_index);
 	if (r->concurrency_group)
 		printf("%-10s group %s, at most %d at once%s\n", "concurrency", r->concurrency_group, r->concurrency_max,

@@ -184,9 +184,9 @@ int store_free_slots(struct pilot_store *st, const char *run_id);
 
 /* ---- submit (submit.c), used by arrays.c ---- */
 
-/* text (may be NULL) must be JSON (an object when object); what names it. */
 /* A run's (or a group's) name: [a-z0-9][a-z0-9._-]*, at most 128 characters. */
 bool store_name_valid(const char *n);
+/* text (may be NULL) must be JSON (an object when object); what names it. */
 int store_check_json(const char *what, const char *text, bool object);
 /* Every check of a submit that needs no transaction (names, ranges, the bundle). */
 int store_validate_submit(struct pilot_store *st, const struct pilot_submit_request *req);

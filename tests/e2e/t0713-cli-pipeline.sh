@@ -76,6 +76,9 @@ jobs:
 		not_ok "$(t 'd started after b and c ended')" "b ended $b_end, c $c_end, d started $d_start"; fi
 	contains "$(t 'the artifacts went along, under needs/JOB/')" "$("$PILOT" logs "$d")" "d saw b:from-a and c:from-a"
 	equals "$(t 'each run names its pipeline')" "$(run_field "$d" 'j["array"]["id"]')" "$p"
+	expect_status 0 "$(t 'pilot show of a job'"'"'s run')" "$PILOT" show "$d"
+	contains "$(t 'names its pipeline and job')" "$OUT" "pipeline   $p, job d"
+	contains "$(t 'and what it waited for, by name')" "$OUT" "$b (succeeded)  b"
 	expect_status 0 "$(t 'pilot show of the pipeline')" "$PILOT" show "$p"
 	contains "$(t 'counts its runs')" "$OUT" "runs       4: 4 succeeded"
 	contains "$(t 'draws b under a')" "$OUT" "└ b"
