@@ -87,6 +87,11 @@ struct pilot_api_ops {
 			    struct pilot_artifact *meta);
 	int (*get_metrics)(struct pilot_api *api, const char *run, int attempt, struct pilot_metric_list *out);
 	int (*list_agents)(struct pilot_api *api, struct pilot_agent_list *out);
+	/* The blocklist: agents blocked from runs of a name, and the failures counted. */
+	int (*list_blocklist)(struct pilot_api *api, struct pilot_block_list *out);
+	/* Clear the entries of agent (NULL = every agent) for name (NULL = every name);
+	 * *cleared (may be NULL) gets how many. */
+	int (*clear_blocklist)(struct pilot_api *api, const char *agent, const char *name, int *cleared);
 	int (*status)(struct pilot_api *api, struct pilot_status *out);
 
 	/* -- bundles (content-addressed) -- */
@@ -166,6 +171,8 @@ int pilot_api_get_artifact(struct pilot_api *api, const char *run, const char *p
 			   struct pilot_artifact *meta);
 int pilot_api_get_metrics(struct pilot_api *api, const char *run, int attempt, struct pilot_metric_list *out);
 int pilot_api_list_agents(struct pilot_api *api, struct pilot_agent_list *out);
+int pilot_api_list_blocklist(struct pilot_api *api, struct pilot_block_list *out);
+int pilot_api_clear_blocklist(struct pilot_api *api, const char *agent, const char *name, int *cleared);
 int pilot_api_status(struct pilot_api *api, struct pilot_status *out);
 int pilot_api_bundle_has(struct pilot_api *api, const char *sha256);
 int pilot_api_bundle_put(struct pilot_api *api, const char *sha256, int fd);
@@ -278,6 +285,8 @@ enum pilot_route_id {
 	PILOT_ROUTE_REGISTER_AGENT,
 	PILOT_ROUTE_LIST_AGENTS,
 	PILOT_ROUTE_AGENT_LEAVE,
+	PILOT_ROUTE_LIST_BLOCKLIST,
+	PILOT_ROUTE_CLEAR_BLOCKLIST,
 	PILOT_ROUTE_HEARTBEAT,
 	PILOT_ROUTE_FINISH,
 	PILOT_ROUTE_APPEND_LOG,

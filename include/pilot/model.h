@@ -45,8 +45,9 @@ enum pilot_reason {
 	PILOT_REASON_CANCELED,
 	PILOT_REASON_DUPLICATE,  /* skipped: a run of the same name and params was going */
 	PILOT_REASON_TOO_MANY_FAILURES, /* skipped: its array reached its max_failures */
+	PILOT_REASON_NO_AGENT,   /* failed: every agent that could run it is blocklisted for it */
 };
-#define PILOT_NREASONS 10
+#define PILOT_NREASONS 11
 
 /* An attempt is running while its lease is live; then exactly one of the others.
  * lost = its lease expired (the agent vanished); any later write from it is refused. */
@@ -232,6 +233,10 @@ struct pilot_run {
  *   slot_wait         (no state change) it would be queued, but its concurrency group is
  *                     full: it waits for a run of the group to end (data.group)
  *   slot_free         waiting -> queued: a slot of its concurrency group came free
+ *   blocklisted       (no state change) the attempt's failure blocklisted its agent for
+ *                     runs of this name (data.agent, data.name)
+ *   no_agent          queued -> failed: every live agent that could run it is
+ *                     blocklisted for its name (data.agents)
  *   skipped           -> skipped: submitted with skip_duplicate while a run of the same
  *                     name and params was going (data.run_id), or its array reached its
  *                     max_failures (data.failed)
@@ -260,6 +265,19 @@ struct pilot_agent_info {
 	int64_t first_seen_ms;
 	int64_t last_seen_ms;
 };
+
+/* An agent's failures of runs of one name in a row; once there were blocklist_after of
+ * them the agent is blocklisted for the name: it gets no more such runs until the
+ * entry is cleared (pilot agents blocklist --clear). A success wipes an entry that is
+ * not blocking yet. */
+struct pilot_block {
+	char *agent;
+	char *name;                   /* the runs' name (a job's) */
+	int failures;
+	int64_t last_failure_ms;
+	int64_t blocked_ms;           /* when it began to block; 0 = counting */
+};
+void pilot_block_clear(struct pilot_block *b);
 
 struct pilot_artifact {
 	char *path;                   /* relative, '/'-separated */
@@ -497,6 +515,10 @@ struct pilot_agent_list {
 	struct pilot_agent_info *items; /* by name */
 	size_t n;
 };
+struct pilot_block_list {
+	struct pilot_block *items;    /* blocking first, then by agent and name */
+	size_t n;
+};
 
 /* Destructors of the model (all accept NULL; they zero what they free). */
 void pilot_run_clear(struct pilot_run *r);
@@ -509,6 +531,7 @@ void pilot_status_clear(struct pilot_status *s);
 void pilot_run_list_clear(struct pilot_run_list *l);
 void pilot_event_list_clear(struct pilot_event_list *l);
 void pilot_agent_list_clear(struct pilot_agent_list *l);
+void pilot_block_list_clear(struct pilot_block_list *l);
 void pilot_artifact_list_clear(struct pilot_artifact_list *l);
 void pilot_metric_list_clear(struct pilot_metric_list *l);
 void pilot_run_copy(struct pilot_run *dst, const struct pilot_run *src);
@@ -618,6 +641,12 @@ json_t *pilot_event_list_to_json(const struct pilot_event_list *l);
 int pilot_event_list_from_json(const json_t *j, struct pilot_event_list *out);
 json_t *pilot_agent_list_to_json(const struct pilot_agent_list *l);
 int pilot_agent_list_from_json(const json_t *j, struct pilot_agent_list *out);
+/* {"blocklist": [{"agent", "name", "failures", "last_failure_ms", "blocked_ms" (null
+ * while counting)}]} */
+json_t *pilot_block_to_json(const struct pilot_block *b);
+int pilot_block_from_json(const json_t *j, struct pilot_block *out);
+json_t *pilot_block_list_to_json(const struct pilot_block_list *l);
+int pilot_block_list_from_json(const json_t *j, struct pilot_block_list *out);
 json_t *pilot_artifact_list_to_json(const struct pilot_artifact_list *l);
 int pilot_artifact_list_from_json(const json_t *j, struct pilot_artifact_list *out);
 json_t *pilot_metric_list_to_json(const struct pilot_metric_list *l);

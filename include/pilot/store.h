@@ -35,6 +35,14 @@ struct pilot_local_options {
 	int64_t backoff_base_ms;   /* PILOT_BACKOFF_BASE, 5s: default retry backoff base */
 	int64_t backoff_cap_ms;    /* PILOT_BACKOFF_CAP, 5min: default cap */
 	int max_lost;              /* PILOT_MAX_LOST, 3: losses retried before failing (lost) */
+	/* PILOT_RETRY_ELSEWHERE, 2min: a run an agent failed (or lost) is not handed to that
+	 * agent again while another live agent could take it, until it has been queued
+	 * this long. */
+	int64_t retry_elsewhere_ms;
+	/* PILOT_BLOCKLIST_AFTER, 3: after this many failures in a row of runs of one name
+	 * on one agent, the agent gets no more runs of that name until the entry is
+	 * cleared (-1 or "0" in the environment: never). */
+	int blocklist_after;
 	bool no_auto_reap;         /* do not reap inside calls (the server reaps on a timer) */
 	const char *actor;         /* default actor/submitter; NULL = $USER@hostname */
 	/* PRAGMA quick_check at open: 0 = only for small files (it reads the whole file),
@@ -43,7 +51,7 @@ struct pilot_local_options {
 };
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define PILOT_STORE_SCHEMA_VERSION 6
+#define PILOT_STORE_SCHEMA_VERSION 7
 
 /* Open DIR/pilot.db (creating DIR with mode 0700 and the file with 0600), migrate it,
  * check it (quick_check; a damaged file is refused, naming it). opts may be NULL; its
@@ -96,6 +104,8 @@ int pilot_store_get_artifact(struct pilot_store *st, const char *run, const char
 			     struct pilot_artifact *meta);
 int pilot_store_get_metrics(struct pilot_store *st, const char *run, int attempt, struct pilot_metric_list *out);
 int pilot_store_list_agents(struct pilot_store *st, struct pilot_agent_list *out);
+int pilot_store_list_blocklist(struct pilot_store *st, struct pilot_block_list *out);
+int pilot_store_clear_blocklist(struct pilot_store *st, const char *agent, const char *name, int *cleared);
 int pilot_store_status(struct pilot_store *st, struct pilot_status *out);
 int pilot_store_bundle_has(struct pilot_store *st, const char *sha256);
 int pilot_store_bundle_put(struct pilot_store *st, const char *sha256, int fd);

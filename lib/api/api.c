@@ -85,6 +85,16 @@ int pilot_api_get_metrics(struct pilot_api *api, const char *run, int attempt, s
 	return api->ops->get_metrics(api, run, attempt, out);
 }
 
+int pilot_api_list_blocklist(struct pilot_api *api, struct pilot_block_list *out)
+{
+	return api->ops->list_blocklist(api, out);
+}
+
+int pilot_api_clear_blocklist(struct pilot_api *api, const char *agent, const char *name, int *cleared)
+{
+	return api->ops->clear_blocklist(api, agent, name, cleared);
+}
+
 int pilot_api_list_agents(struct pilot_api *api, struct pilot_agent_list *out)
 {
 	return api->ops->list_agents(api, out);

@@ -328,6 +328,32 @@ static int h_list_agents(struct pilot_api *api, struct pilot_agent_list *out)
 	return http_call_model(H(api), &c, NULL, out);
 }
 
+static int h_list_blocklist(struct pilot_api *api, struct pilot_block_list *out)
+{
+	struct http_call c;
+	http_call_route(&c, PILOT_ROUTE_LIST_BLOCKLIST, NULL, NULL);
+	return http_call_model(H(api), &c, NULL, out);
+}
+
+static int h_clear_blocklist(struct pilot_api *api, const char *agent, const char *name, int *cleared)
+{
+	struct http_call c;
+	http_call_route(&c, PILOT_ROUTE_CLEAR_BLOCKLIST, NULL, NULL);
+	if (agent && *agent)
+		http_query(&c, "agent", agent);
+	if (name && *name)
+		http_query(&c, "name", name);
+	json_t *res = NULL;
+	int r = http_call_json_once(H(api), &c, &res);
+	if (r < 0)
+		return r;
+	json_t *n = json_object_get(res, "cleared");
+	if (cleared)
+		*cleared = json_is_integer(n) ? (int)json_integer_value(n) : 0;
+	json_decref(res);
+	return 0;
+}
+
 static int h_status(struct pilot_api *api, struct pilot_status *out)
 {
 	struct http_call c;
@@ -556,6 +582,8 @@ const struct pilot_api_ops http_ops = {
 	.get_artifact = h_get_artifact,
 	.get_metrics = h_get_metrics,
 	.list_agents = h_list_agents,
+	.list_blocklist = h_list_blocklist,
+	.clear_blocklist = h_clear_blocklist,
 	.status = h_status,
 	.bundle_has = h_bundle_has,
 	.bundle_put = h_bundle_put,

@@ -225,6 +225,16 @@ static int l_list_agents(struct pilot_api *api, struct pilot_agent_list *out)
 	return pilot_store_list_agents(L(api)->st, out);
 }
 
+static int l_list_blocklist(struct pilot_api *api, struct pilot_block_list *out)
+{
+	return pilot_store_list_blocklist(L(api)->st, out);
+}
+
+static int l_clear_blocklist(struct pilot_api *api, const char *agent, const char *name, int *cleared)
+{
+	return pilot_store_clear_blocklist(L(api)->st, agent, name, cleared);
+}
+
 static int l_status(struct pilot_api *api, struct pilot_status *out)
 {
 	maybe_reap(L(api));
@@ -342,6 +352,8 @@ static const struct pilot_api_ops local_ops = {
 	.get_artifact = l_get_artifact,
 	.get_metrics = l_get_metrics,
 	.list_agents = l_list_agents,
+	.list_blocklist = l_list_blocklist,
+	.clear_blocklist = l_clear_blocklist,
 	.status = l_status,
 	.bundle_has = l_bundle_has,
 	.bundle_put = l_bundle_put,

@@ -36,6 +36,7 @@ CODEC(artifact_list, pilot_artifact_list_clear)
 CODEC(metric_list, pilot_metric_list_clear)
 CODEC(agent_list, pilot_agent_list_clear)
 CODEC(agent_info, pilot_agent_info_clear)
+CODEC(block_list, pilot_block_list_clear)
 CODEC(status, pilot_status_clear)
 CODEC(submit_request, pilot_submit_request_clear)
 CODEC(array_request, pilot_array_request_clear)
@@ -116,6 +117,9 @@ const struct pilot_route pilot_routes[PILOT_NROUTES] = {
 					 NULL },
 	[PILOT_ROUTE_LIST_AGENTS] = { "GET", "/v1/agents", READ, NONE, PILOT_LIMIT_JSON, AGAIN, NULL,
 				      &agent_list_codec },
+	[PILOT_ROUTE_LIST_BLOCKLIST] = { "GET", "/v1/blocklist", READ, NONE, PILOT_LIMIT_JSON, AGAIN, NULL,
+					 &block_list_codec },
+	[PILOT_ROUTE_CLEAR_BLOCKLIST] = { "DELETE", "/v1/blocklist", ADMIN, NONE, PILOT_LIMIT_JSON, AGAIN, NULL, NULL },
 	[PILOT_ROUTE_AGENT_LEAVE] = { "DELETE", "/v1/agents/{name}", AGENT, NONE, PILOT_LIMIT_JSON, AGAIN, NULL, NULL },
 	[PILOT_ROUTE_HEARTBEAT] = { "POST", "/v1/attempts/{id}/heartbeat", AGENT, NONE, PILOT_LIMIT_JSON, AGAIN, NULL,
 				    &heartbeat_reply_codec },

@@ -666,6 +666,31 @@ int pilot_agent_info_from_json(const json_t *j, struct pilot_agent_info *out)
 	return 0;
 }
 
+json_t *pilot_block_to_json(const struct pilot_block *b)
+{
+	return json_pack("{s:o,s:o,s:i,s:o,s:o}", "agent", jstr(b->agent), "name", jstr(b->name), "failures",
+			 b->failures, "last_failure_ms", jtime(b->last_failure_ms), "blocked_ms", jtime(b->blocked_ms));
+}
+
+int pilot_block_from_json(const json_t *j, struct pilot_block *out)
+{
+	struct dec d;
+	struct pilot_block b = { 0 };
+	if (!dec_start(&d, j, "blocklist entry"))
+		return d.err;
+	b.agent = d_dup(&d, "agent");
+	b.name = d_dup(&d, "name");
+	b.failures = d_int32(&d, "failures");
+	b.last_failure_ms = d_int(&d, "last_failure_ms");
+	b.blocked_ms = d_int(&d, "blocked_ms");
+	if (d.err) {
+		pilot_block_clear(&b);
+		return d.err;
+	}
+	*out = b;
+	return 0;
+}
+
 json_t *pilot_artifact_to_json(const struct pilot_artifact *a)
 {
 	return json_pack("{s:o,s:I,s:o,s:i,s:o}", "path", jstr(a->path), "size", (json_int_t)a->size, "sha256",
@@ -1170,6 +1195,7 @@ LIST_CODEC(pilot_event, "events", pilot_event_to_json, pilot_event_from_json, pi
 	   json_object_set_new(o, "last_seq", json_integer(l->last_seq)),
 	   { l.last_seq = json_integer_value(json_object_get(j, "last_seq")); })
 LIST_CODEC(pilot_agent, "agents", pilot_agent_info_to_json, pilot_agent_info_from_json, pilot_agent_info_clear, ,)
+LIST_CODEC(pilot_block, "blocklist", pilot_block_to_json, pilot_block_from_json, pilot_block_clear, ,)
 LIST_CODEC(pilot_artifact, "artifacts", pilot_artifact_to_json, pilot_artifact_from_json, pilot_artifact_clear, ,)
 LIST_CODEC(pilot_metric, "metrics", pilot_metric_to_json, pilot_metric_from_json, pilot_metric_clear, ,)
 

@@ -9,7 +9,7 @@ static const char *const run_state_names[PILOT_RUN_NSTATES] = {
 };
 static const char *const reason_names[PILOT_NREASONS] = {
 	"", "exit_code", "timeout", "lost", "bundle_invalid", "runtime_error", "dependency_failed", "canceled",
-	"duplicate", "too_many_failures",
+	"duplicate", "too_many_failures", "no_agent",
 };
 static const char *const attempt_state_names[PILOT_ATTEMPT_NSTATES] = {
 	"running", "succeeded", "failed", "canceled", "lost",
@@ -493,6 +493,15 @@ void pilot_event_clear(struct pilot_event *e)
 	memset(e, 0, sizeof(*e));
 }
 
+void pilot_block_clear(struct pilot_block *b)
+{
+	if (!b)
+		return;
+	free(b->agent);
+	free(b->name);
+	memset(b, 0, sizeof(*b));
+}
+
 void pilot_agent_info_clear(struct pilot_agent_info *a)
 {
 	if (!a)
@@ -544,6 +553,7 @@ void pilot_status_clear(struct pilot_status *s)
 LIST_CLEAR(pilot_run_list_clear, struct pilot_run_list, pilot_run_clear)
 LIST_CLEAR(pilot_event_list_clear, struct pilot_event_list, pilot_event_clear)
 LIST_CLEAR(pilot_agent_list_clear, struct pilot_agent_list, pilot_agent_info_clear)
+LIST_CLEAR(pilot_block_list_clear, struct pilot_block_list, pilot_block_clear)
 LIST_CLEAR(pilot_artifact_list_clear, struct pilot_artifact_list, pilot_artifact_clear)
 LIST_CLEAR(pilot_metric_list_clear, struct pilot_metric_list, pilot_metric_clear)
 

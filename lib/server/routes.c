@@ -899,6 +899,25 @@ static int h_list_agents(struct req *rq)
 	return respond_model(rq, MHD_HTTP_OK, &l);
 }
 
+static int h_list_blocklist(struct req *rq)
+{
+	struct pilot_block_list l = { 0 };
+	if (pilot_api_list_blocklist(rq->srv->api, &l) < 0)
+		return R(respond_last_error(rq));
+	return respond_model(rq, MHD_HTTP_OK, &l);
+}
+
+static int h_clear_blocklist(struct req *rq)
+{
+	int n = 0;
+	if (pilot_api_clear_blocklist(rq->srv->api, query(rq, "agent"), query(rq, "name"), &n) < 0)
+		return R(respond_last_error(rq));
+	/* A cleared entry may free runs for the agents waiting. */
+	if (n > 0)
+		server_notify(rq->srv, NOTIFY_QUEUE);
+	return R(respond_json(rq, MHD_HTTP_OK, json_pack("{s:i}", "cleared", n)));
+}
+
 static int h_status(struct req *rq)
 {
 	struct pilot_status st = { 0 };
@@ -1098,6 +1117,8 @@ const server_handler server_handlers[PILOT_NROUTES] = {
 	[PILOT_ROUTE_REGISTER_AGENT] = h_register_agent,
 	[PILOT_ROUTE_LIST_AGENTS] = h_list_agents,
 	[PILOT_ROUTE_AGENT_LEAVE] = h_agent_leave,
+	[PILOT_ROUTE_LIST_BLOCKLIST] = h_list_blocklist,
+	[PILOT_ROUTE_CLEAR_BLOCKLIST] = h_clear_blocklist,
 	[PILOT_ROUTE_HEARTBEAT] = h_heartbeat,
 	[PILOT_ROUTE_FINISH] = h_finish,
 	[PILOT_ROUTE_APPEND_LOG] = h_append_log,

@@ -32,12 +32,13 @@ static int promote_due(struct pilot_store *st, int64_t now, int *changed)
 
 
 /* The best queued run the labels satisfy: the highest priority, then the oldest. Each
- * distinct set of required labels is judged once, then its best run found by index. */
-static int find_candidate(struct pilot_store *st, const struct pilot_kvs *labels, char id[PILOT_ID_SIZE])
+ * distinct set of required labels is judged once, then its best run found by index
+ * (one the agent is blocklisted for, or failed while another agent could take it,
+ * left out: blocklist.c). */
+static int find_candidate(struct pilot_store *st, const struct pilot_kvs *labels, const char *agent,
+			  char id[PILOT_ID_SIZE])
 {
 	static const char sets[] = "SELECT requires_json FROM queued_sets WHERE n > 0";
-	static const char best[] = "SELECT priority, id FROM runs WHERE state = 'queued' AND requires_json = ?1 "
-				   "AND held = 0 ORDER BY priority DESC, id LIMIT 1";
 	sqlite3_stmt *s = db_stmt(st, sets);
 	if (!s)
 		return pilot_error_code();
@@ -59,23 +60,15 @@ static int find_candidate(struct pilot_store *st, const struct pilot_kvs *labels
 	int64_t best_prio = 0;
 	id[0] = '\0';
 	for (size_t i = 0; i < nok && r == 0; i++) {
-		if (!(s = db_stmt(st, best))) {
-			r = pilot_error_code();
-			break;
+		int64_t prio;
+		char cand[PILOT_ID_SIZE];
+		if ((r = store_best_for_agent(st, agent, ok[i], &prio, cand)) == 1 &&
+		    (!id[0] || prio > best_prio || (prio == best_prio && strcmp(cand, id) < 0))) {
+			best_prio = prio;
+			memcpy(id, cand, PILOT_ID_SIZE);
 		}
-		bind_text(s, 1, ok[i]);
-		rc = sqlite3_step(s);
-		if (rc == SQLITE_ROW) {
-			int64_t prio = col_int(s, 0);
-			const char *cand = col_text(s, 1);
-			if (!id[0] || prio > best_prio || (prio == best_prio && strcmp(cand, id) < 0)) {
-				best_prio = prio;
-				snprintf(id, PILOT_ID_SIZE, "%s", cand);
-			}
-		} else if (rc != SQLITE_DONE) {
-			r = db_error(st, "cannot look for queued runs");
-		}
-		sqlite3_reset(s);
+		if (r > 0)
+			r = 0;
 	}
 	for (size_t i = 0; i < nok; i++)
 		free(ok[i]);
@@ -153,7 +146,7 @@ int pilot_store_claim(struct pilot_store *st, const struct pilot_claim_request *
 	int r = db_begin(st, false);
 	if (r < 0)
 		return r;
-	r = req->run ? named_candidate(st, req, id) : find_candidate(st, &req->labels, id);
+	r = req->run ? named_candidate(st, req, id) : find_candidate(st, &req->labels, req->agent, id);
 	bool skip = r == 0 && claim_can_skip_write(st, req, now);
 	db_rollback(st);
 	if (r < 0)
@@ -165,7 +158,7 @@ int pilot_store_claim(struct pilot_store *st, const struct pilot_claim_request *
 		return r;
 	if ((r = promote_due(st, now, &changed)) < 0 ||
 	    (r = store_touch_agent(st, req->agent, &req->labels, req->version, req->capacity, req->free_slots, true)) < 0 ||
-	    (r = req->run ? named_candidate(st, req, id) : find_candidate(st, &req->labels, id)) < 0)
+	    (r = req->run ? named_candidate(st, req, id) : find_candidate(st, &req->labels, req->agent, id)) < 0)
 		goto fail;
 	if (r == 0) {
 		r = db_commit(st);
@@ -254,7 +247,9 @@ bool pilot_store_reap_due(struct pilot_store *st)
 		"SELECT EXISTS(SELECT 1 FROM attempts WHERE state = 'running' AND lease_expires_ms < ?1) "
 		"OR EXISTS(SELECT 1 FROM attempts WHERE state = 'running' AND deadline_ms < ?2) "
 		"OR EXISTS(SELECT 1 FROM runs INDEXED BY runs_due WHERE state = 'waiting' AND not_before_ms <= ?3 "
-		"AND needs_left = 0)";
+		"AND needs_left = 0) "
+		"OR EXISTS(SELECT 1 FROM blocklist b WHERE b.blocked_ms IS NOT NULL AND EXISTS(SELECT 1 FROM runs r "
+		"INDEXED BY runs_name_id WHERE r.name = b.name AND r.state = 'queued' AND r.held = 0))";
 	STORE_LOCKED(st);
 	int64_t now = store_now();
 	bool leases = now >= st->opened_ms + st->opt.reap_delay_ms;
@@ -354,7 +349,7 @@ int pilot_store_reap(struct pilot_store *st)
 			goto fail;
 		changed++;
 	}
-	if ((r = promote_due(st, now, &changed)) < 0)
+	if ((r = promote_due(st, now, &changed)) < 0 || (r = store_fail_unplaceable(st, &changed)) < 0)
 		goto fail;
 	if ((r = db_commit(st)) < 0)
 		return r;

@@ -194,6 +194,16 @@ static const char *const migrations[] = {
 	 "ALTER TABLE runs ADD COLUMN array_id TEXT;\n"
 	 "ALTER TABLE runs ADD COLUMN array_index INTEGER;\n"
 	 "CREATE INDEX runs_array ON runs(array_id, array_index) WHERE array_id IS NOT NULL;\n"),
+	/* 7: failures of runs of one name on one agent in a row, and whether the agent is
+	 * blocklisted for that name (blocked_ms). */
+	("CREATE TABLE blocklist (\n"
+	 "  agent TEXT NOT NULL,\n"
+	 "  name TEXT NOT NULL,\n"
+	 "  failures INTEGER NOT NULL,\n"
+	 "  last_failure_ms INTEGER NOT NULL,\n"
+	 "  blocked_ms INTEGER,\n"
+	 "  PRIMARY KEY (agent, name)\n"
+	 ") WITHOUT ROWID;\n"),
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == PILOT_STORE_SCHEMA_VERSION, "one migration per schema version");
@@ -403,6 +413,12 @@ static void effective_options(const struct pilot_local_options *in, struct pilot
 		const char *v = getenv("PILOT_MAX_LOST");
 		int64_t n;
 		o->max_lost = v && pilot_parse_int64(v, 0, 1000, &n) == 0 ? (int)n : 3;
+	}
+	o->retry_elsewhere_ms = knob(in->retry_elsewhere_ms, "PILOT_RETRY_ELSEWHERE", 120000);
+	if (o->blocklist_after == 0) {
+		const char *v = getenv("PILOT_BLOCKLIST_AFTER");
+		int64_t n;
+		o->blocklist_after = v && pilot_parse_int64(v, 0, 1000, &n) == 0 ? (int)n : 3;
 	}
 	if (o->lease_ttl_ms <= 0)
 		o->lease_ttl_ms = 60000;

@@ -241,6 +241,23 @@ int store_retry_locked(struct pilot_store *st, const char *id, const char *actor
 int store_need_failed(struct pilot_store *st, const char *id, bool in_pipeline, const char *need_id,
 		      enum pilot_run_state end, unsigned states, const char *actor);
 
+/* ---- failures across agents (blocklist.c) ---- */
+
+/* An attempt ended (how): count a failure of its run's name on its agent, blocklisting
+ * the agent for that name after blocklist_after in a row (an event says so); a success
+ * wipes the count. */
+int store_blocklist_note(struct pilot_store *st, const char *run_id, int attempt, enum pilot_attempt_state how);
+/* The best queued run of requires_text (highest priority, oldest) for agent: not one
+ * the agent is blocklisted for, nor one it failed or lost unless it has waited
+ * retry_elsewhere_ms or no other live agent could take it. 1 with *prio and id set, 0
+ * when there is none. */
+int store_best_for_agent(struct pilot_store *st, const char *agent, const char *requires_text, int64_t *prio,
+			 char id[PILOT_ID_SIZE]);
+
+/* The reaper's part: a queued run whose every live matching agent is blocklisted for
+ * its name (and there is at least one) fails (no_agent), saying how to clear them. */
+int store_fail_unplaceable(struct pilot_store *st, int *changed);
+
 /* A run failed: when it belongs to an array with max_failures and that many of the
  * array's elements have failed, its elements not running (queued, waiting) end skipped. */
 int store_array_run_failed(struct pilot_store *st, const char *run_id);

@@ -493,7 +493,7 @@ int store_attempt_ended(struct pilot_store *st, const char *run_id, int attempt,
 {
 	struct run_row row;
 	int r = store_run_row(st, run_id, &row);
-	if (r < 0)
+	if (r < 0 || (r = store_blocklist_note(st, run_id, attempt, how)) < 0)
 		return r;
 	/* Only the run's latest attempt drives it (an older one was lost already). */
 	if (attempt != row.attempt_count)

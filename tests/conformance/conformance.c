@@ -2362,6 +2362,158 @@ static int submit_dup(struct ctx *c, const char *params, bool skip, struct pilot
 	return r;
 }
 
+/* ---- failures across agents ---- */
+
+/* A claim by agent with the test's label, and only=ONLY when given. */
+static int claim_only(struct ctx *c, const char *agent, const char *only, struct pilot_claim *out)
+{
+	struct pilot_claim_request q = { .agent = agent, .version = "conformance" };
+	pilot_kvs_set(&q.labels, "ct", c->tag);
+	if (only)
+		pilot_kvs_set(&q.labels, "only", only);
+	int r = pilot_api_claim(c->api, &q, out);
+	pilot_claim_request_clear(&q);
+	return r;
+}
+
+/* Claim (as agent) and end it as st; the run's id in id. */
+static bool run_as(struct ctx *c, const char *agent, const char *only, enum pilot_attempt_state st,
+		   char id[PILOT_ID_SIZE])
+{
+	struct pilot_claim cl = { 0 };
+	if (claim_only(c, agent, only, &cl) != 1)
+		return false;
+	memcpy(id, cl.run.id, PILOT_ID_SIZE);
+	struct pilot_finish f = outcome(st, PILOT_REASON_EXIT_CODE, st == PILOT_ATTEMPT_SUCCEEDED ? 0 : 1);
+	int r = pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &f, NULL);
+	pilot_claim_clear(&cl);
+	return r == 0;
+}
+
+static int submit_named(struct ctx *c, const char *name, const char *only, int attempts, struct pilot_run *out)
+{
+	struct pilot_submit_request q;
+	req_init(c, &q);
+	q.name = name;
+	if (only)
+		pilot_kvs_set(&q.requires, "only", only);
+	q.retry.max_attempts = attempts;
+	q.retry.on = PILOT_RETRY_ON_EXIT_CODE;
+	q.retry.backoff_ms = PILOT_RETRY_AT_ONCE;
+	int r = pilot_api_submit(c->api, &q, out);
+	pilot_submit_request_clear(&q);
+	return r;
+}
+
+/* A retry does not go back to the agent that failed it while another live agent could
+ * take it; when none could, it does, at once. */
+static void t_retry_elsewhere(struct ctx *c)
+{
+	char b[48], id[PILOT_ID_SIZE];
+	struct pilot_run r = { 0 };
+	struct pilot_claim none = { 0 };
+	snprintf(b, sizeof(b), "%s-b", c->agent);
+	CHECK_RC(claim_only(c, b, NULL, &none), 0, "a second agent asks, with nothing to take");
+	CHECK_RC(submit_named(c, c->name, NULL, 2, &r), 0, "a run with one retry");
+	CHECK(run_as(c, c->agent, NULL, PILOT_ATTEMPT_FAILED, id) && !strcmp(id, r.id), "the first agent fails it");
+	CHECK_RC(claim_only(c, c->agent, NULL, &none), 0, "it does not get the retry");
+	struct pilot_claim cl = { 0 };
+	CHECK_RC(claim_only(c, b, NULL, &cl), 1, "the second agent does");
+	CHECK(!strcmp(cl.run.id, r.id) && cl.attempt == 2, "attempt 2 of that run");
+	struct pilot_finish f = outcome(PILOT_ATTEMPT_SUCCEEDED, PILOT_REASON_EXIT_CODE, 0);
+	pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &f, NULL);
+	pilot_claim_clear(&cl);
+	pilot_run_clear(&r);
+
+	CHECK_RC(submit_named(c, c->name, "a", 2, &r), 0, "a run only the first agent can take");
+	CHECK(run_as(c, c->agent, "a", PILOT_ATTEMPT_FAILED, id) && !strcmp(id, r.id), "it fails there");
+	CHECK(run_as(c, c->agent, "a", PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, r.id),
+	      "no other agent could: its retry goes back to it at once");
+	pilot_run_clear(&r);
+}
+
+static const struct pilot_block *block_of(const struct pilot_block_list *l, const char *agent, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->items[i].agent, agent) && !strcmp(l->items[i].name, name))
+			return &l->items[i];
+	return NULL;
+}
+
+/* Failures of one name on one agent in a row blocklist the agent for that name; a
+ * success wipes a count; a run only blocklisted agents could take fails (no_agent);
+ * clearing the entry lets the agent take such runs again. */
+static void t_blocklist(struct ctx *c)
+{
+	char b[48], other[48], id[PILOT_ID_SIZE];
+	struct pilot_run r = { 0 };
+	struct pilot_claim none = { 0 };
+	struct pilot_block_list l = { 0 };
+	snprintf(b, sizeof(b), "%s-b", c->agent);
+	snprintf(other, sizeof(other), "%s-2", c->name);
+	int n = T->blocklist_after, failed = 0;
+	for (int i = 0; i < n; i++) {
+		submit_named(c, c->name, NULL, 1, &r);
+		failed += run_as(c, c->agent, NULL, PILOT_ATTEMPT_FAILED, id) && !strcmp(id, r.id);
+		if (i == n - 2) {
+			CHECK_RC(pilot_api_list_blocklist(c->api, &l), 0, "list the blocklist");
+			const struct pilot_block *e = block_of(&l, c->agent, c->name);
+			CHECK(e && e->failures == n - 1 && !e->blocked_ms, "%d failures counted, not blocking yet", n - 1);
+			pilot_block_list_clear(&l);
+		}
+		if (i < n - 1)
+			pilot_run_clear(&r);
+	}
+	CHECK(failed == n, "%d runs of one name failed on one agent (%d)", n, failed);
+	CHECK(has_event(c, r.id, "blocklisted"), "the last says the agent is blocklisted");
+	pilot_run_clear(&r);
+	CHECK_RC(pilot_api_list_blocklist(c->api, &l), 0, "list the blocklist");
+	const struct pilot_block *e = block_of(&l, c->agent, c->name);
+	CHECK(e && e->failures == n && e->blocked_ms > 0, "the agent is blocked for the name");
+	pilot_block_list_clear(&l);
+
+	CHECK_RC(claim_only(c, b, NULL, &none), 0, "a second agent asks, with nothing to take");
+	CHECK_RC(submit_named(c, c->name, NULL, 1, &r), 0, "another run of the name");
+	CHECK_RC(claim_only(c, c->agent, NULL, &none), 0, "the blocked agent does not get it");
+	CHECK(run_as(c, b, NULL, PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, r.id), "the other agent does");
+	pilot_run_clear(&r);
+
+	CHECK_RC(submit_named(c, c->name, "a", 1, &r), 0, "a run only the blocked agent could take");
+	CHECK_RC(claim_only(c, c->agent, "a", &none), 0, "it does not get it either");
+	enum pilot_run_state st = wait_leave(c, r.id, PILOT_RUN_QUEUED, 5000);
+	struct pilot_run x = { 0 };
+	pilot_api_get_run(c->api, r.id, &x);
+	CHECK(st == PILOT_RUN_FAILED && x.reason == PILOT_REASON_NO_AGENT, "it fails: no_agent (%s)",
+	      pilot_run_state_name(st));
+	CHECK(x.message && strstr(x.message, "pilot agents blocklist --clear"), "saying how to clear: %s",
+	      x.message ? x.message : "");
+	pilot_run_clear(&x);
+	pilot_run_clear(&r);
+
+	int cleared = -1;
+	CHECK_RC(pilot_api_clear_blocklist(c->api, c->agent, c->name, &cleared), 0, "clear the entry");
+	CHECK(cleared == 1, "one entry cleared (%d)", cleared);
+	CHECK_RC(pilot_api_list_blocklist(c->api, &l), 0, "list the blocklist");
+	CHECK(!block_of(&l, c->agent, c->name), "it is gone");
+	pilot_block_list_clear(&l);
+	submit_named(c, c->name, NULL, 1, &r);
+	CHECK(run_as(c, c->agent, NULL, PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, r.id),
+	      "the agent takes runs of the name again");
+	pilot_run_clear(&r);
+
+	for (int i = 0; i < 2; i++) {
+		submit_named(c, other, NULL, 1, &r);
+		run_as(c, c->agent, NULL, PILOT_ATTEMPT_FAILED, id);
+		pilot_run_clear(&r);
+	}
+	submit_named(c, other, NULL, 1, &r);
+	CHECK(run_as(c, c->agent, NULL, PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, r.id), "two failures, then a success");
+	pilot_run_clear(&r);
+	CHECK_RC(pilot_api_list_blocklist(c->api, &l), 0, "list the blocklist");
+	CHECK(!block_of(&l, c->agent, other), "the success wiped the count");
+	pilot_block_list_clear(&l);
+}
+
 /* With skip_duplicate, a run whose name and params match one queued, waiting or
  * running ends skipped at once; other params, or the first one ended, run. */
 static void t_skip_duplicate(struct ctx *c)
@@ -2432,6 +2584,8 @@ static const struct {
 	{ "pipeline_cancel", t_pipeline_cancel },
 	{ "pipeline_max_failures", t_pipeline_max_failures },
 	{ "skip_duplicate", t_skip_duplicate },
+	{ "retry_elsewhere", t_retry_elsewhere },
+	{ "blocklist", t_blocklist },
 	{ "logs", t_logs },
 	{ "metrics", t_metrics },
 	{ "artifacts", t_artifacts },

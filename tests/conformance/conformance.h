@@ -19,6 +19,8 @@ struct conformance_target {
 	int64_t lease_ttl_ms;
 	int64_t timeout_grace_ms;
 	int max_lost;
+	int blocklist_after;     /* high: other tests fail runs of one name several times */
+	int64_t retry_elsewhere_ms;
 	/* Scale of the concurrency checks (0 = the full 8 x 1000 submits, 20 x 500 claims). */
 	int scale_percent;
 };

@@ -102,6 +102,8 @@ int main(int argc, char **argv)
 		 * 100 ms, overdue attempts 300 ms after their timeout. */
 		setenv("PILOT_TIMEOUT_GRACE", "300ms", 1);
 		setenv("PILOT_MAX_LOST", "3", 1);
+		setenv("PILOT_BLOCKLIST_AFTER", "8", 1);
+		setenv("PILOT_RETRY_ELSEWHERE", "1s", 1);
 		execl(pilot, pilot, "server", "--data", data, "--listen", "127.0.0.1:0", "--lease-ttl", "1s",
 		      "--reap-interval", "100ms", "--max-conns-per-ip", "-1", (char *)NULL);
 		_exit(127);
@@ -124,6 +126,8 @@ int main(int argc, char **argv)
 		.lease_ttl_ms = 1000,
 		.timeout_grace_ms = 300,
 		.max_lost = 3,
+		.blocklist_after = 8,
+		.retry_elsewhere_ms = 1000,
 		.scale_percent = scale ? (int)strtol(scale, NULL, 10) : 0,
 	};
 	int st = conformance_main(&t, argc, argv);

@@ -28,6 +28,8 @@ int main(int argc, char **argv)
 			.lease_ttl_ms = 1000,
 			.timeout_grace_ms = 300,
 			.max_lost = 3,
+			.blocklist_after = 8,
+			.retry_elsewhere_ms = 1000,
 			.actor = "conformance",
 		},
 	};
@@ -44,6 +46,8 @@ int main(int argc, char **argv)
 		.lease_ttl_ms = lt.opts.lease_ttl_ms,
 		.timeout_grace_ms = lt.opts.timeout_grace_ms,
 		.max_lost = lt.opts.max_lost,
+		.blocklist_after = lt.opts.blocklist_after,
+		.retry_elsewhere_ms = lt.opts.retry_elsewhere_ms,
 		.scale_percent = scale ? (int)strtol(scale, NULL, 10) : 0,
 	};
 	int st = conformance_main(&t, argc, argv);
