@@ -244,6 +244,10 @@ static void print_text(const struct pilot_run *r, const struct pilot_event_list 
 		printf("%-10s %d\n", "priority", r->priority);
 	print_kvs("requires", &r->requires, true);
 	print_kvs("secrets", &r->secrets, false);
+	if (r->start_timeout_ms) {
+		pilot_format_duration(r->start_timeout_ms, d, sizeof(d));
+		printf("%-10s %s queued with no agent that could take it\n", "fails if", d);
+	}
 	if (r->timeout_ms) {
 		pilot_format_duration(r->timeout_ms, d, sizeof(d));
 		printf("%-10s %s\n", "timeout", d);

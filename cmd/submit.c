@@ -287,6 +287,7 @@ static int request_from_spec(const struct pilot_spec *spec, int64_t priority, st
 	pilot_kvs_clear(&flags_req);
 	req->priority = priority >= 0 ? (int)priority : spec->priority;
 	req->timeout_ms = spec->timeout_ms;
+	req->start_timeout_ms = spec->start_timeout_ms;
 	req->concurrency_group = spec->concurrency_group;
 	req->concurrency_max = spec->concurrency_max;
 	project_retry_policy(spec, &req->retry);

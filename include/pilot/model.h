@@ -188,6 +188,7 @@ struct pilot_run {
 	int lost_count;               /* attempts lost (not counted against retry) */
 	struct pilot_retry_policy retry;
 	int64_t timeout_ms;           /* per attempt; 0 = none */
+	int64_t start_timeout_ms;     /* see struct pilot_submit_request; 0 = none */
 	char *idempotency_key;
 	char *submitter;
 	char *retry_of;               /* run id this one re-runs (pilot retry), or NULL */
@@ -236,7 +237,8 @@ struct pilot_run {
  *   blocklisted       (no state change) the attempt's failure blocklisted its agent for
  *                     runs of this name (data.agent, data.name)
  *   no_agent          queued -> failed: every live agent that could run it is
- *                     blocklisted for its name (data.agents)
+ *                     blocklisted for its name (data.agents), or none could within
+ *                     its start_timeout (data.start_timeout_ms)
  *   skipped           -> skipped: submitted with skip_duplicate while a run of the same
  *                     name and params was going (data.run_id), or its array reached its
  *                     max_failures (data.failed)
@@ -319,6 +321,9 @@ struct pilot_submit_request {
 	int priority;
 	struct pilot_retry_policy retry;
 	int64_t timeout_ms;
+	/* Queued this long with no live agent that could take it (none with the labels
+	 * it requires, or only blocklisted ones): the run fails (no_agent). 0 = never. */
+	int64_t start_timeout_ms;
 	int64_t not_before_ms;        /* 0 = now; later = the run waits */
 	const char *idempotency_key;  /* NULL = none */
 	const char *submitter;        /* NULL = the transport's caller */

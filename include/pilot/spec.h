@@ -90,6 +90,9 @@ struct pilot_spec {
 	/* A submit while a run of the same name and params is queued, waiting or running
 	 * ends skipped instead of running (pilot submit --unless-running). */
 	bool skip_duplicate;
+	/* Queued this long (ms) with no live agent that could take it: the run fails
+	 * (no_agent) instead of waiting for one. 0 = wait for ever. */
+	int64_t start_timeout_ms;
 };
 
 /* What ${VAR} can see. params: "NAME=VALUE" overrides of the spec's params (a name the
@@ -172,7 +175,7 @@ char *pilot_spec_diag_string(const struct pilot_spec_diag *d);
  * secrets, params, resources {cpus (null), memory (null), gpus (number or "all"),
  * shm (null)}, timeout (null), retry {max_attempts, on, backoff, max_backoff},
  * requires, artifacts, ignore, priority, concurrency ({group, max} or null),
- * skip_duplicate. Durations in seconds (fractional when
+ * skip_duplicate, start_timeout (null). Durations in seconds (fractional when
  * needed), sizes in bytes. */
 char *pilot_spec_to_json(const struct pilot_spec *spec);
 /* The same as a new jansson value (caller json_decref's), to embed in larger documents. */

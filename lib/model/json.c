@@ -468,6 +468,7 @@ json_t *pilot_run_to_json(const struct pilot_run *r)
 	json_object_set_new(o, "lost_count", json_integer(r->lost_count));
 	json_object_set_new(o, "retry", retry_to_json(&r->retry));
 	json_object_set_new(o, "timeout_ms", json_integer(r->timeout_ms));
+	json_object_set_new(o, "start_timeout_ms", jtime(r->start_timeout_ms));
 	json_object_set_new(o, "idempotency_key", jstr(r->idempotency_key));
 	json_object_set_new(o, "submitter", jstr(r->submitter));
 	json_object_set_new(o, "retry_of", jstr(r->retry_of));
@@ -523,6 +524,7 @@ int pilot_run_from_json(const json_t *j, struct pilot_run *out)
 	r.lost_count = d_int32(&d, "lost_count");
 	retry_from_json(&d, &r.retry);
 	r.timeout_ms = d_int(&d, "timeout_ms");
+	r.start_timeout_ms = d_int(&d, "start_timeout_ms");
 	r.idempotency_key = d_dup(&d, "idempotency_key");
 	r.submitter = d_dup(&d, "submitter");
 	r.retry_of = d_dup(&d, "retry_of");
@@ -855,6 +857,8 @@ json_t *pilot_submit_request_to_json(const struct pilot_submit_request *req)
 	json_object_set_new(o, "priority", json_integer(req->priority));
 	json_object_set_new(o, "retry", retry_to_json(&req->retry));
 	json_object_set_new(o, "timeout_ms", json_integer(req->timeout_ms));
+	if (req->start_timeout_ms)
+		json_object_set_new(o, "start_timeout_ms", json_integer(req->start_timeout_ms));
 	json_object_set_new(o, "not_before_ms", jtime(req->not_before_ms));
 	json_object_set_new(o, "idempotency_key", jstr(req->idempotency_key));
 	json_object_set_new(o, "hold", json_boolean(req->hold));
@@ -885,6 +889,7 @@ int pilot_submit_request_from_json(const json_t *j, struct pilot_submit_request 
 	q.priority = d_int32(&d, "priority");
 	retry_from_json(&d, &q.retry);
 	q.timeout_ms = d_int(&d, "timeout_ms");
+	q.start_timeout_ms = d_int(&d, "start_timeout_ms");
 	q.not_before_ms = d_int(&d, "not_before_ms");
 	q.idempotency_key = d_str(&d, "idempotency_key");
 	q.hold = d_bool(&d, "hold");

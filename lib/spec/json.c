@@ -104,6 +104,7 @@ json_t *pilot_spec_to_json_value(const struct pilot_spec *s)
 									      "max", s->concurrency_max)
 								   : json_null());
 	json_object_set_new(o, "skip_duplicate", json_boolean(s->skip_duplicate));
+	json_object_set_new(o, "start_timeout", s->start_timeout_ms ? seconds(s->start_timeout_ms) : json_null());
 	if (w.bad) {
 		json_decref(o);
 		pilot_error_set(PILOT_EINVALID, "spec '%s' holds text that is not valid UTF-8", s->name ? s->name : "");
@@ -415,7 +416,7 @@ int pilot_spec_from_json_value(const json_t *j, struct pilot_spec **out)
 	static const char *const keys[] = {
 		"name", "image", "runtime", "command", "shell", "workdir", "env", "secrets", "params",
 		"resources", "timeout", "retry", "requires", "artifacts", "ignore", "priority", "concurrency",
-		"skip_duplicate",
+		"skip_duplicate", "start_timeout",
 	};
 	struct reader r = { .s = spec_new() };
 	struct pilot_spec *s = r.s;
@@ -451,6 +452,7 @@ int pilot_spec_from_json_value(const json_t *j, struct pilot_spec **out)
 	    get_kvs(&r, json_object_get(j, "params"), "params", KEYS_PARAM, &s->params, &s->nparams) < 0 ||
 	    read_resources(&r, json_object_get(j, "resources")) < 0 ||
 	    get_seconds(&r, json_object_get(j, "timeout"), "timeout", true, false, &s->timeout_ms) < 0 ||
+	    get_seconds(&r, json_object_get(j, "start_timeout"), "start_timeout", true, false, &s->start_timeout_ms) < 0 ||
 	    read_retry(&r, json_object_get(j, "retry")) < 0 ||
 	    get_kvs(&r, json_object_get(j, "requires"), "requires", KEYS_LABEL, &s->requires, &s->nrequires) < 0 ||
 	    get_strv(&r, json_object_get(j, "artifacts"), "artifacts", check_artifact, false, &s->artifacts,

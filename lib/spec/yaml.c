@@ -18,12 +18,12 @@
 enum top_key {
 	K_NAME, K_IMAGE, K_RUNTIME, K_COMMAND, K_WORKDIR, K_ENV, K_SECRETS, K_PARAMS, K_RESOURCES,
 	K_TIMEOUT, K_RETRY, K_REQUIRES, K_ARTIFACTS, K_IGNORE, K_PRIORITY, K_CONCURRENCY, K_SKIP_DUPLICATE,
-	K_JOBS, K_NEEDS, K_MAX_FAILURES, K_COUNT
+	K_START_TIMEOUT, K_JOBS, K_NEEDS, K_MAX_FAILURES, K_COUNT
 };
 static const char *const top_keys[K_COUNT] = {
 	"name", "image", "runtime", "command", "workdir", "env", "secrets", "params", "resources",
 	"timeout", "retry", "requires", "artifacts", "ignore", "priority", "concurrency", "skip_duplicate",
-	"jobs", "needs", "max_failures",
+	"start_timeout", "jobs", "needs", "max_failures",
 };
 static const char *const resource_keys[] = { "cpus", "memory", "gpus", "shm" };
 static const char *const retry_keys[] = { "max_attempts", "on", "backoff", "max_backoff" };
@@ -776,6 +776,10 @@ static void read_top(struct loader *L, enum top_key k, yaml_node_t *n)
 	case K_SKIP_DUPLICATE:
 		if (!is_null(n))
 			read_bool(L, n, "skip_duplicate", &s->skip_duplicate);
+		break;
+	case K_START_TIMEOUT:
+		if (!is_null(n))
+			read_duration(L, n, "start_timeout", false, &s->start_timeout_ms);
 		break;
 	case K_JOBS:
 	case K_NEEDS:

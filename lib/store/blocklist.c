@@ -223,6 +223,64 @@ int store_fail_unplaceable(struct pilot_store *st, int *changed)
 	return r;
 }
 
+int store_fail_unstarted(struct pilot_store *st, int64_t now, int *changed)
+{
+	static const char due[] = "SELECT id, name, requires_json, start_timeout_ms FROM runs INDEXED BY runs_start_deadline "
+				  "WHERE start_deadline_ms <= ?1 AND state = 'queued' ORDER BY start_deadline_ms LIMIT 100";
+	static const char later[] = "UPDATE runs SET start_deadline_ms = ?2 + start_timeout_ms WHERE id = ?1";
+	struct {
+		char id[PILOT_ID_SIZE];
+		char *name, *requires;
+		int64_t timeout_ms;
+	} runs[100];
+	int n = 0, rc;
+	sqlite3_stmt *s = db_stmt(st, due);
+	if (!s)
+		return pilot_error_code();
+	bind_int(s, 1, now);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && n < 100) {
+		col_copy_id(s, 0, runs[n].id);
+		runs[n].name = col_dup(s, 1);
+		runs[n].requires = col_dup(s, 2);
+		runs[n++].timeout_ms = col_int(s, 3);
+	}
+	sqlite3_reset(s);
+	int r = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : db_error(st, "cannot read queued runs");
+	for (int i = 0; i < n; i++) {
+		_cleanup_buf_ struct pilot_buf who = PILOT_BUF_INIT;
+		int matching = 0, nblocked = 0;
+		if (r == 0)
+			r = agents_for(st, runs[i].name ? runs[i].name : "", runs[i].requires ? runs[i].requires : "",
+				       &matching, &who, &nblocked);
+		if (r == 0 && matching > nblocked) {
+			/* One could take it: it waits its turn, the clock starts again. */
+			if (!(s = db_stmt(st, later))) {
+				r = pilot_error_code();
+			} else {
+				bind_text(s, 1, runs[i].id);
+				bind_int(s, 2, now);
+				r = db_done(st, s, "cannot update run");
+			}
+		} else if (r == 0) {
+			char dur[32];
+			pilot_format_duration(runs[i].timeout_ms, dur, sizeof(dur));
+			_cleanup_free_ char *msg =
+				nblocked ? pilot_xasprintf("no agent may run it: within its start_timeout (%s) only blocklisted "
+							   "agents could (%s)", dur, pilot_buf_str(&who))
+					 : pilot_xasprintf("no agent that could run it (with the labels it requires) was seen "
+							   "within its start_timeout (%s)", dur);
+			r = store_transition(st, runs[i].id, PILOT_RUN_QUEUED, PILOT_RUN_FAILED, PILOT_REASON_NO_AGENT,
+					     "no_agent", "pilot", 0, msg, json_pack("{s:I}", "start_timeout_ms",
+										     (json_int_t)runs[i].timeout_ms));
+			if (r == 0)
+				(*changed)++;
+		}
+		free(runs[i].name);
+		free(runs[i].requires);
+	}
+	return r;
+}
+
 static int load_block(sqlite3_stmt *s, struct pilot_block *b)
 {
 	b->agent = col_dup(s, 0);

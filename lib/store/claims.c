@@ -249,7 +249,8 @@ bool pilot_store_reap_due(struct pilot_store *st)
 		"OR EXISTS(SELECT 1 FROM runs INDEXED BY runs_due WHERE state = 'waiting' AND not_before_ms <= ?3 "
 		"AND needs_left = 0) "
 		"OR EXISTS(SELECT 1 FROM blocklist b WHERE b.blocked_ms IS NOT NULL AND EXISTS(SELECT 1 FROM runs r "
-		"INDEXED BY runs_name_id WHERE r.name = b.name AND r.state = 'queued' AND r.held = 0))";
+		"INDEXED BY runs_name_id WHERE r.name = b.name AND r.state = 'queued' AND r.held = 0)) "
+		"OR EXISTS(SELECT 1 FROM runs INDEXED BY runs_start_deadline WHERE start_deadline_ms <= ?3)";
 	STORE_LOCKED(st);
 	int64_t now = store_now();
 	bool leases = now >= st->opened_ms + st->opt.reap_delay_ms;
@@ -349,7 +350,8 @@ int pilot_store_reap(struct pilot_store *st)
 			goto fail;
 		changed++;
 	}
-	if ((r = promote_due(st, now, &changed)) < 0 || (r = store_fail_unplaceable(st, &changed)) < 0)
+	if ((r = promote_due(st, now, &changed)) < 0 || (r = store_fail_unplaceable(st, &changed)) < 0 ||
+	    (r = store_fail_unstarted(st, now, &changed)) < 0)
 		goto fail;
 	if ((r = db_commit(st)) < 0)
 		return r;

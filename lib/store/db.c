@@ -204,6 +204,11 @@ static const char *const migrations[] = {
 	 "  blocked_ms INTEGER,\n"
 	 "  PRIMARY KEY (agent, name)\n"
 	 ") WITHOUT ROWID;\n"),
+	/* 8: start_timeout: a queued run with no agent that could take it by its
+	 * start_deadline fails; the deadline moves on while one could. */
+	("ALTER TABLE runs ADD COLUMN start_timeout_ms INTEGER;\n"
+	 "ALTER TABLE runs ADD COLUMN start_deadline_ms INTEGER;\n"
+	 "CREATE INDEX runs_start_deadline ON runs(start_deadline_ms) WHERE start_deadline_ms IS NOT NULL;\n"),
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == PILOT_STORE_SCHEMA_VERSION, "one migration per schema version");

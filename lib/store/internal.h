@@ -102,7 +102,8 @@ int lease_write(struct pilot_store *st, const char *attempt_id, const char *toke
 	"message, exit_code, created_ms, started_ms, finished_ms, not_before_ms, updated_ms, "            \
 	"attempt_count, lost_count, retry_max, retry_on, backoff_ms, max_backoff_ms, timeout_ms, "        \
 	"idempotency_key, submitter, retry_of, cancel_requested, agent, failed_count, held, "         \
-	"cancel_grace_ms, needs_left, concurrency_group, concurrency_max, slot_wait, array_id, array_index"
+	"cancel_grace_ms, needs_left, concurrency_group, concurrency_max, slot_wait, array_id, array_index, "  \
+	"start_timeout_ms"
 #define RUN_COLS "id, name, spec_json, " RUN_COLS_TAIL
 /* Lists leave the spec out: it can be large and a table does not show it. */
 #define RUN_COLS_LIST "id, name, NULL, " RUN_COLS_TAIL
@@ -257,6 +258,10 @@ int store_best_for_agent(struct pilot_store *st, const char *agent, const char *
 /* The reaper's part: a queued run whose every live matching agent is blocklisted for
  * its name (and there is at least one) fails (no_agent), saying how to clear them. */
 int store_fail_unplaceable(struct pilot_store *st, int *changed);
+/* The reaper's part: a queued run past its start deadline fails (no_agent) when no
+ * live agent could take it; when one could, its deadline moves on by its
+ * start_timeout. */
+int store_fail_unstarted(struct pilot_store *st, int64_t now, int *changed);
 
 /* A run failed: when it belongs to an array with max_failures and that many of the
  * array's elements have failed, its elements not running (queued, waiting) end skipped. */

@@ -49,6 +49,7 @@ void store_load_run(sqlite3_stmt *s, struct pilot_run *r, bool secret_values)
 		col_copy_id(s, 37, r->array_id);
 		r->array_index = col_int(s, 38);
 	}
+	r->start_timeout_ms = col_int(s, 39);
 }
 
 static void load_attempt(sqlite3_stmt *s, struct pilot_attempt *a)
@@ -289,7 +290,8 @@ int store_transition(struct pilot_store *st, const char *run_id, enum pilot_run_
 	static const char sql[] =
 		"UPDATE runs SET state = ?2, reason = ?3, message = ?4, updated_ms = ?5, "
 		"finished_ms = CASE WHEN ?6 THEN ?5 ELSE finished_ms END, "
-		"not_before_ms = CASE WHEN ?2 = 'waiting' THEN not_before_ms ELSE NULL END "
+		"not_before_ms = CASE WHEN ?2 = 'waiting' THEN not_before_ms ELSE NULL END, "
+		"start_deadline_ms = CASE WHEN ?2 = 'queued' THEN ?5 + start_timeout_ms ELSE NULL END "
 		"WHERE id = ?1 AND state = ?7";
 	sqlite3_stmt *s = db_stmt(st, sql);
 	if (!s) {

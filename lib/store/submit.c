@@ -46,7 +46,8 @@ int store_validate_submit(struct pilot_store *st, const struct pilot_submit_requ
 		return r;
 	if (req->retry.max_attempts < 0 || req->retry.max_attempts > 1000 ||
 	    (req->retry.backoff_ms < 0 && req->retry.backoff_ms != PILOT_RETRY_AT_ONCE) ||
-	    req->retry.max_backoff_ms < 0 || req->timeout_ms < 0 || req->not_before_ms < 0)
+	    req->retry.max_backoff_ms < 0 || req->timeout_ms < 0 || req->not_before_ms < 0 ||
+	    req->start_timeout_ms < 0)
 		return pilot_error_set(PILOT_EINVALID, "invalid submit: negative or out-of-range retry/timeout values");
 	if (req->concurrency_group &&
 	    (!store_name_valid(req->concurrency_group) || req->concurrency_max < 1 || req->concurrency_max > 10000))
@@ -279,9 +280,10 @@ int store_insert_run(struct pilot_store *st, const struct pilot_submit_request *
 		"INSERT INTO runs(id, name, spec_json, bundle_sha256, params_json, env_json, requires_json, "
 		"secrets_json, priority, state, created_ms, not_before_ms, updated_ms, retry_max, retry_on, "
 		"backoff_ms, max_backoff_ms, timeout_ms, idempotency_key, submitter, retry_of, held, needs_left, "
-		"concurrency_group, concurrency_max, slot_wait, array_id, array_index) "
+		"concurrency_group, concurrency_max, slot_wait, array_id, array_index, start_timeout_ms, "
+		"start_deadline_ms) "
 		"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?11, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, "
-		"?22, ?23, ?24, ?25, ?26, ?27)";
+		"?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)";
 	int64_t now = store_now();
 	bool waits = needs && (needs->left > 0 || needs->doomed >= 0);
 	enum pilot_run_state state = req->not_before_ms > now || waits ? PILOT_RUN_WAITING : PILOT_RUN_QUEUED;
@@ -338,6 +340,8 @@ int store_insert_run(struct pilot_store *st, const struct pilot_submit_request *
 		bind_text(s, 26, place->array_id);
 		if (place->array_id)
 			bind_int(s, 27, place->array_index);
+		bind_int_or_null(s, 28, req->start_timeout_ms);
+		bind_int_or_null(s, 29, state == PILOT_RUN_QUEUED && req->start_timeout_ms ? now + req->start_timeout_ms : 0);
 		int rc = sqlite3_step(s);
 		sqlite3_reset(s);
 		if (rc == SQLITE_DONE) {
@@ -550,6 +554,7 @@ int store_retry_locked(struct pilot_store *st, const char *id, const char *actor
 		.priority = old.priority,
 		.retry = old.retry,
 		.timeout_ms = old.timeout_ms,
+		.start_timeout_ms = old.start_timeout_ms,
 		.concurrency_group = old.concurrency_group,
 		.concurrency_max = old.concurrency_max,
 	};

@@ -2405,6 +2405,57 @@ static int submit_named(struct ctx *c, const char *name, const char *only, int a
 	return r;
 }
 
+/* start_timeout: a run no live agent could take for that long fails (no_agent); one
+ * that an agent could take (busy elsewhere) keeps waiting, and runs when claimed. */
+static void t_start_timeout(struct ctx *c)
+{
+	struct pilot_submit_request q;
+	struct pilot_run lonely = { 0 }, wanted = { 0 }, x = { 0 };
+	char id[PILOT_ID_SIZE];
+	req_init(c, &q);
+	pilot_kvs_set(&q.requires, "only", "nobody");
+	q.start_timeout_ms = 300;
+	CHECK_RC(pilot_api_submit(c->api, &q, &lonely), 0, "a run no agent has the labels for, start_timeout 300ms");
+	CHECK(lonely.start_timeout_ms == 300, "it shows its start_timeout");
+	pilot_submit_request_clear(&q);
+	/* An agent busy with another run (it stays seen through its heartbeats). */
+	struct pilot_run busy = { 0 };
+	struct pilot_claim cl = { 0 };
+	req_init(c, &q);
+	pilot_kvs_set(&q.requires, "only", "here");
+	pilot_api_submit(c->api, &q, &busy);
+	CHECK_RC(claim_only(c, c->agent, "here", &cl), 1, "an agent takes a run of its own");
+	q.start_timeout_ms = 300;
+	CHECK_RC(pilot_api_submit(c->api, &q, &wanted), 0, "a run that agent could take, start_timeout 300ms");
+	pilot_submit_request_clear(&q);
+	enum pilot_run_state st = wait_leave(c, lonely.id, PILOT_RUN_QUEUED, 5000);
+	pilot_api_get_run(c->api, lonely.id, &x);
+	CHECK(st == PILOT_RUN_FAILED && x.reason == PILOT_REASON_NO_AGENT, "the first fails: no_agent (%s)",
+	      pilot_run_state_name(st));
+	CHECK(x.message && strstr(x.message, "start_timeout"), "saying why: %s", x.message ? x.message : "");
+	CHECK(x.attempt_count == 0 && has_event(c, lonely.id, "no_agent"), "never run; event no_agent");
+	pilot_run_clear(&x);
+	bool beat = true;
+	for (int i = 0; i < 8; i++) {
+		beat &= pilot_api_heartbeat(c->api, cl.attempt_id, cl.lease_token, NULL) == 0;
+		sleep_ms(100);
+		pilot_api_reap(c->api);
+	}
+	CHECK(beat && state_of(c, wanted.id) == PILOT_RUN_QUEUED,
+	      "past its start_timeout the second still waits: the busy agent could take it");
+	struct pilot_finish f = outcome(PILOT_ATTEMPT_SUCCEEDED, PILOT_REASON_EXIT_CODE, 0);
+	CHECK_RC(pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &f, NULL), 0, "the agent ends its run");
+	pilot_claim_clear(&cl);
+	pilot_run_clear(&busy);
+	CHECK(run_as(c, c->agent, "here", PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, wanted.id), "and runs when claimed");
+	req_init(c, &q);
+	q.start_timeout_ms = -1;
+	CHECK_RC(pilot_api_submit(c->api, &q, &x), PILOT_EINVALID, "a negative start_timeout is refused");
+	pilot_submit_request_clear(&q);
+	pilot_run_clear(&lonely);
+	pilot_run_clear(&wanted);
+}
+
 /* A retry does not go back to the agent that failed it while another live agent could
  * take it; when none could, it does, at once. */
 static void t_retry_elsewhere(struct ctx *c)
@@ -2585,6 +2636,7 @@ static const struct {
 	{ "pipeline_max_failures", t_pipeline_max_failures },
 	{ "skip_duplicate", t_skip_duplicate },
 	{ "retry_elsewhere", t_retry_elsewhere },
+	{ "start_timeout", t_start_timeout },
 	{ "blocklist", t_blocklist },
 	{ "logs", t_logs },
 	{ "metrics", t_metrics },

@@ -4,7 +4,7 @@
 # that job on A (PILOT_BLOCKLIST_AFTER=2) A is blocklisted for it, and the retry only A
 # could take fails (no_agent): pilot agents blocklist lists the entry, B gets the next
 # run, and with B gone a run fails at once (no_agent) saying how to clear it; --clear
-# lets A take it again.
+# lets A take it again. A run no agent has the labels for fails after its start_timeout.
 export PILOT_BLOCKLIST_AFTER=2
 . "$SRCDIR/tests/e2e/lib.sh"
 . "$SRCDIR/tests/e2e/lib-cli.sh"
@@ -74,6 +74,18 @@ print(sum(1 for e in json.load(sys.stdin)["events"] if e["type"] == "blocklisted
 	r=$("$PILOT" submit "$CLI_DIR/picky")
 	wait_state "$r" failed
 	equals "$(t 'A takes it again')" "$(attempts_of "$r")" "$a:failed $a:failed"
+	project "$CLI_DIR/nowhere" 'name: nowhere
+runtime: host
+requires: {gpu: h100}
+start_timeout: 1s
+command: echo never'
+	r=$("$PILOT" submit "$CLI_DIR/nowhere")
+	expect_status 0 "$(t 'pilot show of a run with a start_timeout')" "$PILOT" show "$r"
+	contains "$(t 'says when it fails')" "$OUT" "fails if   1s queued with no agent that could take it"
+	wait_state "$r" failed
+	equals "$(t 'no agent has its labels: it fails after its start_timeout (no_agent)')" \
+		"$(run_field "$r" 'j["reason"] + " " + str(j["attempt_count"])')" "no_agent 0"
+	contains "$(t 'saying why')" "$(run_field "$r" 'j["message"]')" "within its start_timeout (1s)"
 	expect_status 2 "$(t 'an unknown subcommand')" "$PILOT" agents nope
 	expect_status 0 "$(t 'pilot agents list')" "$PILOT" agents list
 	contains "$(t 'lists A')" "$OUT" "$a"

@@ -115,7 +115,8 @@ static const char full_spec[] =
 	"ignore: [data/raw/, \"*.tmp\"]\n"
 	"priority: 80\n"
 	"concurrency: {group: gpu-train, max: 2}\n"
-	"skip_duplicate: true\n";
+	"skip_duplicate: true\n"
+	"start_timeout: 10m\n";
 
 static void test_all_fields(void **state)
 {
@@ -164,6 +165,7 @@ static void test_all_fields(void **state)
 	assert_string_equal(s->concurrency_group, "gpu-train");
 	assert_int_equal(s->concurrency_max, 2);
 	assert_true(s->skip_duplicate);
+	assert_int_equal(s->start_timeout_ms, 600000);
 	pilot_spec_free(s);
 }
 
@@ -299,6 +301,7 @@ static void test_value_errors(void **state)
 		 "a-z, 0-9, '.', '_' and '-'");
 	load_err("name: x\nconcurrency: {group: g, limit: 2}\n",
 		 "pilot.yaml:2:25: concurrency: unknown key 'limit'");
+	load_err("name: x\nstart_timeout: 0s\n", "pilot.yaml:2:16: start_timeout: must be longer than 0");
 	load_err("name: x\nskip_duplicate: maybe\n",
 		 "pilot.yaml:2:17: skip_duplicate: expected true or false, not 'maybe'");
 	load_err("name: x\nconcurrency: [a]\n",
@@ -661,6 +664,7 @@ static void assert_spec_equal(const struct pilot_spec *a, const struct pilot_spe
 		assert_string_equal(a->concurrency_group, b->concurrency_group);
 	assert_int_equal(a->concurrency_max, b->concurrency_max);
 	assert_int_equal(a->skip_duplicate, b->skip_duplicate);
+	assert_int_equal(a->start_timeout_ms, b->start_timeout_ms);
 }
 
 static void round_trip(const char *yaml)
@@ -696,7 +700,7 @@ static void test_json_normal_form(void **state)
 		"\"retry\":{\"max_attempts\":3,\"on\":[\"timeout\"],\"backoff\":1.5,\"max_backoff\":600},"
 		"\"requires\":{\"gpu\":\"a100\",\"zone\":\"3\",\"kubernetes.io/arch\":\"amd64\"},"
 		"\"artifacts\":[\"outputs/**\",\"*.pt\"],\"ignore\":[\"data/raw/\",\"*.tmp\"],\"priority\":80,"
-		"\"concurrency\":{\"group\":\"gpu-train\",\"max\":2},\"skip_duplicate\":true}");
+		"\"concurrency\":{\"group\":\"gpu-train\",\"max\":2},\"skip_duplicate\":true,\"start_timeout\":600}");
 	free(j);
 	pilot_spec_free(s);
 
@@ -708,7 +712,7 @@ static void test_json_normal_form(void **state)
 		"\"resources\":{\"cpus\":null,\"memory\":null,\"gpus\":0,\"shm\":null},\"timeout\":null,"
 		"\"retry\":{\"max_attempts\":1,\"on\":[\"exit_code\",\"timeout\"],\"backoff\":5,\"max_backoff\":300},"
 		"\"requires\":{},\"artifacts\":[],\"ignore\":[],\"priority\":50,\"concurrency\":null,"
-		"\"skip_duplicate\":false}");
+		"\"skip_duplicate\":false,\"start_timeout\":null}");
 	free(j);
 	pilot_spec_free(s);
 
