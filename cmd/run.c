@@ -145,6 +145,18 @@ static int choose_runtime(struct pilot_ctx *ctx, const struct opts *o, const str
 	return open_runtime(kind, rt);
 }
 
+/* The local store pilot run records in, and its data directory (the config's
+ * data_dir, else PILOT_DATA_DIR, else the default). */
+static int open_store(struct pilot_ctx *ctx, struct pilot_api **api, char **data_dir)
+{
+	const char *dd = pilot_config_get(ctx->config, "data_dir", NULL);
+	if (pilot_api_open_local(dd, NULL, api) < 0)
+		return -1;
+	*data_dir = dd ? pilot_xstrdup(dd) : (getenv("PILOT_DATA_DIR") ? pilot_xstrdup(getenv("PILOT_DATA_DIR"))
+								      : pilot_data_home());
+	return 0;
+}
+
 /* Where an attempt's output goes and how it is stopped: foreground (the single run
  * pilot run shows) takes Ctrl-C itself; a pipeline's job is canceled through ctl. */
 struct attempt_io {
@@ -494,11 +506,8 @@ static int run_pipeline(struct pilot_ctx *ctx, const struct opts *o, const char 
 			preq.jobs[i].needs[preq.jobs[i].nneeds++] = p->jobs[i].needs[k];
 		preq.njobs++;
 	}
-	const char *dd = pilot_config_get(ctx->config, "data_dir", NULL);
-	if (pilot_api_open_local(dd, NULL, &api) < 0)
+	if (open_store(ctx, &api, &data_dir) < 0)
 		goto fail;
-	data_dir = dd ? pilot_xstrdup(dd) : (getenv("PILOT_DATA_DIR") ? pilot_xstrdup(getenv("PILOT_DATA_DIR"))
-								     : pilot_data_home());
 	char sha[65];
 	if (project_put_bundle(ctx, api, project, p->jobs[0].spec, sha) < 0)
 		goto fail;
@@ -590,11 +599,8 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	if (choose_runtime(ctx, o, spec, &rt) < 0)
 		goto fail;
 
-	const char *dd = pilot_config_get(ctx->config, "data_dir", NULL);
-	if (pilot_api_open_local(dd, NULL, &api) < 0)
+	if (open_store(ctx, &api, &data_dir) < 0)
 		goto fail;
-	data_dir = dd ? pilot_xstrdup(dd) : (getenv("PILOT_DATA_DIR") ? pilot_xstrdup(getenv("PILOT_DATA_DIR"))
-								     : pilot_data_home());
 	char sha[65];
 	if (project_put_bundle(ctx, api, project, spec, sha) < 0)
 		goto fail;
@@ -635,7 +641,7 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 			dup2(null, STDERR_FILENO);
 			struct pilot_api *capi = NULL;
 			int st = EXIT_PILOT;
-			if (pilot_api_open_local(dd, NULL, &capi) >= 0)
+			if (pilot_api_open_local(pilot_config_get(ctx->config, "data_dir", NULL), NULL, &capi) >= 0)
 				st = execute_one(ctx, o, capi, rt, data_dir, run.id, agent, false);
 			pilot_api_close(capi);
 			_exit(st);

@@ -146,25 +146,22 @@ static int insert_array(struct pilot_store *st, const struct pilot_array_request
 	return r;
 }
 
-int pilot_store_submit_array(struct pilot_store *st, const struct pilot_array_request *req, struct pilot_array *out)
+/* The shared end of a group's submit: at most once per idempotency key (hash: of the
+ * payload), insert() the group, read it back (out). 1 for a replay. */
+typedef int (*insert_group_fn)(struct pilot_store *st, const void *req, const char *submitter,
+			       char id[PILOT_ID_SIZE]);
+
+static int submit_group(struct pilot_store *st, const char *key, const char *hash, const char *submitter,
+			insert_group_fn insert, const void *req, struct pilot_array *out)
 {
-	STORE_LOCKED(st);
-	int r = validate_array(st, req);
-	if (r < 0)
-		return r;
-	const char *key = req->base.idempotency_key;
-	char hash[65] = "";
-	if (key)
-		array_hash(req, hash);
-	const char *submitter = req->base.submitter && *req->base.submitter ? req->base.submitter : st->actor;
 	char id[PILOT_ID_SIZE];
-	int replay = 0;
+	int replay = 0, r;
 	struct pilot_array a = { 0 };
 	if ((r = db_begin(st, true)) < 0)
 		return r;
 	if (key && (replay = r = store_idempotency_lookup(st, key, hash, id)) < 0)
 		goto fail;
-	if (!replay && ((r = insert_array(st, req, submitter, id)) < 0 ||
+	if (!replay && ((r = insert(st, req, submitter, id)) < 0 ||
 			(key && (r = store_idempotency_record(st, key, hash, id)) < 0)))
 		goto fail;
 	if ((r = load_array(st, id, &a)) < 0 || (r = db_commit(st)) < 0) {
@@ -179,6 +176,25 @@ int pilot_store_submit_array(struct pilot_store *st, const struct pilot_array_re
 fail:
 	db_rollback(st);
 	return r;
+}
+
+static int insert_array_req(struct pilot_store *st, const void *req, const char *submitter, char id[PILOT_ID_SIZE])
+{
+	return insert_array(st, req, submitter, id);
+}
+
+int pilot_store_submit_array(struct pilot_store *st, const struct pilot_array_request *req, struct pilot_array *out)
+{
+	STORE_LOCKED(st);
+	int r = validate_array(st, req);
+	if (r < 0)
+		return r;
+	const char *key = req->base.idempotency_key;
+	char hash[65] = "";
+	if (key)
+		array_hash(req, hash);
+	const char *submitter = req->base.submitter && *req->base.submitter ? req->base.submitter : st->actor;
+	return submit_group(st, key, hash, submitter, insert_array_req, req, out);
 }
 
 
@@ -284,6 +300,12 @@ static int insert_pipeline(struct pilot_store *st, const struct pilot_pipeline_r
 	return r;
 }
 
+static int insert_pipeline_req(struct pilot_store *st, const void *req, const char *submitter,
+			       char id[PILOT_ID_SIZE])
+{
+	return insert_pipeline(st, req, submitter, id);
+}
+
 int pilot_store_submit_pipeline(struct pilot_store *st, const struct pilot_pipeline_request *req,
 				struct pilot_array *out)
 {
@@ -296,28 +318,7 @@ int pilot_store_submit_pipeline(struct pilot_store *st, const struct pilot_pipel
 	if (key)
 		pipeline_hash(req, hash);
 	const char *submitter = req->submitter && *req->submitter ? req->submitter : st->actor;
-	char id[PILOT_ID_SIZE];
-	int replay = 0;
-	struct pilot_array a = { 0 };
-	if ((r = db_begin(st, true)) < 0)
-		return r;
-	if (key && (replay = r = store_idempotency_lookup(st, key, hash, id)) < 0)
-		goto fail;
-	if (!replay && ((r = insert_pipeline(st, req, submitter, id)) < 0 ||
-			(key && (r = store_idempotency_record(st, key, hash, id)) < 0)))
-		goto fail;
-	if ((r = load_array(st, id, &a)) < 0 || (r = db_commit(st)) < 0) {
-		pilot_array_clear(&a);
-		goto fail;
-	}
-	if (out)
-		*out = a;
-	else
-		pilot_array_clear(&a);
-	return replay;
-fail:
-	db_rollback(st);
-	return r;
+	return submit_group(st, key, hash, submitter, insert_pipeline_req, req, out);
 }
 
 /* An array ('x...') or a pipeline ('p...'). */

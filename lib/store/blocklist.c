@@ -60,32 +60,8 @@ int store_blocklist_note(struct pilot_store *st, const char *run_id, int attempt
 			       PILOT_RUN_RUNNING);
 }
 
-/* Whether a live agent other than agent has labels that satisfy want_text. */
-static int other_agent_matches(struct pilot_store *st, const char *agent, const char *want_text, bool *out)
-{
-	static const char sql[] = "SELECT labels_json FROM agents WHERE name != ?1 AND left_ms IS NULL "
-				  "AND last_seen_ms > ?2";
-	sqlite3_stmt *s = db_stmt(st, sql);
-	if (!s)
-		return pilot_error_code();
-	bind_text(s, 1, agent);
-	bind_int(s, 2, store_now() - st->opt.lease_ttl_ms);
-	struct pilot_kvs want;
-	kvs_from_text(want_text, &want, true);
-	int rc;
-	*out = false;
-	while (!*out && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct pilot_kvs have;
-		kvs_from_text(col_text(s, 0), &have, true);
-		*out = pilot_kvs_satisfies(&have, &want);
-		pilot_kvs_clear(&have);
-	}
-	if (*out)
-		rc = SQLITE_DONE;
-	sqlite3_reset(s);
-	pilot_kvs_clear(&want);
-	return rc == SQLITE_DONE ? 0 : db_error(st, "cannot read the agents");
-}
+static int agents_for(struct pilot_store *st, const char *except, const char *name, const char *want_text,
+		      int *matching, struct pilot_buf *blocked, int *nblocked);
 
 int store_best_for_agent(struct pilot_store *st, const char *agent, const char *requires_text, int64_t *prio,
 			 char id[PILOT_ID_SIZE])
@@ -119,8 +95,9 @@ int store_best_for_agent(struct pilot_store *st, const char *agent, const char *
 		if (rc == SQLITE_ROW && pass == 0)
 			return 1;
 		if (rc == SQLITE_ROW) {
-			bool others;
-			int r = other_agent_matches(st, agent, requires_text, &others);
+			_cleanup_buf_ struct pilot_buf none = PILOT_BUF_INIT;
+			int others = 0, nblocked = 0;
+			int r = agents_for(st, agent, NULL, requires_text, &others, &none, &nblocked);
 			return r < 0 ? r : others ? 0 : 1;
 		}
 		if (pass == 0 && st->opt.retry_elsewhere_ms <= 0)
@@ -129,19 +106,22 @@ int store_best_for_agent(struct pilot_store *st, const char *agent, const char *
 	return 0;
 }
 
-/* Of the live agents whose labels satisfy want_text, how many there are and which of
- * them are blocklisted for name (their names, comma-separated, in blocked). */
-static int agents_for(struct pilot_store *st, const char *name, const char *want_text, int *matching,
-		      struct pilot_buf *blocked, int *nblocked)
+/* Of the live agents (but except, when given) whose labels satisfy want_text, how many
+ * there are and which of them are blocklisted for name (NULL: none counts as blocked;
+ * their names, comma-separated, in blocked). */
+static int agents_for(struct pilot_store *st, const char *except, const char *name, const char *want_text,
+		      int *matching, struct pilot_buf *blocked, int *nblocked)
 {
 	static const char sql[] =
 		"SELECT a.name, a.labels_json, EXISTS (SELECT 1 FROM blocklist b WHERE b.agent = a.name AND b.name = ?2 "
-		"AND b.blocked_ms IS NOT NULL) FROM agents a WHERE a.left_ms IS NULL AND a.last_seen_ms > ?1";
+		"AND b.blocked_ms IS NOT NULL) FROM agents a WHERE a.left_ms IS NULL AND a.last_seen_ms > ?1 "
+		"AND (?3 IS NULL OR a.name != ?3)";
 	sqlite3_stmt *s = db_stmt(st, sql);
 	if (!s)
 		return pilot_error_code();
 	bind_int(s, 1, store_now() - st->opt.lease_ttl_ms);
 	bind_text(s, 2, name);
+	bind_text(s, 3, except);
 	struct pilot_kvs want;
 	kvs_from_text(want_text, &want, true);
 	int rc;
@@ -202,7 +182,7 @@ int store_fail_unplaceable(struct pilot_store *st, int *changed)
 			_cleanup_buf_ struct pilot_buf who = PILOT_BUF_INIT;
 			int matching = 0, nblocked = 0;
 			if (r == 0)
-				r = agents_for(st, blocked_names[i], runs[k].requires ? runs[k].requires : "", &matching, &who,
+				r = agents_for(st, NULL, blocked_names[i], runs[k].requires ? runs[k].requires : "", &matching, &who,
 					       &nblocked);
 			if (r == 0 && matching > 0 && nblocked == matching) {
 				_cleanup_free_ char *msg = pilot_xasprintf(
@@ -250,7 +230,7 @@ int store_fail_unstarted(struct pilot_store *st, int64_t now, int *changed)
 		_cleanup_buf_ struct pilot_buf who = PILOT_BUF_INIT;
 		int matching = 0, nblocked = 0;
 		if (r == 0)
-			r = agents_for(st, runs[i].name ? runs[i].name : "", runs[i].requires ? runs[i].requires : "",
+			r = agents_for(st, NULL, runs[i].name ? runs[i].name : "", runs[i].requires ? runs[i].requires : "",
 				       &matching, &who, &nblocked);
 		if (r == 0 && matching > nblocked) {
 			/* One could take it: it waits its turn, the clock starts again. */
