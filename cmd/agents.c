@@ -1,6 +1,7 @@
 /* pilot agents: the agents the server (or the local store) knows, with their labels,
- * state (idle, busy, lost, gone), the runs they hold and when they were last seen;
- * pilot agents blocklist: the agents blocked from runs of a name, and clearing them. */
+ * state, the runs they hold and when they were last seen; show, drain, resume, sleep,
+ * wake, shutdown and forget one; pilot agents blocklist: the agents blocked from runs
+ * of a name, and clearing them. */
 #include <string.h>
 
 #include <jansson.h>
@@ -13,13 +14,16 @@ struct opts {
 	const char *output;
 	bool all;
 	bool clear;
+	bool now;
 };
 
 static const struct pilot_opt options[] = {
 	{ OPT_STRING, 'o', "output", "FORMAT", "table (default) or json", offsetof(struct opts, output), "table json" },
-	{ OPT_FLAG, 'a', "all", NULL, "also list the agents that stopped (gone)", offsetof(struct opts, all), NULL },
+	{ OPT_FLAG, 'a', "all", NULL, "also list the agents that stopped (offline)", offsetof(struct opts, all), NULL },
 	{ OPT_FLAG, 0, "clear", NULL, "blocklist: clear the entries of AGENT (and NAME), or every entry",
 	  offsetof(struct opts, clear), NULL },
+	{ OPT_FLAG, 0, "now", NULL, "drain, sleep, shutdown: also stop the running jobs and requeue their runs",
+	  offsetof(struct opts, now), NULL },
 	OPT_END_ROW,
 };
 
@@ -97,31 +101,136 @@ static int blocklist(struct pilot_ctx *ctx, struct pilot_api *api, const struct 
 	return EXIT_OK;
 }
 
+static void print_agent(const struct pilot_agent_info *a)
+{
+	int64_t now = pilot_now_ms();
+	_cleanup_buf_ struct pilot_buf labels = PILOT_BUF_INIT, runs = PILOT_BUF_INIT;
+	join_labels(&a->labels, &labels);
+	join_runs(a, &runs);
+	char seen[16], first[16];
+	pilot_format_age(a->last_seen_ms, now, seen, sizeof(seen));
+	pilot_format_age(a->first_seen_ms, now, first, sizeof(first));
+	printf("agent    %s\n", a->name);
+	printf("state    %s\n", pilot_agent_state_name(a->state));
+	if (a->control) {
+		char when[16];
+		pilot_format_age(a->control_ms, now, when, sizeof(when));
+		printf("told     %s, %s ago by %s\n", pilot_agent_control_name(a->control), when,
+		       a->control_by ? a->control_by : "?");
+	}
+	printf("runs     %s\n", pilot_buf_str(&runs));
+	printf("slots    %zu/%d\n", a->nruns, a->capacity);
+	printf("labels   %s\n", pilot_buf_str(&labels));
+	printf("version  %s\n", a->version ? a->version : "-");
+	printf("seen     %s ago (first %s ago)\n", seen, first);
+}
+
+/* What each action does, for its confirmation. */
+static const char *done_note(const char *action, bool now)
+{
+	static const struct {
+		const char *action, *lazy, *now;
+	} notes[] = {
+		{ "drain", "takes no more runs; its running jobs finish", "takes no more runs; its running jobs are stopped and their runs requeued" },
+		{ "sleep", "is asleep: it takes no runs until woken; its running jobs finish", "is asleep: its running jobs are stopped and their runs requeued" },
+		{ "shutdown", "stops once its running jobs end", "stops now: its running jobs are stopped and their runs requeued" },
+		{ "resume", "takes runs again", NULL },
+		{ "wake", "takes runs again", NULL },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(notes); i++)
+		if (!strcmp(notes[i].action, action))
+			return now && notes[i].now ? notes[i].now : notes[i].lazy;
+	return "";
+}
+
+/* pilot agents ACTION NAME... */
+static int control(struct pilot_ctx *ctx, struct pilot_api *api, const struct opts *o, bool json, const char *action,
+		   int argc, char **argv)
+{
+	int status = EXIT_OK;
+	json_t *all = json ? json_array() : NULL;
+	for (int i = 0; i < argc; i++) {
+		struct pilot_agent_info a = { 0 };
+		if (pilot_api_control_agent(api, argv[i], action, o->now, NULL, &a) < 0) {
+			status = cmd_fail(ctx, EXIT_FAIL);
+			continue;
+		}
+		if (json && a.name)
+			json_array_append_new(all, pilot_agent_info_to_json(&a));
+		else if (!json && !strcmp(action, "forget"))
+			printf("agent %s forgotten\n", argv[i]);
+		else if (!json)
+			printf("agent %s %s (%s)\n", a.name, done_note(action, o->now), pilot_agent_state_name(a.state));
+		pilot_agent_info_clear(&a);
+	}
+	if (json)
+		print_json(json_pack("{s:o}", "agents", all));
+	return status;
+}
+
+static bool is_action(const char *w)
+{
+	static const char *const actions[] = { "drain", "resume", "sleep", "wake", "shutdown", "forget" };
+	for (size_t i = 0; i < ARRAY_SIZE(actions); i++)
+		if (!strcmp(w, actions[i]))
+			return true;
+	return false;
+}
+
 static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 {
 	struct opts *o = optsp;
 	bool json = false;
 	if (o->output && !(json = !strcmp(o->output, "json")) && strcmp(o->output, "table"))
 		return cmd_usage_error(ctx, "unknown output format '%s' (expected table or json)", o->output);
-	bool block = argc > 0 && !strcmp(argv[0], "blocklist");
-	if (argc > 0 && !block && strcmp(argv[0], "list"))
-		return cmd_usage_error(ctx, "unknown subcommand '%s' (expected list or blocklist)", argv[0]);
-	if (!block && (argc > 1 || o->clear))
-		return cmd_usage_error(ctx, "%s", o->clear ? "--clear is for 'pilot agents blocklist'"
-							 : "'pilot agents list' takes no arguments");
+	const char *sub = argc > 0 ? argv[0] : "list";
+	bool block = !strcmp(sub, "blocklist"), show = !strcmp(sub, "show"), act = is_action(sub);
+	if (!block && !show && !act && strcmp(sub, "list")) {
+		static const char *const subs[] = { "list", "show", "drain", "resume", "sleep", "wake", "shutdown", "forget",
+						    "blocklist" };
+		const char *s = pilot_suggest(sub, subs, ARRAY_SIZE(subs));
+		return cmd_usage_error(ctx, "unknown subcommand '%s'%s%s%s (expected list, show, drain, resume, sleep, "
+					    "wake, shutdown, forget or blocklist)", sub, s ? " (did you mean '" : "",
+				       s ? s : "", s ? "'?)" : "");
+	}
+	if (o->clear && !block)
+		return cmd_usage_error(ctx, "--clear is for 'pilot agents blocklist'");
+	if (o->now && strcmp(sub, "drain") && strcmp(sub, "sleep") && strcmp(sub, "shutdown"))
+		return cmd_usage_error(ctx, "--now is for 'pilot agents drain', 'sleep' and 'shutdown'");
+	if (!strcmp(sub, "list") && argc > 1)
+		return cmd_usage_error(ctx, "'pilot agents list' takes no arguments");
+	if ((show || act) && argc < 2)
+		return cmd_usage_error(ctx, "'pilot agents %s' needs the name of an agent", sub);
+	if (show && argc > 2)
+		return cmd_usage_error(ctx, "'pilot agents show' takes one agent");
+	if (block && argc > 3)
+		return cmd_usage_error(ctx, "'pilot agents blocklist' takes at most AGENT and NAME");
 
 	_cleanup_api_ struct pilot_api *api = NULL;
 	if (pilot_api_open_from_config(ctx->config, &api) < 0)
 		return cmd_fail(ctx, EXIT_FAIL);
 	if (block)
 		return blocklist(ctx, api, o, json, argc - 1, argv + 1);
+	if (act)
+		return control(ctx, api, o, json, sub, argc - 1, argv + 1);
+	if (show) {
+		struct pilot_agent_info a = { 0 };
+		if (pilot_api_get_agent(api, argv[1], &a) < 0)
+			return cmd_fail(ctx, EXIT_FAIL);
+		if (json)
+			print_json(pilot_agent_info_to_json(&a));
+		else
+			print_agent(&a);
+		pilot_agent_info_clear(&a);
+		return EXIT_OK;
+	}
 	struct pilot_agent_list l = { 0 };
 	if (pilot_api_list_agents(api, &l) < 0)
 		return cmd_fail(ctx, EXIT_FAIL);
-	/* Keep what is shown: gone agents only with --all. */
+	/* Keep what is shown: offline agents only with --all. */
 	size_t n = 0;
 	for (size_t i = 0; i < l.n; i++) {
-		if (!o->all && l.items[i].state == PILOT_AGENT_GONE) {
+		if (!o->all && l.items[i].state == PILOT_AGENT_OFFLINE) {
 			pilot_agent_info_clear(&l.items[i]);
 			continue;
 		}
@@ -163,13 +272,18 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 
 const struct pilot_cmd cmd_agents = {
 	.name = "agents",
-	.summary = "list the agents and what they run, and the blocklist",
-	.args = "[list | blocklist [AGENT [NAME]]]",
+	.summary = "list, inspect and control the agents; the blocklist",
+	.args = "[list | show AGENT | drain|resume|sleep|wake|shutdown|forget AGENT... | blocklist [AGENT [NAME]]]",
 	.description =
-		"Columns: NAME, STATE (idle, busy, lost: not seen for a lease TTL, gone: stopped),\n"
-		"RUNS (the runs it holds live attempts of), LABELS, SLOTS (runs held / capacity),\n"
-		"VERSION and LAST SEEN. With a server configured the agents are the server's;\n"
-		"otherwise those of the local store.\n"
+		"Columns: NAME, STATE (idle, busy, draining, drained, asleep, lost: not seen for\n"
+		"a lease TTL, offline: stopped), RUNS (the runs it holds live attempts of),\n"
+		"LABELS, SLOTS (runs held / capacity), VERSION and LAST SEEN. With a server\n"
+		"configured the agents are the server's; otherwise those of the local store.\n"
+		"'show AGENT' prints one agent. 'drain' stops an agent taking runs (its running\n"
+		"jobs finish; with --now they are stopped and their runs requeued) until 'resume';\n"
+		"'sleep' and 'wake' do the same, shown as asleep; 'shutdown' makes the agent exit\n"
+		"once its jobs end (--now: at once, requeueing them); 'forget' removes an offline\n"
+		"or lost agent that runs nothing. Each takes one or more agents.\n"
 		"'pilot agents blocklist' lists, per agent and run name, the failures in a row\n"
 		"counted and whether the agent is blocked from runs of that name (after 3, the\n"
 		"server's PILOT_BLOCKLIST_AFTER); --clear AGENT [NAME] clears entries (without\n"
@@ -177,8 +291,8 @@ const struct pilot_cmd cmd_agents = {
 	.opts = options,
 	.opts_size = sizeof(struct opts),
 	.min_args = 0,
-	.max_args = 3,
-	.complete_args = "list blocklist",
+	.max_args = -1,
+	.complete_args = "list show drain resume sleep wake shutdown forget blocklist",
 	.flags = CMD_NEEDS_CONFIG,
 	.run = run,
 };

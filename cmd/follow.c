@@ -122,15 +122,16 @@ void queued_note(struct pilot_ctx *ctx, struct pilot_api *api, const char *run_i
 		pilot_run_clear(&run);
 		return;
 	}
-	size_t live = 0, match = 0, idle = 0, shown = 0;
+	size_t live = 0, match = 0, idle = 0, told = 0, shown = 0;
 	for (size_t i = 0; i < l.n; i++) {
 		const struct pilot_agent_info *a = &l.items[i];
-		if (a->state == PILOT_AGENT_GONE || a->state == PILOT_AGENT_LOST)
+		if (a->state == PILOT_AGENT_OFFLINE || a->state == PILOT_AGENT_LOST)
 			continue;
 		live++;
 		if (pilot_kvs_satisfies(&a->labels, &run.requires)) {
 			match++;
 			idle += a->state == PILOT_AGENT_IDLE;
+			told += a->control != PILOT_CONTROL_NONE;
 		} else if (shown++ < 5) {
 			pilot_buf_printf(&others, "%s%s (", shown > 1 ? ", " : "", a->name);
 			kvs_text(&a->labels, &others);
@@ -146,6 +147,10 @@ void queued_note(struct pilot_ctx *ctx, struct pilot_api *api, const char *run_i
 	else if (!match)
 		pilot_buf_printf(&msg, "run %s is queued: no connected agent matches requires %s (%zu agent%s: %s%s)",
 				 run.id, req.data, live, live == 1 ? "" : "s", others.data, shown > 5 ? ", ..." : "");
+	else if (told == match)
+		pilot_buf_printf(&msg, "run %s is queued: the %zu agent%s that could take it %s drained, asleep or "
+				       "shutting down (pilot agents resume NAME)", run.id, match, match == 1 ? "" : "s",
+				 match == 1 ? "is" : "are");
 	else if (!idle)
 		pilot_buf_printf(&msg, "run %s is queued: the %zu agent%s that can take it %s busy", run.id, match,
 				 match == 1 ? "" : "s", match == 1 ? "is" : "are");

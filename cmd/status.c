@@ -77,7 +77,10 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 						     PILOT_RUN_SKIPPED };
 	counts_line("runs", &s, active, ARRAY_SIZE(active), extra);
 	counts_line("finished", &s, done, ARRAY_SIZE(done), NULL);
-	printf("%-9s %d idle, %d busy, %d lost\n", "agents", s.agents_idle, s.agents_busy, s.agents_lost);
+	printf("%-9s %d idle, %d busy, %d lost", "agents", s.agents_idle, s.agents_busy, s.agents_lost);
+	if (s.agents_paused)
+		printf(", %d drained or asleep", s.agents_paused);
+	putchar('\n');
 	pilot_status_clear(&s);
 	return EXIT_OK;
 }

@@ -152,13 +152,15 @@ struct pilot_agent_stats {
 	int64_t first_claim_ms;       /* monotonic time the first claim request went out */
 	bool idle_timeout;            /* it ended because nothing came */
 	bool stopped;                 /* pilot_agent_stop() ended it */
+	bool shutdown;                /* the server told it to shut down (pilot agents shutdown) */
 };
 
 /* Check the options, take the work directory (one agent per name and directory: a
  * second one gets PILOT_ECONFLICT) and clear what a crashed predecessor left: its
  * attempt directories, host jobs and containers (by the owner label). */
 int pilot_agent_new(const struct pilot_agent_opts *opts, struct pilot_agent **out);
-/* Claim and run until max_jobs runs were handed over, the idle timeout, a stop, or a
+/* Claim and run until max_jobs runs were handed over, the idle timeout, a stop, the
+ * server telling it to shut down (once its running jobs end), or a
  * claim error that retrying cannot fix (authentication, a refused name or label: the
  * return value then, after the running jobs ended). Returns 0 otherwise; stats may be
  * NULL. Call it once. */

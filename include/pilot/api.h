@@ -87,6 +87,15 @@ struct pilot_api_ops {
 			    struct pilot_artifact *meta);
 	int (*get_metrics)(struct pilot_api *api, const char *run, int attempt, struct pilot_metric_list *out);
 	int (*list_agents)(struct pilot_api *api, struct pilot_agent_list *out);
+	int (*get_agent)(struct pilot_api *api, const char *name, struct pilot_agent_info *out);
+	/* Tell an agent what to do: "drain" (take no more runs), "sleep" (the same, shown
+	 * as asleep), "shutdown" (stop once its jobs end; said on its next claim), "resume"
+	 * and "wake" (take runs again), "forget" (remove an offline or lost agent that runs
+	 * nothing, and its blocklist entries). With now (drain, sleep, shutdown) its running
+	 * jobs are stopped too and their runs requeued. out (optional) gets the agent
+	 * afterwards (zeroed after forget). actor NULL = the transport's caller. */
+	int (*control_agent)(struct pilot_api *api, const char *name, const char *action, bool now, const char *actor,
+			     struct pilot_agent_info *out);
 	/* The blocklist: agents blocked from runs of a name, and the failures counted. */
 	int (*list_blocklist)(struct pilot_api *api, struct pilot_block_list *out);
 	/* Clear the entries of agent (NULL = every agent) for name (NULL = every name);
@@ -171,6 +180,9 @@ int pilot_api_get_artifact(struct pilot_api *api, const char *run, const char *p
 			   struct pilot_artifact *meta);
 int pilot_api_get_metrics(struct pilot_api *api, const char *run, int attempt, struct pilot_metric_list *out);
 int pilot_api_list_agents(struct pilot_api *api, struct pilot_agent_list *out);
+int pilot_api_get_agent(struct pilot_api *api, const char *name, struct pilot_agent_info *out);
+int pilot_api_control_agent(struct pilot_api *api, const char *name, const char *action, bool now, const char *actor,
+			    struct pilot_agent_info *out);
 int pilot_api_list_blocklist(struct pilot_api *api, struct pilot_block_list *out);
 int pilot_api_clear_blocklist(struct pilot_api *api, const char *agent, const char *name, int *cleared);
 int pilot_api_status(struct pilot_api *api, struct pilot_status *out);
@@ -285,6 +297,8 @@ enum pilot_route_id {
 	PILOT_ROUTE_REGISTER_AGENT,
 	PILOT_ROUTE_LIST_AGENTS,
 	PILOT_ROUTE_AGENT_LEAVE,
+	PILOT_ROUTE_GET_AGENT,
+	PILOT_ROUTE_CONTROL_AGENT,
 	PILOT_ROUTE_LIST_BLOCKLIST,
 	PILOT_ROUTE_CLEAR_BLOCKLIST,
 	PILOT_ROUTE_HEARTBEAT,

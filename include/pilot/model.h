@@ -60,15 +60,31 @@ enum pilot_attempt_state {
 };
 #define PILOT_ATTEMPT_NSTATES 5
 
-/* Derived from last-seen and current attempts: lost = not seen for one lease TTL;
- * gone = said goodbye (pilot_api_agent_leave). */
+/* Derived from last-seen, current attempts and the control asked for: lost = not seen
+ * for one lease TTL; offline = said goodbye (pilot_api_agent_leave); draining = told to
+ * drain, sleep or shut down and still running jobs; drained / asleep = told so and
+ * running none. */
 enum pilot_agent_state {
 	PILOT_AGENT_IDLE = 0,
 	PILOT_AGENT_BUSY,
 	PILOT_AGENT_LOST,
-	PILOT_AGENT_GONE,
+	PILOT_AGENT_OFFLINE,
+	PILOT_AGENT_DRAINING,
+	PILOT_AGENT_DRAINED,
+	PILOT_AGENT_ASLEEP,
 };
-#define PILOT_AGENT_NSTATES 4
+#define PILOT_AGENT_NSTATES 7
+
+/* What an agent was told to do (pilot agents drain|sleep|shutdown; resume and wake
+ * clear it): it claims no runs meanwhile. A shutdown is answered on its next claim and
+ * ends with its goodbye; drain and sleep last until cleared, across restarts. */
+enum pilot_agent_control {
+	PILOT_CONTROL_NONE = 0,
+	PILOT_CONTROL_DRAIN,
+	PILOT_CONTROL_SLEEP,
+	PILOT_CONTROL_SHUTDOWN,
+};
+#define PILOT_CONTROL_N 4
 
 /* Names as used in JSON, the CLI and the store: "queued", "exit_code", ... The *_from_name
  * functions return 0 and set *out, or PILOT_EINVALID naming the word. */
@@ -84,6 +100,8 @@ const char *pilot_attempt_state_name(enum pilot_attempt_state s);
 int pilot_attempt_state_from_name(const char *name, enum pilot_attempt_state *out);
 const char *pilot_agent_state_name(enum pilot_agent_state s);
 int pilot_agent_state_from_name(const char *name, enum pilot_agent_state *out);
+const char *pilot_agent_control_name(enum pilot_agent_control c); /* "" for NONE */
+int pilot_agent_control_from_name(const char *name, enum pilot_agent_control *out);
 /* "queued,running" -> a PILOT_RUN_STATE_BIT set; also accepts "terminal" and "active"
  * (queued|waiting|running|canceling). */
 int pilot_run_states_parse(const char *list, unsigned *out);
@@ -266,6 +284,9 @@ struct pilot_agent_info {
 	size_t nruns;
 	int64_t first_seen_ms;
 	int64_t last_seen_ms;
+	enum pilot_agent_control control; /* asked for (ignored on register) */
+	int64_t control_ms;           /* when, 0 = never */
+	char *control_by;             /* who asked, or NULL */
 };
 
 /* An agent's failures of runs of one name in a row; once there were blocklist_after of
@@ -304,6 +325,7 @@ struct pilot_status {
 	int64_t counts[PILOT_RUN_NSTATES];
 	int64_t oldest_queued_ms;     /* created time of the oldest queued run, 0 = none */
 	int agents_idle, agents_busy, agents_lost;
+	int agents_paused;            /* drained or asleep (running nothing) */
 };
 
 /* ---- requests and replies --------------------------------------------------- */
@@ -477,6 +499,9 @@ struct pilot_claim {
 	char lease_token[65];
 	int64_t lease_ttl_ms;
 	int64_t lease_expires_ms;
+	/* When nothing was claimed: what the agent was told to do instead (drained, asleep:
+	 * keep asking; shutdown: stop after the jobs it runs). */
+	enum pilot_agent_control command;
 };
 void pilot_claim_clear(struct pilot_claim *c);
 
@@ -494,6 +519,9 @@ struct pilot_heartbeat_reply {
 	int64_t cancel_grace_ms;
 	int64_t lease_expires_ms;
 	int64_t lease_ttl_ms;
+	/* With cancel_requested: the stop is not the run's end; its agent was drained (or
+	 * put to sleep, or shut down) with --now and the run goes back to the queue. */
+	bool requeue;
 };
 
 /* How an attempt ended, as the agent reports it:

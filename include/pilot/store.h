@@ -51,7 +51,7 @@ struct pilot_local_options {
 };
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define PILOT_STORE_SCHEMA_VERSION 8
+#define PILOT_STORE_SCHEMA_VERSION 9
 
 /* Open DIR/pilot.db (creating DIR with mode 0700 and the file with 0600), migrate it,
  * check it (quick_check; a damaged file is refused, naming it). opts may be NULL; its
@@ -104,6 +104,10 @@ int pilot_store_get_artifact(struct pilot_store *st, const char *run, const char
 			     struct pilot_artifact *meta);
 int pilot_store_get_metrics(struct pilot_store *st, const char *run, int attempt, struct pilot_metric_list *out);
 int pilot_store_list_agents(struct pilot_store *st, struct pilot_agent_list *out);
+int pilot_store_get_agent(struct pilot_store *st, const char *name, struct pilot_agent_info *out);
+/* See pilot_api_ops.control_agent. */
+int pilot_store_agent_control(struct pilot_store *st, const char *name, const char *action, bool now,
+			      const char *actor, struct pilot_agent_info *out);
 int pilot_store_list_blocklist(struct pilot_store *st, struct pilot_block_list *out);
 int pilot_store_clear_blocklist(struct pilot_store *st, const char *agent, const char *name, int *cleared);
 int pilot_store_status(struct pilot_store *st, struct pilot_status *out);

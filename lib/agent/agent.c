@@ -62,6 +62,7 @@ struct pilot_agent {
 	int claim_fatal;              /* a claim error retrying cannot fix */
 	char fatal_msg[512];
 	int64_t backoff_until;
+	enum pilot_agent_control told; /* what the latest claim answer said instead of a run */
 	bool quit;                    /* the claimer must end (nobody may wait for it) */
 	/* the loop */
 	bool stopping;
@@ -269,6 +270,26 @@ static void collect_slot(struct pilot_agent *a, struct slot *s)
 
 /* ---- the claimer ----------------------------------------------------------------- */
 
+static void note_told(struct pilot_agent *a, enum pilot_agent_control c)
+{
+	switch (c) {
+	case PILOT_CONTROL_DRAIN:
+		pilot_log(PILOT_LOG_NOTICE, "drained by the server: taking no runs until 'pilot agents resume %s'", a->name);
+		break;
+	case PILOT_CONTROL_SLEEP:
+		pilot_log(PILOT_LOG_NOTICE, "put to sleep by the server: taking no runs until 'pilot agents wake %s'",
+			  a->name);
+		break;
+	case PILOT_CONTROL_SHUTDOWN:
+		pilot_log(PILOT_LOG_NOTICE, "the server asked this agent to shut down: stopping once its jobs end");
+		a->stats.shutdown = true;
+		break;
+	default:
+		pilot_log(PILOT_LOG_NOTICE, "resumed by the server: taking runs again");
+		break;
+	}
+}
+
 static bool claim_error_fatal(int r)
 {
 	return r == PILOT_EAUTH || r == PILOT_EFORBIDDEN || r == PILOT_EINVALID;
@@ -328,6 +349,9 @@ static void *claimer_main(void *arg)
 			break;
 		}
 		if (r > 0) {
+			if (a->told)
+				note_told(a, PILOT_CONTROL_NONE);
+			a->told = PILOT_CONTROL_NONE;
 			a->pending = c;
 			a->have_pending = true;
 			a->claimed++;
@@ -341,6 +365,9 @@ static void *claimer_main(void *arg)
 			if (warned)
 				pilot_log(PILOT_LOG_NOTICE, "claiming works again");
 			warned = false;
+			if (c.command != a->told)
+				note_told(a, c.command);
+			a->told = c.command;
 		} else if (claim_error_fatal(r)) {
 			a->claim_fatal = r;
 			snprintf(a->fatal_msg, sizeof(a->fatal_msg), "%s", pilot_error_last());
@@ -535,6 +562,10 @@ int pilot_agent_run(struct pilot_agent *a, struct pilot_agent_stats *stats)
 		int64_t now = pilot_mono_ms();
 		int running = running_jobs(a);
 		int64_t wake = now + 1000;
+		if (a->told == PILOT_CONTROL_SHUTDOWN && !a->stopping) {
+			a->stopping = true;
+			a->stop_at = now;
+		}
 		if (atomic_load(&a->hurry) && !hurried) {
 			cancel_jobs(a, true);
 			hurried = true;
@@ -588,7 +619,7 @@ int pilot_agent_run(struct pilot_agent *a, struct pilot_agent_stats *stats)
 	/* A shared api outlives us only until the caller closes it: wait for the claim
 	 * (at most a second) rather than leave it behind. */
 	bool inflight = a->claim_inflight && !a->o.api;
-	a->stats.stopped = a->stopping;
+	a->stats.stopped = a->stopping && !a->stats.shutdown;
 	if (stats)
 		*stats = a->stats;
 	pthread_mutex_unlock(&a->lock);

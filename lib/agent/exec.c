@@ -293,11 +293,11 @@ static int run_job(struct exec *e, const char *ws, struct pilot_exec_result *res
 	}
 	if (res->job.canceled) {
 		pthread_mutex_lock(&e->lock);
-		bool by_run = e->cancel_requested;
+		bool by_run = e->cancel_requested, requeue = e->requeue;
 		pthread_mutex_unlock(&e->lock);
 		char how[64], msg[sizeof(res->message)];
 		stop_note(&res->job, how, sizeof(how));
-		const char *who = by_run ? NULL : e->o->cancel_message;
+		const char *who = requeue ? "stopped to be requeued" : by_run ? NULL : e->o->cancel_message;
 		snprintf(msg, sizeof(msg), "%s%s%s", who ? who : "", who && *how ? ": " : "", how);
 		finish_with(res, PILOT_ATTEMPT_CANCELED, PILOT_REASON_CANCELED, *msg ? msg : NULL);
 	} else if (res->job.timed_out) {

@@ -55,6 +55,7 @@ struct exec {
 	bool stop;            /* superseded or lease lost: write nothing more */
 	enum pilot_exec_outcome fatal;
 	bool cancel_requested;
+	bool requeue;         /* ... to put the run back in the queue (agent drained at once) */
 	int64_t cancel_grace_ms; /* the grace the run's cancel asked for (PILOT_CANCEL_GRACE_AGENT) */
 	bool reporting;       /* a finish went out: its answer decides, not a heartbeat's */
 	int64_t last_renew;   /* monotonic ms */

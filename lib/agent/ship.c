@@ -165,7 +165,7 @@ void *exec_shipper(void *arg)
 /* The run's cancel, as a heartbeat brings it: the first one stops the job with the
  * grace it asked for (or the agent's own), a later one with a shorter grace hurries
  * the stop. Called with e->lock held. */
-static void heed_cancel(struct exec *e, int64_t grace_ms)
+static void heed_cancel(struct exec *e, int64_t grace_ms, bool requeue)
 {
 	if (grace_ms < 0)
 		grace_ms = PILOT_CANCEL_GRACE_AGENT;
@@ -175,8 +175,14 @@ static void heed_cancel(struct exec *e, int64_t grace_ms)
 	char d[32] = "the agent's own";
 	if (grace_ms >= 0)
 		pilot_format_duration(grace_ms, d, sizeof(d));
-	pilot_log(PILOT_LOG_NOTICE, "run %s: cancel %s (grace %s)", e->claim->run.id,
-		  e->cancel_requested ? "hurried" : "requested", d);
+	if (requeue && !e->cancel_requested)
+		pilot_log(PILOT_LOG_NOTICE, "run %s: stopping it to be requeued: this agent was told to stop at once "
+					    "(grace %s)", e->claim->run.id, d);
+	else
+		pilot_log(PILOT_LOG_NOTICE, "run %s: cancel %s (grace %s)", e->claim->run.id,
+			  e->cancel_requested ? "hurried" : "requested", d);
+	if (!e->cancel_requested)
+		e->requeue = requeue;
 	e->cancel_requested = true;
 	e->cancel_grace_ms = grace_ms;
 	if (e->ctl)
@@ -217,7 +223,7 @@ void *exec_heartbeat(void *arg)
 			e->last_renew = now;
 			next = pilot_mono_ms() + e->heartbeat_ms;
 			if (reply.cancel_requested)
-				heed_cancel(e, reply.cancel_grace_ms);
+				heed_cancel(e, reply.cancel_grace_ms, reply.requeue);
 		} else if (exec_superseded(r, -1) && e->reporting) {
 			/* Maybe our own finish got through and only its answer was lost: the
 			 * replay of the finish tells. */

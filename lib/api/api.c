@@ -100,6 +100,17 @@ int pilot_api_list_agents(struct pilot_api *api, struct pilot_agent_list *out)
 	return api->ops->list_agents(api, out);
 }
 
+int pilot_api_get_agent(struct pilot_api *api, const char *name, struct pilot_agent_info *out)
+{
+	return api->ops->get_agent(api, name, out);
+}
+
+int pilot_api_control_agent(struct pilot_api *api, const char *name, const char *action, bool now, const char *actor,
+			    struct pilot_agent_info *out)
+{
+	return api->ops->control_agent(api, name, action, now, actor, out);
+}
+
 int pilot_api_status(struct pilot_api *api, struct pilot_status *out)
 {
 	return api->ops->status(api, out);

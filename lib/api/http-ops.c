@@ -328,6 +328,44 @@ static int h_list_agents(struct pilot_api *api, struct pilot_agent_list *out)
 	return http_call_model(H(api), &c, NULL, out);
 }
 
+static int h_get_agent(struct pilot_api *api, const char *name, struct pilot_agent_info *out)
+{
+	struct http_call c;
+	http_call_route(&c, PILOT_ROUTE_GET_AGENT, name, NULL);
+	return http_call_model(H(api), &c, NULL, out);
+}
+
+static int h_control_agent(struct pilot_api *api, const char *name, const char *action, bool now,
+			   const char *actor, struct pilot_agent_info *out)
+{
+	struct http_api *h = H(api);
+	struct http_call c;
+	http_call_route(&c, PILOT_ROUTE_CONTROL_AGENT, name, action);
+	json_t *j = json_object();
+	if (actor && *actor)
+		json_object_set_new(j, "actor", json_string(actor));
+	if (now)
+		json_object_set_new(j, "now", json_true());
+	_cleanup_free_ char *body = NULL;
+	http_body_json(&c, j, &body);
+	json_decref(j);
+	/* forget answers 204: there is no agent left to show. */
+	bool forget = action && !strcmp(action, "forget");
+	json_t *res = NULL;
+	int r = http_call_json(h, &c, forget ? NULL : &res);
+	http_call_clear(&c);
+	if (r < 0)
+		return r;
+	struct pilot_agent_info tmp = { 0 };
+	if (res)
+		r = pilot_agent_info_from_json(res, out ? out : &tmp);
+	else if (out)
+		memset(out, 0, sizeof(*out));
+	pilot_agent_info_clear(&tmp);
+	json_decref(res);
+	return r;
+}
+
 static int h_list_blocklist(struct pilot_api *api, struct pilot_block_list *out)
 {
 	struct http_call c;
@@ -438,6 +476,13 @@ static int h_claim(struct pilot_api *api, const struct pilot_claim_request *req,
 	json_decref(j);
 	int r = http_perform(h, &c);
 	if (r == 0 && c.status == 204) {
+		/* Nothing claimed: what the agent was told instead, if anything. */
+		const char *told = http_header(&c, "pilot-agent-control");
+		out->command = PILOT_CONTROL_NONE;
+		if (told && pilot_agent_control_from_name(told, &out->command) < 0) {
+			pilot_log(PILOT_LOG_DEBUG, "ignoring %s", pilot_error_last());
+			out->command = PILOT_CONTROL_NONE;
+		}
 		http_call_clear(&c);
 		return 0;
 	}
@@ -582,6 +627,8 @@ const struct pilot_api_ops http_ops = {
 	.get_artifact = h_get_artifact,
 	.get_metrics = h_get_metrics,
 	.list_agents = h_list_agents,
+	.get_agent = h_get_agent,
+	.control_agent = h_control_agent,
 	.list_blocklist = h_list_blocklist,
 	.clear_blocklist = h_clear_blocklist,
 	.status = h_status,

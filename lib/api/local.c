@@ -225,6 +225,18 @@ static int l_list_agents(struct pilot_api *api, struct pilot_agent_list *out)
 	return pilot_store_list_agents(L(api)->st, out);
 }
 
+static int l_get_agent(struct pilot_api *api, const char *name, struct pilot_agent_info *out)
+{
+	maybe_reap(L(api));
+	return pilot_store_get_agent(L(api)->st, name, out);
+}
+
+static int l_control_agent(struct pilot_api *api, const char *name, const char *action, bool now,
+			   const char *actor, struct pilot_agent_info *out)
+{
+	return pilot_store_agent_control(L(api)->st, name, action, now, actor, out);
+}
+
 static int l_list_blocklist(struct pilot_api *api, struct pilot_block_list *out)
 {
 	return pilot_store_list_blocklist(L(api)->st, out);
@@ -271,6 +283,7 @@ static int l_claim(struct pilot_api *api, const struct pilot_claim_request *req,
 	struct local_api *l = L(api);
 	int64_t deadline = pilot_mono_ms() + (req->wait_ms > 0 ? req->wait_ms : 0);
 	int64_t interval = 0, tried_at = -1;
+	bool told = false;
 	for (;;) {
 		maybe_reap(l);
 		int64_t seq = 0;
@@ -281,11 +294,13 @@ static int l_claim(struct pilot_api *api, const struct pilot_claim_request *req,
 		/* A claim is a write: try again only when something happened (every new,
 		 * requeued or released run writes an event), and once more at the end,
 		 * which also marks the agent seen. */
-		if (seq != tried_at || last_try) {
+		/* A drained or sleeping agent asks each time: being resumed writes no event. */
+		if (seq != tried_at || last_try || told) {
 			tried_at = seq;
 			r = pilot_store_claim(l->st, req, out);
-			if (r != 0 || last_try)
+			if (r != 0 || last_try || out->command == PILOT_CONTROL_SHUTDOWN)
 				return r;
+			told = out->command != PILOT_CONTROL_NONE;
 		}
 		interval = next_interval(interval);
 		int64_t left = deadline - pilot_mono_ms();
@@ -352,6 +367,8 @@ static const struct pilot_api_ops local_ops = {
 	.get_artifact = l_get_artifact,
 	.get_metrics = l_get_metrics,
 	.list_agents = l_list_agents,
+	.get_agent = l_get_agent,
+	.control_agent = l_control_agent,
 	.list_blocklist = l_list_blocklist,
 	.clear_blocklist = l_clear_blocklist,
 	.status = l_status,

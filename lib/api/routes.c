@@ -121,6 +121,11 @@ const struct pilot_route pilot_routes[PILOT_NROUTES] = {
 					 &block_list_codec },
 	[PILOT_ROUTE_CLEAR_BLOCKLIST] = { "DELETE", "/v1/blocklist", ADMIN, NONE, PILOT_LIMIT_JSON, AGAIN, NULL, NULL },
 	[PILOT_ROUTE_AGENT_LEAVE] = { "DELETE", "/v1/agents/{name}", AGENT, NONE, PILOT_LIMIT_JSON, AGAIN, NULL, NULL },
+	[PILOT_ROUTE_GET_AGENT] = { "GET", "/v1/agents/{name}", READ, NONE, PILOT_LIMIT_JSON, AGAIN, NULL,
+				    &agent_info_codec },
+	/* drain, resume, sleep, wake, shutdown, forget: asking again changes nothing. */
+	[PILOT_ROUTE_CONTROL_AGENT] = { "POST", "/v1/agents/{name}/{action}", ADMIN, JSON, PILOT_LIMIT_JSON, AGAIN, NULL,
+					&agent_info_codec },
 	[PILOT_ROUTE_HEARTBEAT] = { "POST", "/v1/attempts/{id}/heartbeat", AGENT, NONE, PILOT_LIMIT_JSON, AGAIN, NULL,
 				    &heartbeat_reply_codec },
 	/* Finishing twice with the same outcome is acknowledged. */

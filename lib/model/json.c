@@ -627,6 +627,9 @@ json_t *pilot_agent_info_to_json(const struct pilot_agent_info *a)
 	json_object_set_new(o, "runs", runs);
 	json_object_set_new(o, "first_seen_ms", jtime(a->first_seen_ms));
 	json_object_set_new(o, "last_seen_ms", jtime(a->last_seen_ms));
+	json_object_set_new(o, "control", a->control ? json_string(pilot_agent_control_name(a->control)) : json_null());
+	json_object_set_new(o, "control_ms", jtime(a->control_ms));
+	json_object_set_new(o, "control_by", jstr(a->control_by));
 	return o;
 }
 
@@ -660,6 +663,11 @@ int pilot_agent_info_from_json(const json_t *j, struct pilot_agent_info *out)
 	}
 	a.first_seen_ms = d_int(&d, "first_seen_ms");
 	a.last_seen_ms = d_int(&d, "last_seen_ms");
+	const char *ctl = d_str(&d, "control");
+	if (ctl && !d.err && pilot_agent_control_from_name(ctl, &a.control) < 0)
+		d.err = pilot_error_prefix(PILOT_EINVALID, "invalid agent");
+	a.control_ms = d_int(&d, "control_ms");
+	a.control_by = d_dup(&d, "control_by");
 	if (d.err) {
 		pilot_agent_info_clear(&a);
 		return d.err;
@@ -759,9 +767,9 @@ json_t *pilot_status_to_json(const struct pilot_status *s)
 		total += s->counts[i];
 	}
 	json_object_set_new(runs, "total", json_integer(total));
-	return json_pack("{s:o,s:I,s:o,s:o,s:{s:i,s:i,s:i}}", "version", jstr(s->version), "now_ms",
+	return json_pack("{s:o,s:I,s:o,s:o,s:{s:i,s:i,s:i,s:i}}", "version", jstr(s->version), "now_ms",
 			 (json_int_t)s->now_ms, "runs", runs, "oldest_queued_ms", jtime(s->oldest_queued_ms), "agents",
-			 "idle", s->agents_idle, "busy", s->agents_busy, "lost", s->agents_lost);
+			 "idle", s->agents_idle, "busy", s->agents_busy, "lost", s->agents_lost, "paused", s->agents_paused);
 }
 
 int pilot_status_from_json(const json_t *j, struct pilot_status *out)
@@ -784,6 +792,7 @@ int pilot_status_from_json(const json_t *j, struct pilot_status *out)
 		s.agents_idle = d_int32(&sub, "idle");
 		s.agents_busy = d_int32(&sub, "busy");
 		s.agents_lost = d_int32(&sub, "lost");
+		s.agents_paused = d_int32(&sub, "paused");
 	}
 	if (sub.err && !d.err)
 		d.err = sub.err;
@@ -1131,6 +1140,8 @@ json_t *pilot_heartbeat_reply_to_json(const struct pilot_heartbeat_reply *h)
 			      (json_int_t)h->lease_expires_ms, "lease_ttl_ms", (json_int_t)h->lease_ttl_ms);
 	if (o && h->cancel_requested && h->cancel_grace_ms >= 0)
 		json_object_set_new(o, "cancel_grace_ms", json_integer((json_int_t)h->cancel_grace_ms));
+	if (o && h->cancel_requested && h->requeue)
+		json_object_set_new(o, "requeue", json_true());
 	return o;
 }
 
@@ -1147,6 +1158,7 @@ int pilot_heartbeat_reply_from_json(const json_t *j, struct pilot_heartbeat_repl
 		h.cancel_grace_ms = PILOT_CANCEL_GRACE_AGENT;
 	h.lease_expires_ms = d_int(&d, "lease_expires_ms");
 	h.lease_ttl_ms = d_int(&d, "lease_ttl_ms");
+	h.requeue = h.cancel_requested && d_bool(&d, "requeue");
 	if (d.err)
 		return d.err;
 	*out = h;

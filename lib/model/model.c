@@ -15,7 +15,10 @@ static const char *const attempt_state_names[PILOT_ATTEMPT_NSTATES] = {
 	"running", "succeeded", "failed", "canceled", "lost",
 };
 static const char *const agent_state_names[PILOT_AGENT_NSTATES] = {
-	"idle", "busy", "lost", "gone",
+	"idle", "busy", "lost", "offline", "draining", "drained", "asleep",
+};
+static const char *const control_names[PILOT_CONTROL_N] = {
+	"", "drain", "sleep", "shutdown",
 };
 
 static int from_name(const char *what, const char *const *names, size_t n, const char *name, int *out)
@@ -92,6 +95,20 @@ int pilot_agent_state_from_name(const char *name, enum pilot_agent_state *out)
 	int r = from_name("agent state", agent_state_names, PILOT_AGENT_NSTATES, name, &v);
 	if (r == 0)
 		*out = (enum pilot_agent_state)v;
+	return r;
+}
+
+const char *pilot_agent_control_name(enum pilot_agent_control c)
+{
+	return (unsigned)c < PILOT_CONTROL_N ? control_names[c] : "unknown";
+}
+
+int pilot_agent_control_from_name(const char *name, enum pilot_agent_control *out)
+{
+	int v = 0;
+	int r = from_name("agent control", control_names, PILOT_CONTROL_N, name, &v);
+	if (r == 0)
+		*out = (enum pilot_agent_control)v;
 	return r;
 }
 
@@ -512,6 +529,7 @@ void pilot_agent_info_clear(struct pilot_agent_info *a)
 	for (size_t i = 0; i < a->nruns; i++)
 		free(a->runs[i]);
 	free(a->runs);
+	free(a->control_by);
 	memset(a, 0, sizeof(*a));
 }
 

@@ -199,6 +199,8 @@ int notify_start(struct server *srv);
 void notify_stop(struct server *srv);
 /* Something changed: wake the waiters that care. */
 void server_notify(struct server *srv, unsigned what);
+/* Answer the parked claims of agent now, saying told (a shutdown). */
+void server_tell_agent(struct server *srv, const char *agent, enum pilot_agent_control told);
 /* A run waits until due_ms (wall clock): wake claimers then. */
 void server_notify_due(struct server *srv, int64_t due_ms);
 /* Suspend rq's connection as a waiter of kind until deadline (monotonic ms), unless

@@ -61,8 +61,8 @@ int metrics_render(struct server *srv, struct pilot_buf *b)
 	pilot_buf_printf(b, "pilot_oldest_queued_age_seconds %.3f\n", age < 0 ? 0.0 : age);
 	head(b, "pilot_agents", "gauge", "Agents by state.");
 	pilot_buf_printf(b, "pilot_agents{state=\"idle\"} %d\npilot_agents{state=\"busy\"} %d\n"
-			 "pilot_agents{state=\"lost\"} %d\n",
-			 st.agents_idle, st.agents_busy, st.agents_lost);
+			 "pilot_agents{state=\"lost\"} %d\npilot_agents{state=\"paused\"} %d\n",
+			 st.agents_idle, st.agents_busy, st.agents_lost, st.agents_paused);
 	pilot_status_clear(&st);
 
 	head(b, "pilot_claims_total", "counter", "Attempts handed to agents.");

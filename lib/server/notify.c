@@ -168,6 +168,21 @@ void server_wake_all(struct server *srv, enum wake_reason why)
 	pthread_mutex_unlock(&srv->lock);
 }
 
+void server_tell_agent(struct server *srv, const char *agent, enum pilot_agent_control told)
+{
+	pthread_mutex_lock(&srv->lock);
+	struct waiter *w = srv->claims.next;
+	while (w != &srv->claims) {
+		struct waiter *next = w->next;
+		if (!w->busy && w->creq.agent && !strcmp(w->creq.agent, agent)) {
+			w->claim.command = told;
+			wake(srv, w, WAKE_TIMEOUT);
+		}
+		w = next;
+	}
+	pthread_mutex_unlock(&srv->lock);
+}
+
 void server_claimed(struct server *srv, const struct pilot_claim *c)
 {
 	atomic_fetch_add(&srv->m.claims_total, 1);
@@ -235,6 +250,8 @@ static void claim_pass(struct server *srv)
 		pthread_mutex_lock(&srv->lock);
 		w->busy = false;
 		struct waiter *next = w->next;
+		if (r == 0)
+			w->claim.command = c.command; /* before a wake hands w to its request */
 		if (r > 0) {
 			w->claim = c;
 			claimed_any = true;
@@ -244,9 +261,15 @@ static void claim_pass(struct server *srv)
 			w->err_msg = msg;
 			msg = NULL;
 			wake(srv, w, WAKE_ERROR);
+		} else if (c.command) {
+			/* Told to stop taking runs: that says nothing about the others' claims.
+			 * One told to shut down hears so at once. */
+			if (c.command == PILOT_CONTROL_SHUTDOWN)
+				wake(srv, w, WAKE_TIMEOUT);
 		} else if (!named && nfailed < MAX_FAILED) {
 			failed[nfailed++] = &w->creq.labels;
 		}
+
 		free(msg);
 		w = next;
 	}

@@ -816,6 +816,15 @@ static int h_get_metrics(struct req *rq)
 
 /* ---- agents ---- */
 
+/* 204: nothing claimed, with what the agent was told instead (drain, sleep, shutdown). */
+static int respond_unclaimed(struct req *rq, enum pilot_agent_control told)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	if (resp && told)
+		MHD_add_response_header(resp, "Pilot-Agent-Control", pilot_agent_control_name(told));
+	return R(respond(rq, MHD_HTTP_NO_CONTENT, resp, 0));
+}
+
 static int h_claim(struct req *rq)
 {
 	struct server *srv = rq->srv;
@@ -844,7 +853,7 @@ static int h_claim(struct req *rq)
 		return R(respond_error(rq, w->err_code, w->err_msg));
 	case WAKE_TIMEOUT:
 	case WAKE_SHUTDOWN:
-		return R(respond_empty(rq, MHD_HTTP_NO_CONTENT));
+		return respond_unclaimed(rq, w->claim.command);
 	default:
 		break;
 	}
@@ -861,12 +870,15 @@ static int h_claim(struct req *rq)
 			server_notify(srv, NOTIFY_EVENT);
 			return respond_model(rq, MHD_HTTP_OK, &c);
 		}
-		if (!rq->wait_deadline || pilot_mono_ms() >= rq->wait_deadline)
-			return R(respond_empty(rq, MHD_HTTP_NO_CONTENT));
+		/* Drained or asleep: it waits like any claim (and learns why at the end);
+		 * told to shut down: it hears so now. */
+		w->claim.command = c.command;
+		if (c.command == PILOT_CONTROL_SHUTDOWN || !rq->wait_deadline || pilot_mono_ms() >= rq->wait_deadline)
+			return respond_unclaimed(rq, c.command);
 		if (server_wait(srv, rq, WAIT_CLAIM, rq->wait_deadline, gen))
 			return 1;
 		if (w->woke == WAKE_SHUTDOWN)
-			return R(respond_empty(rq, MHD_HTTP_NO_CONTENT));
+			return respond_unclaimed(rq, w->claim.command);
 	}
 }
 
@@ -897,6 +909,34 @@ static int h_list_agents(struct req *rq)
 	if (pilot_api_list_agents(rq->srv->api, &l) < 0)
 		return R(respond_last_error(rq));
 	return respond_model(rq, MHD_HTTP_OK, &l);
+}
+
+static int h_get_agent(struct req *rq)
+{
+	struct pilot_agent_info a = { 0 };
+	if (pilot_api_get_agent(rq->srv->api, rq->params[0], &a) < 0)
+		return R(respond_last_error(rq));
+	return respond_model(rq, MHD_HTTP_OK, &a);
+}
+
+static int h_control_agent(struct req *rq)
+{
+	const char *who = actor_of_body(rq);
+	if (!who)
+		return 1;
+	json_t *now = rq->parsed ? json_object_get(rq->parsed, "now") : NULL;
+	if (now && !json_is_boolean(now))
+		return bad_request(rq, "invalid JSON body: \"now\" must be true or false");
+	struct pilot_agent_info a = { 0 };
+	if (pilot_api_control_agent(rq->srv->api, rq->params[0], rq->params[1], json_is_true(now), who, &a) < 0)
+		return R(respond_last_error(rq));
+	/* Its parked claims hear of a shutdown now; after a resume they look again. */
+	if (a.control == PILOT_CONTROL_SHUTDOWN)
+		server_tell_agent(rq->srv, a.name, a.control);
+	server_notify(rq->srv, NOTIFY_QUEUE);
+	if (!a.name)
+		return R(respond_empty(rq, MHD_HTTP_NO_CONTENT));
+	return respond_model(rq, MHD_HTTP_OK, &a);
 }
 
 static int h_list_blocklist(struct req *rq)
@@ -1117,6 +1157,8 @@ const server_handler server_handlers[PILOT_NROUTES] = {
 	[PILOT_ROUTE_REGISTER_AGENT] = h_register_agent,
 	[PILOT_ROUTE_LIST_AGENTS] = h_list_agents,
 	[PILOT_ROUTE_AGENT_LEAVE] = h_agent_leave,
+	[PILOT_ROUTE_GET_AGENT] = h_get_agent,
+	[PILOT_ROUTE_CONTROL_AGENT] = h_control_agent,
 	[PILOT_ROUTE_LIST_BLOCKLIST] = h_list_blocklist,
 	[PILOT_ROUTE_CLEAR_BLOCKLIST] = h_clear_blocklist,
 	[PILOT_ROUTE_HEARTBEAT] = h_heartbeat,

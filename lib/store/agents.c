@@ -56,7 +56,9 @@ int pilot_store_register_agent(struct pilot_store *st, const struct pilot_agent_
 
 int pilot_store_agent_leave(struct pilot_store *st, const char *agent)
 {
-	static const char sql[] = "UPDATE agents SET left_ms = ?2, last_seen_ms = ?2 WHERE name = ?1";
+	/* A shutdown asked for is done once the agent says goodbye. */
+	static const char sql[] = "UPDATE agents SET left_ms = ?2, last_seen_ms = ?2, "
+				  "control = CASE WHEN control = 'shutdown' THEN NULL ELSE control END WHERE name = ?1";
 	STORE_LOCKED(st);
 	sqlite3_stmt *s = db_stmt(st, sql);
 	if (!s)
@@ -71,21 +73,25 @@ int pilot_store_agent_leave(struct pilot_store *st, const char *agent)
 	return 0;
 }
 
-int pilot_store_list_agents(struct pilot_store *st, struct pilot_agent_list *out)
+#define AGENT_COLS \
+	"name, labels_json, version, capacity, first_seen_ms, last_seen_ms, left_ms, control, control_ms, control_by"
+
+/* The agents (all, or the one named), their runs and derived states, inside a
+ * transaction. */
+static int read_agents(struct pilot_store *st, const char *name, struct pilot_agent_list *out)
 {
-	static const char sql[] = "SELECT name, labels_json, version, capacity, first_seen_ms, last_seen_ms, left_ms "
-				  "FROM agents ORDER BY name";
+	static const char all[] = "SELECT " AGENT_COLS " FROM agents ORDER BY name";
+	static const char one[] = "SELECT " AGENT_COLS " FROM agents WHERE name = ?1";
 	static const char sql_runs[] = "SELECT agent, run_id FROM attempts WHERE state = 'running' ORDER BY run_id";
-	STORE_LOCKED(st);
+	static const char one_runs[] = "SELECT agent, run_id FROM attempts WHERE state = 'running' AND agent = ?1 "
+				       "ORDER BY run_id";
 	struct pilot_agent_list l = { 0 };
 	int64_t now = store_now();
-	int r = db_begin(st, false);
-	if (r < 0)
-		return r;
-	sqlite3_stmt *s = db_stmt(st, sql);
+	sqlite3_stmt *s = db_stmt(st, name ? one : all);
 	int rc = SQLITE_ERROR;
 	if (!s)
-		goto fail;
+		return pilot_error_code();
+	bind_text(s, 1, name);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		l.items = pilot_xrealloc(l.items, (l.n + 1) * sizeof(*l.items));
 		struct pilot_agent_info *a = &l.items[l.n++];
@@ -96,13 +102,19 @@ int pilot_store_list_agents(struct pilot_store *st, struct pilot_agent_list *out
 		a->capacity = (int)col_int(s, 3);
 		a->first_seen_ms = col_int(s, 4);
 		a->last_seen_ms = col_int(s, 5);
-		int64_t left = col_int(s, 6);
-		a->state = left ? PILOT_AGENT_GONE
-			   : a->last_seen_ms < now - st->opt.lease_ttl_ms ? PILOT_AGENT_LOST : PILOT_AGENT_IDLE;
+		/* left: offline until its runs are counted below. */
+		a->state = col_int(s, 6) ? PILOT_AGENT_OFFLINE : PILOT_AGENT_IDLE;
+		if (pilot_agent_control_from_name(col_text(s, 7), &a->control) < 0) {
+			pilot_error_clear();
+			a->control = PILOT_CONTROL_NONE;
+		}
+		a->control_ms = col_int(s, 8);
+		a->control_by = col_dup(s, 9);
 	}
 	sqlite3_reset(s);
-	if (rc != SQLITE_DONE || !(s = db_stmt(st, sql_runs)))
+	if (rc != SQLITE_DONE || !(s = db_stmt(st, name ? one_runs : sql_runs)))
 		goto fail;
+	bind_text(s, 1, name);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *agent = col_text(s, 0);
 		for (size_t i = 0; i < l.n; i++) {
@@ -111,23 +123,243 @@ int pilot_store_list_agents(struct pilot_store *st, struct pilot_agent_list *out
 				continue;
 			a->runs = pilot_xrealloc(a->runs, (a->nruns + 1) * sizeof(*a->runs));
 			a->runs[a->nruns++] = col_dup(s, 1);
-			/* An agent holding a live lease is busy even when gone or quiet: the
-			 * reaper decides when the lease is lost. */
-			if (a->state != PILOT_AGENT_LOST)
-				a->state = PILOT_AGENT_BUSY;
 			break;
 		}
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
 		goto fail;
-	sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+	for (size_t i = 0; i < l.n; i++) {
+		struct pilot_agent_info *a = &l.items[i];
+		/* An agent holding a live lease is busy even when offline: the reaper
+		 * decides when the lease is lost. */
+		if (a->state == PILOT_AGENT_OFFLINE && !a->nruns)
+			continue;
+		if (a->last_seen_ms < now - st->opt.lease_ttl_ms)
+			a->state = PILOT_AGENT_LOST;
+		else if (a->control && a->nruns)
+			a->state = PILOT_AGENT_DRAINING;
+		else if (a->control)
+			a->state = a->control == PILOT_CONTROL_SLEEP	? PILOT_AGENT_ASLEEP
+				   : a->control == PILOT_CONTROL_DRAIN ? PILOT_AGENT_DRAINED
+								       : PILOT_AGENT_DRAINING;
+		else
+			a->state = a->nruns ? PILOT_AGENT_BUSY : PILOT_AGENT_IDLE;
+	}
 	*out = l;
 	return 0;
 fail:
-	r = s ? db_error(st, "cannot list agents") : pilot_error_code();
-	db_rollback(st);
 	pilot_agent_list_clear(&l);
+	return s ? db_error(st, "cannot list agents") : pilot_error_code();
+}
+
+int pilot_store_list_agents(struct pilot_store *st, struct pilot_agent_list *out)
+{
+	STORE_LOCKED(st);
+	int r = db_begin(st, false);
+	if (r < 0)
+		return r;
+	r = read_agents(st, NULL, out);
+	db_rollback(st);
+	return r;
+}
+
+static int one_agent(struct pilot_store *st, const char *name, struct pilot_agent_info *out)
+{
+	struct pilot_agent_list l = { 0 };
+	int r = read_agents(st, name, &l);
+	if (r < 0)
+		return r;
+	if (!l.n) {
+		pilot_agent_list_clear(&l);
+		return pilot_error_set(PILOT_ENOTFOUND, "agent '%s' not found", name);
+	}
+	if (out) {
+		*out = l.items[0];
+		memset(&l.items[0], 0, sizeof(l.items[0]));
+	}
+	pilot_agent_list_clear(&l);
+	return 0;
+}
+
+int pilot_store_get_agent(struct pilot_store *st, const char *name, struct pilot_agent_info *out)
+{
+	if (!valid_agent_name(name))
+		return pilot_error_set(PILOT_EINVALID, "invalid agent name '%s'", name ? name : "");
+	STORE_LOCKED(st);
+	int r = db_begin(st, false);
+	if (r < 0)
+		return r;
+	r = one_agent(st, name, out);
+	db_rollback(st);
+	return r;
+}
+
+/* ---- control ---- */
+
+enum agent_action { ACT_DRAIN, ACT_RESUME, ACT_SLEEP, ACT_WAKE, ACT_SHUTDOWN, ACT_FORGET, NACTIONS };
+static const char *const action_names[NACTIONS] = { "drain", "resume", "sleep", "wake", "shutdown", "forget" };
+
+enum pilot_agent_control store_agent_control(struct pilot_store *st, const char *name)
+{
+	static const char sql[] = "SELECT control FROM agents WHERE name = ?1";
+	enum pilot_agent_control c = PILOT_CONTROL_NONE;
+	sqlite3_stmt *s = db_stmt(st, sql);
+	if (!s) {
+		pilot_error_clear();
+		return c;
+	}
+	bind_text(s, 1, name);
+	if (sqlite3_step(s) == SQLITE_ROW && pilot_agent_control_from_name(col_text(s, 0), &c) < 0) {
+		pilot_error_clear();
+		c = PILOT_CONTROL_NONE;
+	}
+	sqlite3_reset(s);
+	return c;
+}
+
+/* Ask the agent's running attempts to stop so that their runs go back to the queue:
+ * their next heartbeat says cancel (with requeue), and their finish requeues. */
+static int requeue_attempts(struct pilot_store *st, const char *name, const char *action, const char *actor)
+{
+	static const char sel[] = "SELECT a.id, a.run_id, a.number FROM attempts a JOIN runs r ON r.id = a.run_id "
+				  "WHERE a.agent = ?1 AND a.state = 'running' AND a.requeue = 0 AND r.state = 'running'";
+	static const char upd[] = "UPDATE attempts SET requeue = 1 WHERE id = ?1";
+	struct {
+		char id[PILOT_ID_SIZE], run[PILOT_ID_SIZE];
+		int number;
+	} *att = NULL;
+	size_t n = 0;
+	sqlite3_stmt *s = db_stmt(st, sel);
+	if (!s)
+		return pilot_error_code();
+	bind_text(s, 1, name);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		att = pilot_xrealloc(att, (n + 1) * sizeof(*att));
+		col_copy_id(s, 0, att[n].id);
+		col_copy_id(s, 1, att[n].run);
+		att[n++].number = (int)col_int(s, 2);
+	}
+	sqlite3_reset(s);
+	int r = rc == SQLITE_DONE ? 0 : db_error(st, "cannot read attempts");
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if (!(s = db_stmt(st, upd))) {
+			r = pilot_error_code();
+			break;
+		}
+		bind_text(s, 1, att[i].id);
+		if ((r = db_done(st, s, "cannot update attempt")) < 0)
+			break;
+		_cleanup_free_ char *msg = pilot_xasprintf("agent %s was told to %s at once: attempt %d is stopped and "
+							   "the run goes back to the queue",
+							   name, action, att[i].number);
+		r = store_add_event(st, att[i].run, att[i].number, "requeue_requested", actor, msg,
+				    json_pack("{s:s,s:s}", "agent", name, "action", action), PILOT_RUN_RUNNING);
+	}
+	free(att);
+	return r;
+}
+
+static int forget_agent(struct pilot_store *st, const struct pilot_agent_info *a)
+{
+	static const char del[] = "DELETE FROM agents WHERE name = ?1";
+	static const char del_block[] = "DELETE FROM blocklist WHERE agent = ?1";
+	if (a->nruns)
+		return pilot_error_set(PILOT_ECONFLICT, "agent '%s' runs %s%s: forget it once they end (pilot agents "
+					   "drain --now %s stops them)", a->name, a->runs[0], a->nruns > 1 ? " and more" : "",
+				       a->name);
+	if (a->state != PILOT_AGENT_OFFLINE && a->state != PILOT_AGENT_LOST)
+		return pilot_error_set(PILOT_ECONFLICT, "agent '%s' is connected (%s): stop it first, with 'pilot agents "
+					   "shutdown %s' or where it runs", a->name, pilot_agent_state_name(a->state), a->name);
+	const char *sql[] = { del_block, del };
+	for (size_t i = 0; i < ARRAY_SIZE(sql); i++) {
+		sqlite3_stmt *s = db_stmt(st, sql[i]);
+		if (!s)
+			return pilot_error_code();
+		bind_text(s, 1, a->name);
+		int r = db_done(st, s, "cannot forget agent");
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int pilot_store_agent_control(struct pilot_store *st, const char *name, const char *action, bool now,
+			      const char *actor, struct pilot_agent_info *out)
+{
+	static const char set[] = "UPDATE agents SET control = ?2, control_ms = ?3, control_by = ?4 WHERE name = ?1";
+	if (!valid_agent_name(name))
+		return pilot_error_set(PILOT_EINVALID, "invalid agent name '%s'", name ? name : "");
+	int act = -1;
+	for (int i = 0; i < NACTIONS; i++)
+		if (action && !strcmp(action, action_names[i]))
+			act = i;
+	if (act < 0) {
+		const char *s = action ? pilot_suggest(action, action_names, NACTIONS) : NULL;
+		return pilot_error_set(PILOT_EINVALID, "unknown agent action '%s'%s%s%s (expected drain, resume, sleep, "
+					   "wake, shutdown or forget)", action ? action : "", s ? " (did you mean '" : "",
+				       s ? s : "", s ? "'?)" : "");
+	}
+	if (now && act != ACT_DRAIN && act != ACT_SLEEP && act != ACT_SHUTDOWN)
+		return pilot_error_set(PILOT_EINVALID, "'now' is for drain, sleep and shutdown, not %s", action);
+	if (!actor)
+		actor = st->actor;
+	STORE_LOCKED(st);
+	struct pilot_agent_info a = { 0 };
+	int r = db_begin(st, true);
+	if (r < 0)
+		return r;
+	if ((r = one_agent(st, name, &a)) < 0)
+		goto fail;
+	if (act == ACT_FORGET) {
+		if ((r = forget_agent(st, &a)) < 0)
+			goto fail;
+		pilot_agent_info_clear(&a);
+		if ((r = db_commit(st)) < 0)
+			return r;
+		if (out)
+			memset(out, 0, sizeof(*out));
+		return 0;
+	}
+	if (act == ACT_SHUTDOWN && a.state == PILOT_AGENT_OFFLINE) {
+		r = pilot_error_set(PILOT_ECONFLICT, "agent '%s' is offline already", name);
+		goto fail;
+	}
+	enum pilot_agent_control c = act == ACT_DRAIN ? PILOT_CONTROL_DRAIN
+				     : act == ACT_SLEEP ? PILOT_CONTROL_SLEEP
+				     : act == ACT_SHUTDOWN ? PILOT_CONTROL_SHUTDOWN
+							 : PILOT_CONTROL_NONE;
+	/* Asking again for what is in force keeps who asked first and when. */
+	if (c != a.control) {
+		sqlite3_stmt *s = db_stmt(st, set);
+		if (!s) {
+			r = pilot_error_code();
+			goto fail;
+		}
+		bind_text(s, 1, name);
+		bind_text(s, 2, c ? pilot_agent_control_name(c) : NULL);
+		bind_int_or_null(s, 3, c ? store_now() : 0);
+		bind_text(s, 4, c ? actor : NULL);
+		if ((r = db_done(st, s, "cannot update agent")) < 0)
+			goto fail;
+	}
+	if (now && (r = requeue_attempts(st, name, action, actor)) < 0)
+		goto fail;
+	pilot_agent_info_clear(&a);
+	if ((r = one_agent(st, name, out)) < 0)
+		goto fail;
+	if ((r = db_commit(st)) < 0) {
+		if (out)
+			pilot_agent_info_clear(out);
+		return r;
+	}
+	/* Its waiting claims look again: they may take runs now, or must stop. */
+	__atomic_add_fetch(&st->queue_gen, 1, __ATOMIC_RELAXED);
+	return 0;
+fail:
+	db_rollback(st);
+	pilot_agent_info_clear(&a);
 	return r;
 }
 

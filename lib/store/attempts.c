@@ -21,7 +21,7 @@ int lease_check(struct pilot_store *st, const char *attempt_id, const char *toke
 		struct lease *out)
 {
 	static const char sql[] = "SELECT run_id, number, agent, token_sha256, state, reason, exit_code, log_bytes, "
-				  "metric_count FROM attempts WHERE id = ?1";
+				  "metric_count, requeue FROM attempts WHERE id = ?1";
 	if (!attempt_id || !pilot_id_valid(attempt_id, false))
 		return pilot_error_set(PILOT_ENOTFOUND, "attempt '%s' not found", attempt_id ? attempt_id : "");
 	sqlite3_stmt *s = db_stmt(st, sql);
@@ -49,6 +49,7 @@ int lease_check(struct pilot_store *st, const char *attempt_id, const char *toke
 	out->exit_code = (int)col_int(s, 6);
 	out->log_bytes = col_int(s, 7);
 	out->metric_count = col_int(s, 8);
+	out->requeue = col_int(s, 9) != 0;
 	sqlite3_reset(s);
 	if (!token_ok) {
 		lease_clear(out);
@@ -130,6 +131,9 @@ static int heartbeat_write(struct pilot_store *st, const struct lease *l, void *
 			h->reply.cancel_grace_ms = col_int(s, 1);
 	}
 	sqlite3_reset(s);
+	/* A cancel of the run wins over a requeue: the run ends canceled. */
+	if (l->requeue && !h->reply.cancel_requested)
+		h->reply.cancel_requested = h->reply.requeue = true;
 	h->reply.lease_expires_ms = h->now + st->opt.lease_ttl_ms;
 	h->reply.lease_ttl_ms = st->opt.lease_ttl_ms;
 	return 0;
@@ -711,8 +715,10 @@ static int finish_write(struct pilot_store *st, const struct lease *l, void *ud)
 		else
 			detail = pilot_xasprintf("attempt %d %s (%s)", l->number, pilot_attempt_state_name(o->state),
 						 pilot_reason_name(o->reason));
-		if ((r = store_attempt_ended(st, l->run_id, l->number, o->state, o->reason, detail, "finished",
-					     l->agent)) < 0 ||
+		if ((r = l->requeue && o->state == PILOT_ATTEMPT_CANCELED
+				 ? store_attempt_requeued(st, l->run_id, l->number, detail, l->agent)
+				 : store_attempt_ended(st, l->run_id, l->number, o->state, o->reason, detail, "finished",
+						       l->agent)) < 0 ||
 		    (r = touch_agent_seen(st, l->agent)) < 0)
 			return r;
 	}

@@ -106,7 +106,8 @@ int store_best_for_agent(struct pilot_store *st, const char *agent, const char *
 	return 0;
 }
 
-/* Of the live agents (but except, when given) whose labels satisfy want_text, how many
+/* Of the live agents taking runs (not drained, asleep or shutting down; but except,
+ * when given) whose labels satisfy want_text, how many
  * there are and which of them are blocklisted for name (NULL: none counts as blocked;
  * their names, comma-separated, in blocked). */
 static int agents_for(struct pilot_store *st, const char *except, const char *name, const char *want_text,
@@ -115,7 +116,7 @@ static int agents_for(struct pilot_store *st, const char *except, const char *na
 	static const char sql[] =
 		"SELECT a.name, a.labels_json, EXISTS (SELECT 1 FROM blocklist b WHERE b.agent = a.name AND b.name = ?2 "
 		"AND b.blocked_ms IS NOT NULL) FROM agents a WHERE a.left_ms IS NULL AND a.last_seen_ms > ?1 "
-		"AND (?3 IS NULL OR a.name != ?3)";
+		"AND a.control IS NULL AND (?3 IS NULL OR a.name != ?3)";
 	sqlite3_stmt *s = db_stmt(st, sql);
 	if (!s)
 		return pilot_error_code();

@@ -143,26 +143,36 @@ int pilot_store_claim(struct pilot_store *st, const struct pilot_claim_request *
 	char id[PILOT_ID_SIZE] = "";
 	_cleanup_free_ char *msg = NULL;
 	/* Look first without the write lock: most polls find nothing. */
+	/* An agent told to drain, sleep or shut down takes nothing; it learns why. */
+	out->command = PILOT_CONTROL_NONE;
 	int r = db_begin(st, false);
 	if (r < 0)
 		return r;
-	r = req->run ? named_candidate(st, req, id) : find_candidate(st, &req->labels, req->agent, id);
+	enum pilot_agent_control told = store_agent_control(st, req->agent);
+	r = told ? 0 : req->run ? named_candidate(st, req, id) : find_candidate(st, &req->labels, req->agent, id);
 	bool skip = r == 0 && claim_can_skip_write(st, req, now);
 	db_rollback(st);
 	if (r < 0)
 		return r;
-	if (skip)
+	if (skip) {
+		out->command = told;
 		return 0;
+	}
 
 	if ((r = db_begin(st, true)) < 0)
 		return r;
 	if ((r = promote_due(st, now, &changed)) < 0 ||
-	    (r = store_touch_agent(st, req->agent, &req->labels, req->version, req->capacity, req->free_slots, true)) < 0 ||
-	    (r = req->run ? named_candidate(st, req, id) : find_candidate(st, &req->labels, req->agent, id)) < 0)
+	    (r = store_touch_agent(st, req->agent, &req->labels, req->version, req->capacity, req->free_slots, true)) < 0)
 		goto fail;
-	if (r == 0) {
+	told = store_agent_control(st, req->agent);
+	if (!told && (r = req->run ? named_candidate(st, req, id) : find_candidate(st, &req->labels, req->agent, id)) < 0)
+		goto fail;
+	if (told || r == 0) {
 		r = db_commit(st);
-		return r < 0 ? r : 0;
+		if (r < 0)
+			return r;
+		out->command = told;
+		return 0;
 	}
 
 	struct run_row row;
@@ -226,7 +236,7 @@ int pilot_store_claim(struct pilot_store *st, const struct pilot_claim_request *
 		return r;
 	}
 	memset(out, 0, sizeof(*out));
-	out->run = run;
+	out->run = run;	/* command: NONE */
 	memcpy(out->attempt_id, aid, PILOT_ID_SIZE);
 	out->attempt = number;
 	memcpy(out->lease_token, token, sizeof(token));

@@ -209,6 +209,12 @@ static const char *const migrations[] = {
 	("ALTER TABLE runs ADD COLUMN start_timeout_ms INTEGER;\n"
 	 "ALTER TABLE runs ADD COLUMN start_deadline_ms INTEGER;\n"
 	 "CREATE INDEX runs_start_deadline ON runs(start_deadline_ms) WHERE start_deadline_ms IS NOT NULL;\n"),
+	/* 9: agent control (drain, sleep, shutdown: who asked and when), and attempts
+	 * stopped to go back to the queue (drain --now). */
+	("ALTER TABLE agents ADD COLUMN control TEXT;\n"
+	 "ALTER TABLE agents ADD COLUMN control_ms INTEGER;\n"
+	 "ALTER TABLE agents ADD COLUMN control_by TEXT;\n"
+	 "ALTER TABLE attempts ADD COLUMN requeue INTEGER NOT NULL DEFAULT 0;\n"),
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == PILOT_STORE_SCHEMA_VERSION, "one migration per schema version");

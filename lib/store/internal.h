@@ -80,6 +80,7 @@ struct lease {
 	int exit_code;
 	int64_t log_bytes;
 	int64_t metric_count;
+	bool requeue;                 /* stopped to go back to the queue (drain --now) */
 };
 void lease_clear(struct lease *l);
 /* PILOT_ENOTFOUND for an unknown attempt; PILOT_ECONFLICT "attempt 'ID' superseded" when
@@ -137,6 +138,8 @@ struct run_row {
 	bool in_pipeline;             /* its array is a pipeline */
 };
 int store_run_row(struct pilot_store *st, const char *id, struct run_row *out);
+/* What the agent was told to do (NONE for an unknown agent), inside a transaction. */
+enum pilot_agent_control store_agent_control(struct pilot_store *st, const char *name);
 
 /* The one place a run's state changes. The caller holds a write transaction and knows
  * the current state (from); the row is updated only if it still has it, and only
@@ -155,6 +158,10 @@ int store_queued_set_add(struct pilot_store *st, const char *run_id, int delta);
 int store_after_failure(struct pilot_store *st, const char *run_id, const struct run_row *row, int attempt,
 			enum pilot_reason reason, const char *detail, const char *type, const char *actor);
 /* Applies an attempt's end to its run (called by finish and the reaper). */
+/* An attempt stopped because its agent was told to drain (sleep, shut down) at once
+ * ended canceled: its run goes back to the queue. */
+int store_attempt_requeued(struct pilot_store *st, const char *run_id, int attempt, const char *detail,
+			   const char *actor);
 int store_attempt_ended(struct pilot_store *st, const char *run_id, int attempt, enum pilot_attempt_state how,
 			enum pilot_reason reason, const char *detail, const char *type, const char *actor);
 

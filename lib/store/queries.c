@@ -141,7 +141,7 @@ int pilot_store_status(struct pilot_store *st, struct pilot_status *out)
 	static const char sql_oldest[] = "SELECT created_ms FROM runs WHERE state = 'queued' ORDER BY id LIMIT 1";
 	static const char sql_agents[] =
 		"SELECT a.last_seen_ms, a.left_ms, EXISTS(SELECT 1 FROM attempts t WHERE t.state = 'running' "
-		"AND t.agent = a.name) FROM agents a";
+		"AND t.agent = a.name), a.control FROM agents a";
 	STORE_LOCKED(st);
 	struct pilot_status s = { 0 };
 	int r = db_begin(st, false);
@@ -170,11 +170,13 @@ int pilot_store_status(struct pilot_store *st, struct pilot_status *out)
 		int64_t seen = col_int(q, 0), left = col_int(q, 1);
 		bool busy = col_int(q, 2) != 0;
 		if (left && left >= seen && !busy)
-			continue; /* gone */
+			continue; /* offline */
 		if (seen < s.now_ms - st->opt.lease_ttl_ms)
 			s.agents_lost++;
 		else if (busy)
 			s.agents_busy++;
+		else if (sqlite3_column_type(q, 3) != SQLITE_NULL)
+			s.agents_paused++;
 		else
 			s.agents_idle++;
 	}

@@ -489,6 +489,21 @@ int store_after_failure(struct pilot_store *st, const char *run_id, const struct
 						  pilot_reason_name(reason)));
 }
 
+int store_attempt_requeued(struct pilot_store *st, const char *run_id, int attempt, const char *detail,
+			   const char *actor)
+{
+	struct run_row row;
+	int r = store_run_row(st, run_id, &row);
+	if (r < 0)
+		return r;
+	if (attempt != row.attempt_count || row.state != PILOT_RUN_RUNNING)
+		return store_attempt_ended(st, run_id, attempt, PILOT_ATTEMPT_CANCELED, PILOT_REASON_CANCELED, detail,
+					   "finished", actor);
+	_cleanup_free_ char *msg = pilot_xasprintf("%s; requeued: its agent was told to stop at once", detail);
+	return store_transition(st, run_id, row.state, PILOT_RUN_QUEUED, PILOT_REASON_NONE, "requeued", actor, attempt, msg,
+				NULL);
+}
+
 /* Applies an attempt's end to its run (called by finish and the reaper). */
 int store_attempt_ended(struct pilot_store *st, const char *run_id, int attempt, enum pilot_attempt_state how,
 			enum pilot_reason reason, const char *detail, const char *type, const char *actor)

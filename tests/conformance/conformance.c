@@ -1609,7 +1609,7 @@ static void t_agents_status(struct ctx *c)
 	for (size_t i = 0; i < al.n; i++)
 		if (!strcmp(al.items[i].name, c->agent))
 			me = &al.items[i];
-	CHECK(me && me->state == PILOT_AGENT_GONE, "and is gone");
+	CHECK(me && me->state == PILOT_AGENT_OFFLINE, "and is gone");
 	pilot_agent_list_clear(&al);
 	pilot_status_clear(&s0);
 	pilot_claim_clear(&cl);
@@ -2565,6 +2565,113 @@ static void t_blocklist(struct ctx *c)
 	pilot_block_list_clear(&l);
 }
 
+/* ---- agent control ---- */
+
+static enum pilot_agent_state agent_state(struct ctx *c, const char *agent, enum pilot_agent_control *told)
+{
+	struct pilot_agent_info a = { 0 };
+	if (pilot_api_get_agent(c->api, agent, &a) < 0)
+		return (enum pilot_agent_state)-1;
+	enum pilot_agent_state st = a.state;
+	if (told)
+		*told = a.control;
+	pilot_agent_info_clear(&a);
+	return st;
+}
+
+/* drain: claims take nothing and say so, until resume; drain with now stops the
+ * running attempt (a heartbeat asks for the cancel, with requeue) and its canceled end
+ * requeues the run, spending no retry; sleep/wake; a shutdown is said at once even to
+ * a long-poll; the goodbye clears it; forget removes an offline agent; mistakes are
+ * refused. */
+static void t_agent_control(struct ctx *c)
+{
+	struct pilot_run r = { 0 }, x = { 0 };
+	struct pilot_claim cl = { 0 }, none = { 0 };
+	struct pilot_agent_info a = { 0 };
+	enum pilot_agent_control told = PILOT_CONTROL_NONE;
+	char id[PILOT_ID_SIZE];
+	CHECK_RC(claim_only(c, c->agent, NULL, &none), 0, "the agent asks, with nothing to take");
+	CHECK(none.command == PILOT_CONTROL_NONE, "and is told nothing");
+	CHECK(agent_state(c, c->agent, NULL) == PILOT_AGENT_IDLE, "it is idle");
+
+	CHECK_RC(pilot_api_control_agent(c->api, c->agent, "drain", false, "ops", &a), 0, "drain it");
+	CHECK(a.state == PILOT_AGENT_DRAINED && a.control == PILOT_CONTROL_DRAIN && a.control_ms > 0 && a.control_by &&
+		      !strcmp(a.control_by, "ops"),
+	      "drained, by ops (%s)", pilot_agent_state_name(a.state));
+	pilot_agent_info_clear(&a);
+	CHECK_RC(submit_named(c, c->name, NULL, 1, &r), 0, "a run it could take");
+	CHECK_RC(claim_only(c, c->agent, NULL, &none), 0, "a drained agent gets nothing");
+	CHECK(none.command == PILOT_CONTROL_DRAIN, "and hears it is drained (%d)", (int)none.command);
+	CHECK(state_of(c, r.id) == PILOT_RUN_QUEUED, "the run waits");
+	CHECK_RC(pilot_api_control_agent(c->api, c->agent, "resume", false, NULL, &a), 0, "resume it");
+	CHECK(a.state == PILOT_AGENT_IDLE && a.control == PILOT_CONTROL_NONE, "idle again");
+	pilot_agent_info_clear(&a);
+	CHECK(run_as(c, c->agent, NULL, PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, r.id), "it takes the run");
+	pilot_run_clear(&r);
+
+	submit_named(c, c->name, NULL, 1, &r);
+	CHECK_RC(claim_only(c, c->agent, NULL, &cl), 1, "claim a run");
+	CHECK_RC(pilot_api_control_agent(c->api, c->agent, "drain", true, NULL, &a), 0, "drain it at once");
+	CHECK(a.state == PILOT_AGENT_DRAINING && a.nruns == 1, "draining, with its run (%s)",
+	      pilot_agent_state_name(a.state));
+	pilot_agent_info_clear(&a);
+	CHECK(has_event(c, r.id, "requeue_requested"), "the run says it is to be requeued");
+	struct pilot_heartbeat_reply hb = { 0 };
+	CHECK_RC(pilot_api_heartbeat(c->api, cl.attempt_id, cl.lease_token, &hb), 0, "heartbeat");
+	CHECK(hb.cancel_requested && hb.requeue, "it asks for a stop, to requeue");
+	CHECK(state_of(c, r.id) == PILOT_RUN_RUNNING, "the run is running until the attempt ends");
+	struct pilot_finish f = outcome(PILOT_ATTEMPT_CANCELED, PILOT_REASON_CANCELED, 0);
+	CHECK_RC(pilot_api_finish(c->api, cl.attempt_id, cl.lease_token, &f, &x), 0, "the attempt ends canceled");
+	CHECK(x.state == PILOT_RUN_QUEUED && x.lost_count == 0,
+	      "the run is queued again, no loss counted (%s)", pilot_run_state_name(x.state));
+	CHECK(has_event(c, r.id, "requeued"), "a 'requeued' event");
+	pilot_run_clear(&x);
+	pilot_claim_clear(&cl);
+	CHECK(agent_state(c, c->agent, &told) == PILOT_AGENT_DRAINED && told == PILOT_CONTROL_DRAIN, "drained");
+	CHECK_RC(pilot_api_control_agent(c->api, c->agent, "wake", false, NULL, NULL), 0, "wake clears a drain too");
+	CHECK(run_as(c, c->agent, NULL, PILOT_ATTEMPT_SUCCEEDED, id) && !strcmp(id, r.id), "attempt 2 runs it");
+	pilot_api_get_run(c->api, r.id, &x);
+	CHECK(x.state == PILOT_RUN_SUCCEEDED && x.attempt_count == 2, "succeeded, in two attempts");
+	pilot_run_clear(&x);
+	pilot_run_clear(&r);
+
+	CHECK_RC(pilot_api_control_agent(c->api, c->agent, "sleep", false, NULL, &a), 0, "put it to sleep");
+	CHECK(a.state == PILOT_AGENT_ASLEEP, "asleep (%s)", pilot_agent_state_name(a.state));
+	pilot_agent_info_clear(&a);
+	CHECK_RC(claim_only(c, c->agent, NULL, &none), 0, "it claims nothing");
+	CHECK(none.command == PILOT_CONTROL_SLEEP, "and hears it is asleep");
+	struct pilot_status s = { 0 };
+	CHECK_RC(pilot_api_status(c->api, &s), 0, "status");
+	CHECK(s.agents_paused >= 1, "counts it drained or asleep (%d)", s.agents_paused);
+	pilot_status_clear(&s);
+	CHECK_RC(pilot_api_control_agent(c->api, c->agent, "wake", false, NULL, NULL), 0, "wake it");
+
+	CHECK_RC(pilot_api_control_agent(c->api, c->agent, "shutdown", false, NULL, &a), 0, "shut it down");
+	CHECK(a.control == PILOT_CONTROL_SHUTDOWN, "told to shut down");
+	pilot_agent_info_clear(&a);
+	int64_t t0 = pilot_mono_ms();
+	CHECK_RC(claim_as(c, c->api, c->agent, 5000, &none), 0, "a long-poll claim");
+	CHECK(none.command == PILOT_CONTROL_SHUTDOWN && pilot_mono_ms() - t0 < 4000,
+	      "hears of the shutdown at once (%lld ms)", (long long)(pilot_mono_ms() - t0));
+	CHECK_RC(pilot_api_control_agent(c->api, c->agent, "forget", false, NULL, NULL), PILOT_ECONFLICT,
+		 "a connected agent cannot be forgotten");
+	CHECK_RC(pilot_api_agent_leave(c->api, c->agent), 0, "it says goodbye");
+	CHECK(agent_state(c, c->agent, &told) == PILOT_AGENT_OFFLINE && told == PILOT_CONTROL_NONE,
+	      "offline, the shutdown done");
+	CHECK_RC(pilot_api_control_agent(c->api, c->agent, "shutdown", false, NULL, NULL), PILOT_ECONFLICT,
+		 "an offline agent cannot be shut down");
+	CHECK_RC(pilot_api_control_agent(c->api, c->agent, "forget", false, NULL, &a), 0, "forget it");
+	CHECK(!a.name, "nothing is left to show");
+	CHECK_RC(pilot_api_get_agent(c->api, c->agent, &a), PILOT_ENOTFOUND, "it is not known any more");
+	CHECK_RC(pilot_api_control_agent(c->api, c->agent, "drain", false, NULL, NULL), PILOT_ENOTFOUND,
+		 "an unknown agent");
+	CHECK_RC(pilot_api_control_agent(c->api, c->agent, "dran", false, NULL, NULL), PILOT_EINVALID,
+		 "an unknown action");
+	CHECK_RC(pilot_api_control_agent(c->api, c->agent, "resume", true, NULL, NULL), PILOT_EINVALID,
+		 "now with resume");
+}
+
 /* With skip_duplicate, a run whose name and params match one queued, waiting or
  * running ends skipped at once; other params, or the first one ended, run. */
 static void t_skip_duplicate(struct ctx *c)
@@ -2638,6 +2745,7 @@ static const struct {
 	{ "retry_elsewhere", t_retry_elsewhere },
 	{ "start_timeout", t_start_timeout },
 	{ "blocklist", t_blocklist },
+	{ "agent_control", t_agent_control },
 	{ "logs", t_logs },
 	{ "metrics", t_metrics },
 	{ "artifacts", t_artifacts },

@@ -101,7 +101,7 @@ expect_status 0 "pilot agents" "$PILOT" agents
 equals "stopped agents are not listed" "$OUT" ""
 expect_status 0 "pilot agents --all" "$PILOT" agents --all
 contains "lists a2 with its labels" "$OUT" "gpu=a100,runtime=host,zone=x"
-contains "a2 is gone" "$(echo "$OUT" | grep '^a2 ')" "gone"
+contains "a2 is offline" "$(echo "$OUT" | grep '^a2 ')" "offline"
 expect_status 0 "pilot agents -o json" "$PILOT" agents --all -o json
 contains "json has the agents" "$OUT" '"name": "a1"'
 expect_status 2 "an unknown output format" "$PILOT" agents -o yaml

@@ -116,11 +116,11 @@ contains "  this machine's run is there" "$OUT" "$LOCAL_RUN"
 expect_status 0 "pilot logout" "$PILOT" logout
 expect_status 0 "pilot list after logout" "$PILOT" list
 contains "  shows this machine's runs again" "$OUT" "$LOCAL_RUN"
-# pilot run's own agent left with its run: gone, not idle (and lost a lease later).
+# pilot run's own agent left with its run: offline, not idle (and lost a lease later).
 expect_status 0 "pilot agents --all -o json" "$PILOT" agents --all -o json
-equals "  pilot run's agent is gone" \
+equals "  pilot run's agent is offline" \
 	"$(python3 -c 'import json,sys; print(" ".join(a["state"] for a in json.load(sys.stdin)["agents"] if a["name"].startswith("run@")))' <<<"$OUT")" \
-	"gone"
+	"offline"
 kill -TERM "$SRV_PID" 2>/dev/null
 wait "$SRV_PID"
 equals "the server stops cleanly" "$?" "0"

@@ -670,7 +670,7 @@ static void test_agent_runs_jobs(void **state)
 	struct pilot_agent_list al = { 0 };
 	assert_int_equal(pilot_api_list_agents(e->api, &al), 0);
 	assert_int_equal(al.n, 1);
-	assert_int_equal(al.items[0].state, PILOT_AGENT_GONE);
+	assert_int_equal(al.items[0].state, PILOT_AGENT_OFFLINE);
 	assert_string_equal(pilot_kvs_get(&al.items[0].labels, "runtime"), "host");
 	pilot_agent_list_clear(&al);
 	pilot_kvs_clear(&labels);
