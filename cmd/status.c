@@ -81,6 +81,21 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	if (s.agents_paused)
 		printf(", %d drained or asleep", s.agents_paused);
 	putchar('\n');
+	for (size_t i = 0; i < s.npools; i++) {
+		const struct pilot_pool_status *p = &s.pools[i];
+		printf("%-9s %s: %d running, %d launching", "pool", p->name, p->running, p->launching);
+		if (p->terminating)
+			printf(", %d terminating", p->terminating);
+		printf(" (max %d); %lld launched, cost so far %.2f\n", p->max, (long long)p->launched_total, p->cost);
+		if (p->failures) {
+			char in[16] = "now";
+			int64_t now = s.now_ms ? s.now_ms : pilot_now_ms();
+			if (p->retry_at_ms > now)
+				pilot_format_duration(p->retry_at_ms - now, in, sizeof(in));
+			printf("%-9s   launches failing (%d in a row, next try in %s): %s\n", "", p->failures, in,
+			       p->last_error ? p->last_error : "?");
+		}
+	}
 	pilot_status_clear(&s);
 	return EXIT_OK;
 }
@@ -91,7 +106,8 @@ const struct pilot_cmd cmd_status = {
 	.description =
 		"Prints which pilot answers (the configured server and its version, or the local\n"
 		"store), the number of runs in each state with the age of the oldest queued run,\n"
-		"and the agents that are idle, busy or lost (not seen for one lease).",
+		"the agents that are idle, busy or lost (not seen for one lease), and a server's\n"
+		"pools of provisioned machines: instances, cost so far, launches failing.",
 	.opts = options,
 	.opts_size = sizeof(struct opts),
 	.min_args = 0,

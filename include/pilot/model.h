@@ -319,6 +319,20 @@ struct pilot_metric {
 	char *json;
 };
 
+/* A server's pool of provisioned machines (pilot-server(1), pools:), as status shows it. */
+struct pilot_pool_status {
+	char *name;
+	int max;
+	int launching;                /* launched, its agent not registered yet */
+	int running;                  /* its agent registered */
+	int terminating;
+	int64_t launched_total;       /* instances launched since the store was made */
+	double cost;                  /* estimated cost so far of every instance (cost_per_hour) */
+	int failures;                 /* launches failed in a row */
+	char *last_error;             /* the latest launch failure, NULL once one worked */
+	int64_t retry_at_ms;          /* the next launch is not tried before (after failures) */
+};
+
 struct pilot_status {
 	char *version;                /* of the answering pilot (the server, or this binary) */
 	int64_t now_ms;
@@ -326,6 +340,8 @@ struct pilot_status {
 	int64_t oldest_queued_ms;     /* created time of the oldest queued run, 0 = none */
 	int agents_idle, agents_busy, agents_lost;
 	int agents_paused;            /* drained or asleep (running nothing) */
+	struct pilot_pool_status *pools; /* a server's pools (none locally) */
+	size_t npools;
 };
 
 /* ---- requests and replies --------------------------------------------------- */

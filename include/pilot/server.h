@@ -51,6 +51,9 @@ struct pilot_server_options {
 	uint64_t max_bundle_size;      /* 2 GiB */
 	uint64_t max_artifact_size;    /* 8 GiB */
 	bool log_json;                 /* access log as JSON lines */
+	/* The pools of machines to launch through provisioners (pilot-server(1), pools:),
+	 * as a JSON array; NULL = none. Checked by pilot_server_start. */
+	const char *pools_json;
 	pilot_server_log_fn access_log; /* NULL = none */
 	void *access_log_data;
 };

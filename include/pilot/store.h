@@ -51,7 +51,7 @@ struct pilot_local_options {
 };
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define PILOT_STORE_SCHEMA_VERSION 9
+#define PILOT_STORE_SCHEMA_VERSION 10
 
 /* Open DIR/pilot.db (creating DIR with mode 0700 and the file with 0600), migrate it,
  * check it (quick_check; a damaged file is refused, naming it). opts may be NULL; its
@@ -152,5 +152,42 @@ int pilot_store_token_revoke(struct pilot_store *st, const char *id_or_name);
 /* The live token with this hash, marking it used: PILOT_EAUTH when unknown, revoked
  * or expired. */
 int pilot_store_token_lookup(struct pilot_store *st, const char *sha256, struct pilot_token_record *out);
+
+/* ---- instances: machines a server's pools launched (lib/server/fleet.c) ---- */
+
+enum pilot_instance_state {
+	PILOT_INSTANCE_LAUNCHING = 0, /* recorded before the provisioner is asked */
+	PILOT_INSTANCE_RUNNING,       /* its agent registered */
+	PILOT_INSTANCE_TERMINATING,   /* to be terminated (the provisioner did not confirm yet) */
+	PILOT_INSTANCE_TERMINATED,
+};
+
+struct pilot_instance {
+	char id[PILOT_ID_SIZE];       /* 'i...' */
+	char *pool;
+	char *agent;                  /* the name its agent runs as */
+	char *provider_id;            /* the provisioner's instance_id; NULL until it answered */
+	enum pilot_instance_state state;
+	char *run_id;                 /* the run it was launched for, or NULL */
+	char *token_id;               /* its agent token */
+	int64_t launched_ms, registered_ms, ended_ms;
+	double cost_per_hour;
+	char *message;                /* why it ended, or the latest trouble */
+};
+void pilot_instance_clear(struct pilot_instance *i);
+const char *pilot_instance_state_name(enum pilot_instance_state s);
+
+/* Record a new instance (state launching); in->id is made when empty. */
+int pilot_store_instance_add(struct pilot_store *st, struct pilot_instance *in);
+/* Update state, provider_id (when not NULL), registered_ms/ended_ms (when > 0) and
+ * message (when not NULL). */
+int pilot_store_instance_update(struct pilot_store *st, const char *id, enum pilot_instance_state state,
+				const char *provider_id, int64_t registered_ms, int64_t ended_ms, const char *message);
+/* The instances not terminated (and, with ended_since > 0, those that ended since
+ * then), oldest first. */
+int pilot_store_instance_list(struct pilot_store *st, int64_t ended_since, struct pilot_instance **out, size_t *n);
+/* Per pool: how many were ever launched and the cost of every instance so far. */
+int pilot_store_instance_totals(struct pilot_store *st, const char *pool, int64_t now_ms, int64_t *launched,
+				double *cost);
 
 #endif

@@ -767,9 +767,20 @@ json_t *pilot_status_to_json(const struct pilot_status *s)
 		total += s->counts[i];
 	}
 	json_object_set_new(runs, "total", json_integer(total));
-	return json_pack("{s:o,s:I,s:o,s:o,s:{s:i,s:i,s:i,s:i}}", "version", jstr(s->version), "now_ms",
+	json_t *pools = json_array();
+	for (size_t i = 0; i < s->npools; i++) {
+		const struct pilot_pool_status *p = &s->pools[i];
+		json_array_append_new(pools, json_pack("{s:o,s:i,s:i,s:i,s:i,s:I,s:f,s:i,s:o,s:o}", "name", jstr(p->name),
+						       "max", p->max, "launching", p->launching, "running", p->running,
+						       "terminating", p->terminating, "launched_total",
+						       (json_int_t)p->launched_total, "cost", p->cost, "failures",
+						       p->failures, "last_error", jstr(p->last_error), "retry_at_ms",
+						       jtime(p->retry_at_ms)));
+	}
+	return json_pack("{s:o,s:I,s:o,s:o,s:{s:i,s:i,s:i,s:i},s:o}", "version", jstr(s->version), "now_ms",
 			 (json_int_t)s->now_ms, "runs", runs, "oldest_queued_ms", jtime(s->oldest_queued_ms), "agents",
-			 "idle", s->agents_idle, "busy", s->agents_busy, "lost", s->agents_lost, "paused", s->agents_paused);
+			 "idle", s->agents_idle, "busy", s->agents_busy, "lost", s->agents_lost, "paused", s->agents_paused,
+			 "pools", pools);
 }
 
 int pilot_status_from_json(const json_t *j, struct pilot_status *out)
@@ -796,6 +807,32 @@ int pilot_status_from_json(const json_t *j, struct pilot_status *out)
 	}
 	if (sub.err && !d.err)
 		d.err = sub.err;
+	json_t *pools = json_object_get(j, "pools");
+	if (json_is_array(pools) && !d.err) {
+		s.pools = pilot_xcalloc(json_array_size(pools) + 1, sizeof(*s.pools));
+		size_t i;
+		json_t *x;
+		json_array_foreach(pools, i, x) {
+			if (!dec_start(&sub, x, "status pool"))
+				break;
+			struct pilot_pool_status *p = &s.pools[s.npools++];
+			p->name = d_dup(&sub, "name");
+			p->max = d_int32(&sub, "max");
+			p->launching = d_int32(&sub, "launching");
+			p->running = d_int32(&sub, "running");
+			p->terminating = d_int32(&sub, "terminating");
+			p->launched_total = d_int(&sub, "launched_total");
+			json_t *cost = json_object_get(x, "cost");
+			p->cost = json_is_number(cost) ? json_number_value(cost) : 0;
+			p->failures = d_int32(&sub, "failures");
+			p->last_error = d_dup(&sub, "last_error");
+			p->retry_at_ms = d_int(&sub, "retry_at_ms");
+			if (sub.err)
+				break;
+		}
+		if (sub.err)
+			d.err = sub.err;
+	}
 	if (d.err) {
 		pilot_status_clear(&s);
 		return d.err;

@@ -554,6 +554,11 @@ void pilot_status_clear(struct pilot_status *s)
 	if (!s)
 		return;
 	free(s->version);
+	for (size_t i = 0; i < s->npools; i++) {
+		free(s->pools[i].name);
+		free(s->pools[i].last_error);
+	}
+	free(s->pools);
 	memset(s, 0, sizeof(*s));
 }
 

@@ -3,6 +3,7 @@
  * settings — from the file or from flags — into struct pilot_server_options. */
 #include <string.h>
 
+#include <jansson.h>
 #include <yaml.h>
 
 #include "pilot/server.h"
@@ -27,6 +28,7 @@ const char *const pilot_server_config_keys[] = {
 	"max_bundle_size",
 	"max_artifact_size",
 	"log_format",
+	"pools",
 	NULL,
 };
 
@@ -54,6 +56,35 @@ static int unknown_key(const char *origin, const char *key, size_t line, size_t 
 				       s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
 	return pilot_error_set(PILOT_EINVALID, "%s: unknown setting '%s'%s%s%s", origin, key, s ? " (did you mean '" : "",
 			       s ? s : "", s ? "'?)" : "");
+}
+
+/* A YAML node as JSON (scalars as strings; their meaning is checked where used). */
+static json_t *node_json(yaml_document_t *doc, yaml_node_t *n, int depth)
+{
+	if (!n || depth > 16)
+		return json_null();
+	switch (n->type) {
+	case YAML_SCALAR_NODE:
+		return json_stringn((const char *)n->data.scalar.value, n->data.scalar.length);
+	case YAML_SEQUENCE_NODE: {
+		json_t *a = json_array();
+		for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++)
+			json_array_append_new(a, node_json(doc, yaml_document_get_node(doc, *i), depth + 1));
+		return a;
+	}
+	case YAML_MAPPING_NODE: {
+		json_t *o = json_object();
+		for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+			yaml_node_t *k = yaml_document_get_node(doc, p->key);
+			if (k && k->type == YAML_SCALAR_NODE)
+				json_object_set_new(o, (const char *)k->data.scalar.value,
+						    node_json(doc, yaml_document_get_node(doc, p->value), depth + 1));
+		}
+		return o;
+	}
+	default:
+		return json_null();
+	}
 }
 
 int pilot_server_config_read(const char *path, struct pilot_kvs *kvs)
@@ -94,6 +125,15 @@ int pilot_server_config_read(const char *path, struct pilot_kvs *kvs)
 		if (!known_key(key)) {
 			r = unknown_key(path, key, k->start_mark.line + 1, k->start_mark.column + 1);
 			goto out;
+		}
+		if (!strcmp(key, "pools")) {
+			/* The pools are checked as the server starts, as JSON. */
+			json_t *j = node_json(&doc, v, 0);
+			char *js = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+			json_decref(j);
+			pilot_kvs_set(kvs, key, js ? js : "null");
+			free(js);
+			continue;
 		}
 		if (v->type != YAML_SCALAR_NODE) {
 			r = pilot_error_set(PILOT_EINVALID, "%s:%zu:%zu: %s: expected a plain value", path,
@@ -191,6 +231,8 @@ int pilot_server_options_apply(struct pilot_server_options *o, const struct pilo
 			r = set_size(origin, k, v, &o->max_bundle_size);
 		else if (!strcmp(k, "max_artifact_size"))
 			r = set_size(origin, k, v, &o->max_artifact_size);
+		else if (!strcmp(k, "pools"))
+			o->pools_json = v;
 		else if (!strcmp(k, "log_format")) {
 			if (!strcmp(v, "json"))
 				o->log_json = true;

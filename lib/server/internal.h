@@ -123,6 +123,7 @@ struct server {
 	size_t nbindings;
 
 	struct metrics m;
+	struct fleet *fleet;          /* pools of provisioned machines, or NULL */
 };
 
 /* One request: the connection's context from the first call of the access handler to
@@ -195,6 +196,18 @@ const char *header(struct req *rq, const char *name);
 #define ROUTE_RESULT(r) ((r) == MHD_YES ? 1 : 0)
 
 /* notify.c */
+/* ---- the fleet (fleet.c) ---- */
+
+/* Check and keep the pools (the options' pools_json; none is fine). */
+int fleet_new(struct server *srv, const char *pools_json);
+int fleet_start(struct server *srv);
+void fleet_stop(struct server *srv);
+void fleet_free(struct server *srv);
+/* Runs may have been queued: look now rather than at the next tick. */
+void fleet_poke(struct server *srv);
+/* Fill st->pools. */
+void fleet_status(struct server *srv, struct pilot_status *st);
+
 int notify_start(struct server *srv);
 void notify_stop(struct server *srv);
 /* Something changed: wake the waiters that care. */

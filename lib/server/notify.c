@@ -74,6 +74,7 @@ static void notify_locked(struct server *srv, unsigned what)
 		srv->queue_gen++;
 		srv->claim_pass_pending = true;
 		pthread_cond_signal(&srv->cond);
+		fleet_poke(srv);
 	}
 	wake_others(srv, what);
 }

@@ -963,6 +963,7 @@ static int h_status(struct req *rq)
 	struct pilot_status st = { 0 };
 	if (pilot_api_status(rq->srv->api, &st) < 0)
 		return R(respond_last_error(rq));
+	fleet_status(rq->srv, &st);
 	return respond_model(rq, MHD_HTTP_OK, &st);
 }
 

@@ -648,6 +648,7 @@ static void server_free(struct server *srv)
 {
 	if (!srv)
 		return;
+	fleet_free(srv);
 	pilot_api_close(srv->api);
 	for (size_t i = 0; i < srv->nbindings; i++)
 		free(srv->bindings[i].agent);
@@ -723,6 +724,10 @@ int pilot_server_start(const struct pilot_server_options *o, struct pilot_server
 	bool v6 = false;
 	if ((r = parse_listen(srv->opt.listen, &ss, &sslen, &v6)) < 0)
 		goto fail;
+	if ((r = fleet_new(srv, srv->opt.pools_json)) < 0) {
+		pilot_error_prefix(r, "server settings");
+		goto fail;
+	}
 	if (!!srv->opt.tls_cert != !!srv->opt.tls_key) {
 		r = pilot_error_set(PILOT_EINVALID, "HTTPS needs both a certificate (tls_cert) and a key (tls_key)");
 		goto fail;
@@ -801,6 +806,10 @@ int pilot_server_start(const struct pilot_server_options *o, struct pilot_server
 				   v6 ? "]" : "", port);
 	if ((r = notify_start(srv)) < 0)
 		goto fail;
+	if ((r = fleet_start(srv)) < 0) {
+		notify_stop(srv);
+		goto fail;
+	}
 	*out = (struct pilot_server *)srv;
 	return 0;
 fail:
@@ -850,6 +859,7 @@ void pilot_server_stop(struct pilot_server *s, int64_t grace_ms)
 	if (left)
 		pilot_log(PILOT_LOG_WARN, "%u request%s still running after the grace period; closing", left,
 			  left == 1 ? "" : "s");
+	fleet_stop(srv);
 	notify_stop(srv);
 	server_wake_all(srv, WAKE_SHUTDOWN);
 	MHD_stop_daemon(srv->mhd);

@@ -215,6 +215,24 @@ static const char *const migrations[] = {
 	 "ALTER TABLE agents ADD COLUMN control_ms INTEGER;\n"
 	 "ALTER TABLE agents ADD COLUMN control_by TEXT;\n"
 	 "ALTER TABLE attempts ADD COLUMN requeue INTEGER NOT NULL DEFAULT 0;\n"),
+	/* 10: machines the server's pools launched, kept across restarts (no double
+	 * launch, no orphan). */
+	("CREATE TABLE instances (\n"
+	 "  id TEXT PRIMARY KEY,\n"
+	 "  pool TEXT NOT NULL,\n"
+	 "  agent TEXT NOT NULL,\n"
+	 "  provider_id TEXT,\n"
+	 "  state TEXT NOT NULL,\n"
+	 "  run_id TEXT,\n"
+	 "  token_id TEXT,\n"
+	 "  launched_ms INTEGER NOT NULL,\n"
+	 "  registered_ms INTEGER,\n"
+	 "  ended_ms INTEGER,\n"
+	 "  cost_per_hour REAL NOT NULL DEFAULT 0,\n"
+	 "  message TEXT\n"
+	 ");\n"
+	 "CREATE INDEX instances_live ON instances(launched_ms) WHERE state != 'terminated';\n"
+	 "CREATE INDEX instances_pool ON instances(pool);\n"),
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == PILOT_STORE_SCHEMA_VERSION, "one migration per schema version");
