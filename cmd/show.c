@@ -310,6 +310,13 @@ static void print_text(const struct pilot_run *r, const struct pilot_event_list 
 			printf("  %.*s", (int)n, p);
 			p += n;
 		}
+		/* The machines a pool launched for them, and what they cost is in pilot status. */
+		for (size_t i = 0; i < r->nattempts; i++) {
+			const struct pilot_attempt *a = &r->attempts[i];
+			if (a->instance_pool)
+				printf("  attempt %d ran on instance %s of pool %s\n", a->number,
+				       a->instance_id ? a->instance_id : "(never launched)", a->instance_pool);
+		}
 	}
 	print_artifacts(r, al);
 	if (ev && ev->n) {

@@ -162,6 +162,10 @@ struct pilot_attempt {
 	int64_t heartbeat_ms;         /* last renewal */
 	int64_t lease_expires_ms;
 	int64_t log_bytes;
+	/* The machine its agent was, when a server's pool launched it: the pool and the
+	 * provisioner's instance id (NULL otherwise). */
+	char *instance_pool;
+	char *instance_id;
 };
 
 /* A run another waits for (--after), and the end states of it that let the other go on:

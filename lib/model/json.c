@@ -321,6 +321,9 @@ json_t *pilot_attempt_to_json(const struct pilot_attempt *a)
 	json_object_set_new(o, "heartbeat_ms", jtime(a->heartbeat_ms));
 	json_object_set_new(o, "lease_expires_ms", jtime(a->lease_expires_ms));
 	json_object_set_new(o, "log_bytes", json_integer(a->log_bytes));
+	json_object_set_new(o, "instance", a->instance_pool ? json_pack("{s:s,s:o}", "pool", a->instance_pool, "id",
+								    jstr(a->instance_id))
+							    : json_null());
 	return o;
 }
 
@@ -343,6 +346,13 @@ int pilot_attempt_from_json(const json_t *j, struct pilot_attempt *out)
 	a.heartbeat_ms = d_int(&d, "heartbeat_ms");
 	a.lease_expires_ms = d_int(&d, "lease_expires_ms");
 	a.log_bytes = d_int(&d, "log_bytes");
+	json_t *inst = json_object_get(j, "instance");
+	if (json_is_object(inst)) {
+		const char *pool = json_string_value(json_object_get(inst, "pool"));
+		const char *iid = json_string_value(json_object_get(inst, "id"));
+		a.instance_pool = pool ? pilot_xstrdup(pool) : NULL;
+		a.instance_id = iid ? pilot_xstrdup(iid) : NULL;
+	}
 	if (d.err) {
 		pilot_attempt_clear(&a);
 		return d.err;

@@ -438,6 +438,8 @@ void pilot_attempt_clear(struct pilot_attempt *a)
 		return;
 	free(a->agent);
 	free(a->message);
+	free(a->instance_pool);
+	free(a->instance_id);
 	memset(a, 0, sizeof(*a));
 }
 

@@ -232,7 +232,8 @@ static const char *const migrations[] = {
 	 "  message TEXT\n"
 	 ");\n"
 	 "CREATE INDEX instances_live ON instances(launched_ms) WHERE state != 'terminated';\n"
-	 "CREATE INDEX instances_pool ON instances(pool);\n"),
+	 "CREATE INDEX instances_pool ON instances(pool);\n"
+	 "CREATE INDEX instances_agent ON instances(agent);\n"),
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == PILOT_STORE_SCHEMA_VERSION, "one migration per schema version");

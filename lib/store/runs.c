@@ -69,6 +69,8 @@ static void load_attempt(sqlite3_stmt *s, struct pilot_attempt *a)
 	a->heartbeat_ms = col_int(s, 10);
 	a->lease_expires_ms = col_int(s, 11);
 	a->log_bytes = col_int(s, 12);
+	a->instance_pool = col_dup(s, 13);
+	a->instance_id = col_dup(s, 14);
 }
 
 /* sql (a static string; ?1 = a run id) stepped to the run's row: the statement, to
@@ -125,7 +127,10 @@ int store_get_run_locked(struct pilot_store *st, const char *id, bool with_attem
 	sqlite3_reset(s);
 	if (with_attempts) {
 		int rc;
-		static const char asql[] = "SELECT " ATT_COLS " FROM attempts WHERE run_id = ?1 ORDER BY number";
+		/* With the instance of a pool its agent ran on, if any. */
+		static const char asql[] = "SELECT " ATT_COLS ", (SELECT i.pool FROM instances i WHERE i.agent = "
+					   "attempts.agent), (SELECT i.provider_id FROM instances i WHERE i.agent = "
+					   "attempts.agent) FROM attempts WHERE run_id = ?1 ORDER BY number";
 		sqlite3_stmt *a = db_stmt(st, asql);
 		if (!a) {
 			pilot_run_clear(&r);

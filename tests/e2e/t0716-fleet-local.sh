@@ -119,6 +119,9 @@ wait_state "$r" succeeded
 equals "its run was retried on another instance" \
 	"$(run_field "$r" '" ".join(a["state"] for a in j["attempts"])')" "lost succeeded"
 check "the two attempts ran on two agents" test "$(run_field "$r" 'len({a["agent"] for a in j["attempts"]})')" = 2
+expect_status 0 "pilot show" "$PILOT" show "$r"
+contains "names the instance each attempt ran on" "$OUT" "attempt 2 ran on instance local-"
+contains "and its pool" "$OUT" "of pool local"
 wait_for no_instances
 equals "the dead instance is terminated too" "$(live_instances)" 0
 check "its job went with it" sh -c "! pgrep -f 'sleep 12[0]' >/dev/null"
