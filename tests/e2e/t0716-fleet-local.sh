@@ -13,8 +13,11 @@ command -v python3 >/dev/null || skip_all "python3 is needed by the local provis
 D=$T_TMP/fleet
 mkdir -p "$D"
 CLI_DIR=$D
+# Short leases and ticks; the machines' agents (which inherit this environment) keep
+# their jobs through the server's restart (LEASE_GIVE_UP) rather than drop them.
 export PILOT_LEASE_TTL=3s PILOT_PROVISION_INTERVAL=200ms PILOT_PROVISION_LIST_INTERVAL=1s \
-	PILOT_PROVISION_BACKOFF=300ms PILOT_HEARTBEAT=200ms PILOT_CLAIM_WAIT=2s PILOT_REAP_INTERVAL=200ms
+	PILOT_PROVISION_BACKOFF=300ms PILOT_HEARTBEAT=200ms PILOT_CLAIM_WAIT=2s PILOT_REAP_INTERVAL=200ms \
+	PILOT_LEASE_GIVE_UP=30s
 
 cat >"$D/server.yaml" <<EOF
 pools:
