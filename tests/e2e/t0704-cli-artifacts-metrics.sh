@@ -80,7 +80,7 @@ retry: {max_attempts: 2, backoff: 100ms}'
 	expect_status 0 "$(t 'status -o json')" "$PILOT" status -o json
 	equals "$(t 'json: the counts and the transport')" "$(python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["runs"]["succeeded"], j["transport"], j["version"] != "")' <<<"$OUT")" "1 $CLI_TRANSPORT True"
 	equals "$(t 'json: the keys pilot-status(1) documents')" "$(python3 -c 'import json,sys; print(" ".join(sorted(json.load(sys.stdin))))' <<<"$OUT")" \
-		"agents data_dir now_ms oldest_queued_ms runs server transport version"
+		"agents data_dir now_ms oldest_queued_ms pools runs server transport version"
 	expect_status 0 "$(t 'status -o yaml')" "$PILOT" status -o yaml
 	equals "$(t 'yaml: the same')" "$(python3 -c 'import yaml,sys; j=yaml.safe_load(sys.stdin); print(j["runs"]["succeeded"], j["agents"]["idle"])' <<<"$OUT")" "1 1"
 }
