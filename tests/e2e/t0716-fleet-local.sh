@@ -35,8 +35,9 @@ pools:
     max: 1
 EOF
 
-# The pilot processes the local provisioner started that still run.
-machines() { pgrep -f -- "--name local-i" | wc -l; }
+# The machines whose agent still runs: distinct agent names (an agent's child between
+# its fork and exec shows the same command line).
+machines() { pgrep -af -- "agent --once .*--name local-i" | grep -o -- "--name local-i[^ ]*" | sort -u | wc -l; }
 machines_at_least() { [ "$(machines)" -ge "$1" ]; }
 no_machines() { [ "$(machines)" -eq 0 ]; }
 
