@@ -270,7 +270,6 @@ static void claim_pass(struct server *srv)
 		} else if (!named && nfailed < MAX_FAILED) {
 			failed[nfailed++] = &w->creq.labels;
 		}
-
 		free(msg);
 		w = next;
 	}

@@ -103,34 +103,44 @@ static int named_candidate(struct pilot_store *st, const struct pilot_claim_requ
 	return 1;
 }
 
-/* Whether a claim that finds nothing may skip its write: no waiting run is due and
- * the agent's row is recent and unchanged. Idle agents polling stay read-only. */
-static bool claim_can_skip_write(struct pilot_store *st, const struct pilot_claim_request *req, int64_t now)
+/* What a claim's read-only look learns of the agent: what it was told, and whether a
+ * claim that finds nothing may skip its write (no waiting run is due and the agent's
+ * row is recent and unchanged). Idle agents polling stay read-only. */
+static void claim_look_agent(struct pilot_store *st, const struct pilot_claim_request *req, int64_t now,
+			     enum pilot_agent_control *told, bool *can_skip)
 {
 	static const char due[] = "SELECT EXISTS(SELECT 1 FROM runs INDEXED BY runs_due WHERE state = 'waiting' "
 				  "AND not_before_ms <= ?1 AND needs_left = 0)";
-	static const char agent[] = "SELECT labels_json, version, last_seen_ms, left_ms, capacity, free_slots "
+	static const char agent[] = "SELECT control, labels_json, version, last_seen_ms, left_ms, capacity, free_slots "
 				    "FROM agents WHERE name = ?1";
-	sqlite3_stmt *s = db_stmt(st, due);
-	if (!s)
-		return false;
-	bind_int(s, 1, now);
-	bool any_due = sqlite3_step(s) != SQLITE_ROW || col_int(s, 0);
-	sqlite3_reset(s);
-	if (any_due || !(s = db_stmt(st, agent)))
-		return false;
+	*told = PILOT_CONTROL_NONE;
+	*can_skip = false;
+	sqlite3_stmt *s = db_stmt(st, agent);
+	if (!s) {
+		pilot_error_clear();
+		return;
+	}
 	bind_text(s, 1, req->agent);
-	bool fresh = false;
 	if (sqlite3_step(s) == SQLITE_ROW) {
+		if (pilot_agent_control_from_name(col_text(s, 0), told) < 0) {
+			pilot_error_clear();
+			*told = PILOT_CONTROL_NONE;
+		}
 		_cleanup_free_ char *labels = kvs_to_text(&req->labels);
-		fresh = !strcmp(col_text(s, 0), labels ? labels : "") &&
-			(!req->version || !strcmp(col_text(s, 1), req->version)) &&
-			col_int(s, 2) > now - st->opt.lease_ttl_ms / 4 && sqlite3_column_type(s, 3) == SQLITE_NULL &&
-			col_int(s, 4) == (req->capacity > 0 ? req->capacity : 1) &&
-			col_int(s, 5) == (req->free_slots > 0 ? req->free_slots : 1);
+		*can_skip = !strcmp(col_text(s, 1), labels ? labels : "") &&
+			    (!req->version || !strcmp(col_text(s, 2), req->version)) &&
+			    col_int(s, 3) > now - st->opt.lease_ttl_ms / 4 && sqlite3_column_type(s, 4) == SQLITE_NULL &&
+			    col_int(s, 5) == (req->capacity > 0 ? req->capacity : 1) &&
+			    col_int(s, 6) == (req->free_slots > 0 ? req->free_slots : 1);
 	}
 	sqlite3_reset(s);
-	return fresh;
+	if (!*can_skip || !(s = db_stmt(st, due))) {
+		*can_skip = false;
+		return;
+	}
+	bind_int(s, 1, now);
+	*can_skip = sqlite3_step(s) == SQLITE_ROW && !col_int(s, 0);
+	sqlite3_reset(s);
 }
 
 int pilot_store_claim(struct pilot_store *st, const struct pilot_claim_request *req, struct pilot_claim *out)
@@ -142,15 +152,17 @@ int pilot_store_claim(struct pilot_store *st, const struct pilot_claim_request *
 	int changed = 0;
 	char id[PILOT_ID_SIZE] = "";
 	_cleanup_free_ char *msg = NULL;
-	/* Look first without the write lock: most polls find nothing. */
-	/* An agent told to drain, sleep or shut down takes nothing; it learns why. */
 	out->command = PILOT_CONTROL_NONE;
+	/* Look first without the write lock: most polls find nothing. An agent told to
+	 * drain, sleep or shut down takes nothing; it learns why. */
 	int r = db_begin(st, false);
 	if (r < 0)
 		return r;
-	enum pilot_agent_control told = store_agent_control(st, req->agent);
+	enum pilot_agent_control told;
+	bool can_skip;
+	claim_look_agent(st, req, now, &told, &can_skip);
 	r = told ? 0 : req->run ? named_candidate(st, req, id) : find_candidate(st, &req->labels, req->agent, id);
-	bool skip = r == 0 && claim_can_skip_write(st, req, now);
+	bool skip = r == 0 && can_skip;
 	db_rollback(st);
 	if (r < 0)
 		return r;
@@ -236,7 +248,7 @@ int pilot_store_claim(struct pilot_store *st, const struct pilot_claim_request *
 		return r;
 	}
 	memset(out, 0, sizeof(*out));
-	out->run = run;	/* command: NONE */
+	out->run = run;
 	memcpy(out->attempt_id, aid, PILOT_ID_SIZE);
 	out->attempt = number;
 	memcpy(out->lease_token, token, sizeof(token));
