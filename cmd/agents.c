@@ -1,6 +1,6 @@
 /* pilot agents: the agents the server (or the local store) knows, with their labels,
  * state, the runs they hold and when they were last seen; show, drain, resume, sleep,
- * wake, shutdown and forget one; pilot agents blocklist: the agents blocked from runs
+ * wake, shutdown and forget one; give them sleep schedules; pilot agents blocklist: the agents blocked from runs
  * of a name, and clearing them. */
 #include <string.h>
 
@@ -15,15 +15,21 @@ struct opts {
 	bool all;
 	bool clear;
 	bool now;
+	const char *sleep;
+	const char *tz;
 };
 
 static const struct pilot_opt options[] = {
 	{ OPT_STRING, 'o', "output", "FORMAT", "table (default) or json", offsetof(struct opts, output), "table json" },
 	{ OPT_FLAG, 'a', "all", NULL, "also list the agents that stopped (offline)", offsetof(struct opts, all), NULL },
-	{ OPT_FLAG, 0, "clear", NULL, "blocklist: clear the entries of AGENT (and NAME), or every entry",
-	  offsetof(struct opts, clear), NULL },
+	{ OPT_FLAG, 0, "clear", NULL, "blocklist: clear the entries of AGENT (and NAME), or every entry; schedule: "
+	  "remove the sleep schedule", offsetof(struct opts, clear), NULL },
 	{ OPT_FLAG, 0, "now", NULL, "drain, sleep, shutdown: also stop the running jobs and requeue their runs",
 	  offsetof(struct opts, now), NULL },
+	{ OPT_STRING, 0, "sleep", "WINDOWS", "schedule: when the agent sleeps, e.g. 'mon-fri 19:00-07:00; sat,sun 00:00-24:00'",
+	  offsetof(struct opts, sleep), NULL },
+	{ OPT_STRING, 0, "tz", "ZONE", "schedule: the windows' time zone (IANA, e.g. Europe/Berlin; default UTC)",
+	  offsetof(struct opts, tz), NULL },
 	OPT_END_ROW,
 };
 
@@ -118,6 +124,15 @@ static void print_agent(const struct pilot_agent_info *a)
 		printf("told     %s, %s ago by %s\n", pilot_agent_control_name(a->control), when,
 		       a->control_by ? a->control_by : "?");
 	}
+	if (a->sleep_schedule) {
+		printf("sleeps   %s (%s)", a->sleep_schedule, a->sleep_tz ? a->sleep_tz : "UTC");
+		if (a->sleep_next_ms) {
+			char next[32];
+			pilot_format_time(a->sleep_next_ms, next);
+			printf(", next change %s", next);
+		}
+		putchar('\n');
+	}
 	printf("runs     %s\n", pilot_buf_str(&runs));
 	printf("slots    %zu/%d\n", a->nruns, a->capacity);
 	printf("labels   %s\n", pilot_buf_str(&labels));
@@ -168,6 +183,31 @@ static int control(struct pilot_ctx *ctx, struct pilot_api *api, const struct op
 	return status;
 }
 
+/* pilot agents schedule AGENT... --sleep WINDOWS [--tz ZONE] | --clear */
+static int schedule(struct pilot_ctx *ctx, struct pilot_api *api, const struct opts *o, bool json, int argc, char **argv)
+{
+	int status = EXIT_OK;
+	json_t *all = json ? json_array() : NULL;
+	for (int i = 0; i < argc; i++) {
+		struct pilot_agent_info a = { 0 };
+		if (pilot_api_schedule_agent(api, argv[i], o->clear ? NULL : o->sleep, o->clear ? NULL : o->tz, &a) < 0) {
+			status = cmd_fail(ctx, EXIT_FAIL);
+			continue;
+		}
+		if (json)
+			json_array_append_new(all, pilot_agent_info_to_json(&a));
+		else if (!a.sleep_schedule)
+			printf("agent %s has no sleep schedule (%s)\n", a.name, pilot_agent_state_name(a.state));
+		else
+			printf("agent %s sleeps %s (%s) (%s)\n", a.name, a.sleep_schedule, a.sleep_tz ? a.sleep_tz : "UTC",
+			       pilot_agent_state_name(a.state));
+		pilot_agent_info_clear(&a);
+	}
+	if (json)
+		print_json(json_pack("{s:o}", "agents", all));
+	return status;
+}
+
 static bool is_action(const char *w)
 {
 	static const char *const actions[] = { "drain", "resume", "sleep", "wake", "shutdown", "forget" };
@@ -184,22 +224,29 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	if (o->output && !(json = !strcmp(o->output, "json")) && strcmp(o->output, "table"))
 		return cmd_usage_error(ctx, "unknown output format '%s' (expected table or json)", o->output);
 	const char *sub = argc > 0 ? argv[0] : "list";
-	bool block = !strcmp(sub, "blocklist"), show = !strcmp(sub, "show"), act = is_action(sub);
-	if (!block && !show && !act && strcmp(sub, "list")) {
+	bool block = !strcmp(sub, "blocklist"), show = !strcmp(sub, "show"), act = is_action(sub),
+	     sched = !strcmp(sub, "schedule");
+	if (!block && !show && !act && !sched && strcmp(sub, "list")) {
 		static const char *const subs[] = { "list", "show", "drain", "resume", "sleep", "wake", "shutdown", "forget",
-						    "blocklist" };
+						    "schedule", "blocklist" };
 		const char *s = pilot_suggest(sub, subs, ARRAY_SIZE(subs));
 		return cmd_usage_error(ctx, "unknown subcommand '%s'%s%s%s (expected list, show, drain, resume, sleep, "
-					    "wake, shutdown, forget or blocklist)", sub, s ? " (did you mean '" : "",
+					    "wake, shutdown, forget, schedule or blocklist)", sub, s ? " (did you mean '" : "",
 				       s ? s : "", s ? "'?)" : "");
 	}
-	if (o->clear && !block)
-		return cmd_usage_error(ctx, "--clear is for 'pilot agents blocklist'");
+	if (o->clear && !block && !sched)
+		return cmd_usage_error(ctx, "--clear is for 'pilot agents blocklist' and 'pilot agents schedule'");
+	if ((o->sleep || o->tz) && !sched)
+		return cmd_usage_error(ctx, "--sleep and --tz are for 'pilot agents schedule'");
+	if (sched && !o->clear == !o->sleep)
+		return cmd_usage_error(ctx, "'pilot agents schedule' needs --sleep WINDOWS (and --tz ZONE) or --clear");
+	if (sched && o->clear && o->tz)
+		return cmd_usage_error(ctx, "--tz goes with --sleep, not --clear");
 	if (o->now && strcmp(sub, "drain") && strcmp(sub, "sleep") && strcmp(sub, "shutdown"))
 		return cmd_usage_error(ctx, "--now is for 'pilot agents drain', 'sleep' and 'shutdown'");
 	if (!strcmp(sub, "list") && argc > 1)
 		return cmd_usage_error(ctx, "'pilot agents list' takes no arguments");
-	if ((show || act) && argc < 2)
+	if ((show || act || sched) && argc < 2)
 		return cmd_usage_error(ctx, "'pilot agents %s' needs the name of an agent", sub);
 	if (show && argc > 2)
 		return cmd_usage_error(ctx, "'pilot agents show' takes one agent");
@@ -213,6 +260,8 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 		return blocklist(ctx, api, o, json, argc - 1, argv + 1);
 	if (act)
 		return control(ctx, api, o, json, sub, argc - 1, argv + 1);
+	if (sched)
+		return schedule(ctx, api, o, json, argc - 1, argv + 1);
 	if (show) {
 		struct pilot_agent_info a = { 0 };
 		if (pilot_api_get_agent(api, argv[1], &a) < 0)
@@ -273,7 +322,8 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 const struct pilot_cmd cmd_agents = {
 	.name = "agents",
 	.summary = "list, inspect and control the agents; the blocklist",
-	.args = "[list | show AGENT | drain|resume|sleep|wake|shutdown|forget AGENT... | blocklist [AGENT [NAME]]]",
+	.args = "[list | show AGENT | drain|resume|sleep|wake|shutdown|forget AGENT... | schedule AGENT... | blocklist "
+		"[AGENT [NAME]]]",
 	.description =
 		"Columns: NAME, STATE (idle, busy, draining, drained, asleep, lost: not seen for\n"
 		"a lease TTL, offline: stopped), RUNS (the runs it holds live attempts of),\n"
@@ -284,6 +334,10 @@ const struct pilot_cmd cmd_agents = {
 		"'sleep' and 'wake' do the same, shown as asleep; 'shutdown' makes the agent exit\n"
 		"once its jobs end (--now: at once, requeueing them); 'forget' removes an offline\n"
 		"or lost agent that runs nothing. Each takes one or more agents.\n"
+		"'schedule AGENT... --sleep WINDOWS [--tz ZONE]' gives agents a sleep schedule:\n"
+		"weekly windows ('mon-fri 19:00-07:00; sat,sun 00:00-24:00') in a time zone\n"
+		"(default UTC) at whose start the server puts the agent to sleep and at whose\n"
+		"end it wakes it; --clear removes it.\n"
 		"'pilot agents blocklist' lists, per agent and run name, the failures in a row\n"
 		"counted and whether the agent is blocked from runs of that name (after 3, the\n"
 		"server's PILOT_BLOCKLIST_AFTER); --clear AGENT [NAME] clears entries (without\n"
@@ -292,7 +346,7 @@ const struct pilot_cmd cmd_agents = {
 	.opts_size = sizeof(struct opts),
 	.min_args = 0,
 	.max_args = -1,
-	.complete_args = "list show drain resume sleep wake shutdown forget blocklist",
+	.complete_args = "list show drain resume sleep wake shutdown forget schedule blocklist",
 	.flags = CMD_NEEDS_CONFIG,
 	.run = run,
 };

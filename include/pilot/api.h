@@ -96,6 +96,13 @@ struct pilot_api_ops {
 	 * afterwards (zeroed after forget). actor NULL = the transport's caller. */
 	int (*control_agent)(struct pilot_api *api, const char *name, const char *action, bool now, const char *actor,
 			     struct pilot_agent_info *out);
+	/* Set an agent's sleep schedule: weekly windows ("mon-fri 19:00-07:00; sat,sun
+	 * 00:00-24:00") in an IANA zone (NULL = UTC), in which it is told to sleep
+	 * (control_by "schedule") and at whose end it is woken; windows NULL or "" removes
+	 * the schedule (and wakes an agent it put to sleep). Only the schedule's changes
+	 * act: one woken or put to sleep by hand stays so until the next. */
+	int (*schedule_agent)(struct pilot_api *api, const char *name, const char *windows, const char *tz,
+			      struct pilot_agent_info *out);
 	/* The blocklist: agents blocked from runs of a name, and the failures counted. */
 	int (*list_blocklist)(struct pilot_api *api, struct pilot_block_list *out);
 	/* Clear the entries of agent (NULL = every agent) for name (NULL = every name);
@@ -183,6 +190,8 @@ int pilot_api_list_agents(struct pilot_api *api, struct pilot_agent_list *out);
 int pilot_api_get_agent(struct pilot_api *api, const char *name, struct pilot_agent_info *out);
 int pilot_api_control_agent(struct pilot_api *api, const char *name, const char *action, bool now, const char *actor,
 			    struct pilot_agent_info *out);
+int pilot_api_schedule_agent(struct pilot_api *api, const char *name, const char *windows, const char *tz,
+			     struct pilot_agent_info *out);
 int pilot_api_list_blocklist(struct pilot_api *api, struct pilot_block_list *out);
 int pilot_api_clear_blocklist(struct pilot_api *api, const char *agent, const char *name, int *cleared);
 int pilot_api_status(struct pilot_api *api, struct pilot_status *out);
@@ -299,6 +308,7 @@ enum pilot_route_id {
 	PILOT_ROUTE_AGENT_LEAVE,
 	PILOT_ROUTE_GET_AGENT,
 	PILOT_ROUTE_CONTROL_AGENT,
+	PILOT_ROUTE_SCHEDULE_AGENT,
 	PILOT_ROUTE_LIST_BLOCKLIST,
 	PILOT_ROUTE_CLEAR_BLOCKLIST,
 	PILOT_ROUTE_HEARTBEAT,

@@ -291,6 +291,11 @@ struct pilot_agent_info {
 	enum pilot_agent_control control; /* asked for (ignored on register) */
 	int64_t control_ms;           /* when, 0 = never */
 	char *control_by;             /* who asked, or NULL */
+	/* Its sleep schedule: weekly windows (lib/sched) in a zone, in which the server
+	 * tells it to sleep and after which it wakes it; NULL = none. */
+	char *sleep_schedule;
+	char *sleep_tz;
+	int64_t sleep_next_ms;        /* the schedule's next change, 0 = none */
 };
 
 /* An agent's failures of runs of one name in a row; once there were blocklist_after of

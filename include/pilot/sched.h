@@ -46,7 +46,7 @@ int64_t pilot_tz_from_civil(const struct pilot_tz *tz, int64_t year, int month, 
 
 /* Weekly windows in a zone: "mon-fri 19:00-07:00; sat,sun 00:00-24:00". Each rule is a
  * set of days (mon..sun, ranges that may wrap, lists, "daily") and a start and end time
- * of day; an end at or before the start ends on the next day. */
+ * of day (HH:MM or HH:MM:SS); an end at or before the start ends on the next day. */
 #define PILOT_WEEKLY_MAX_RULES 14
 
 struct pilot_weekly {

@@ -51,7 +51,7 @@ struct pilot_local_options {
 };
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define PILOT_STORE_SCHEMA_VERSION 10
+#define PILOT_STORE_SCHEMA_VERSION 11
 
 /* Open DIR/pilot.db (creating DIR with mode 0700 and the file with 0600), migrate it,
  * check it (quick_check; a damaged file is refused, naming it). opts may be NULL; its
@@ -108,6 +108,9 @@ int pilot_store_get_agent(struct pilot_store *st, const char *name, struct pilot
 /* See pilot_api_ops.control_agent. */
 int pilot_store_agent_control(struct pilot_store *st, const char *name, const char *action, bool now,
 			      const char *actor, struct pilot_agent_info *out);
+/* See pilot_api_ops.schedule_agent. */
+int pilot_store_agent_schedule(struct pilot_store *st, const char *name, const char *windows, const char *tz,
+			       struct pilot_agent_info *out);
 int pilot_store_list_blocklist(struct pilot_store *st, struct pilot_block_list *out);
 int pilot_store_clear_blocklist(struct pilot_store *st, const char *agent, const char *name, int *cleared);
 int pilot_store_status(struct pilot_store *st, struct pilot_status *out);

@@ -111,6 +111,12 @@ int pilot_api_control_agent(struct pilot_api *api, const char *name, const char 
 	return api->ops->control_agent(api, name, action, now, actor, out);
 }
 
+int pilot_api_schedule_agent(struct pilot_api *api, const char *name, const char *windows, const char *tz,
+			     struct pilot_agent_info *out)
+{
+	return api->ops->schedule_agent(api, name, windows, tz, out);
+}
+
 int pilot_api_status(struct pilot_api *api, struct pilot_status *out)
 {
 	return api->ops->status(api, out);

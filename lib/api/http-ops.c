@@ -366,6 +366,19 @@ static int h_control_agent(struct pilot_api *api, const char *name, const char *
 	return r;
 }
 
+static int h_schedule_agent(struct pilot_api *api, const char *name, const char *windows, const char *tz,
+			    struct pilot_agent_info *out)
+{
+	struct http_call c;
+	http_call_route(&c, PILOT_ROUTE_SCHEDULE_AGENT, name, NULL);
+	json_t *j = json_pack("{s:o,s:o}", "windows", windows && *windows ? json_string(windows) : json_null(), "tz",
+			      tz && *tz ? json_string(tz) : json_null());
+	_cleanup_free_ char *body = NULL;
+	http_body_json(&c, j, &body);
+	json_decref(j);
+	return http_call_model(H(api), &c, NULL, out);
+}
+
 static int h_list_blocklist(struct pilot_api *api, struct pilot_block_list *out)
 {
 	struct http_call c;
@@ -629,6 +642,7 @@ const struct pilot_api_ops http_ops = {
 	.list_agents = h_list_agents,
 	.get_agent = h_get_agent,
 	.control_agent = h_control_agent,
+	.schedule_agent = h_schedule_agent,
 	.list_blocklist = h_list_blocklist,
 	.clear_blocklist = h_clear_blocklist,
 	.status = h_status,

@@ -237,6 +237,12 @@ static int l_control_agent(struct pilot_api *api, const char *name, const char *
 	return pilot_store_agent_control(L(api)->st, name, action, now, actor, out);
 }
 
+static int l_schedule_agent(struct pilot_api *api, const char *name, const char *windows, const char *tz,
+			    struct pilot_agent_info *out)
+{
+	return pilot_store_agent_schedule(L(api)->st, name, windows, tz, out);
+}
+
 static int l_list_blocklist(struct pilot_api *api, struct pilot_block_list *out)
 {
 	return pilot_store_list_blocklist(L(api)->st, out);
@@ -369,6 +375,7 @@ static const struct pilot_api_ops local_ops = {
 	.list_agents = l_list_agents,
 	.get_agent = l_get_agent,
 	.control_agent = l_control_agent,
+	.schedule_agent = l_schedule_agent,
 	.list_blocklist = l_list_blocklist,
 	.clear_blocklist = l_clear_blocklist,
 	.status = l_status,

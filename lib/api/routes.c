@@ -126,6 +126,9 @@ const struct pilot_route pilot_routes[PILOT_NROUTES] = {
 	/* drain, resume, sleep, wake, shutdown, forget: asking again changes nothing. */
 	[PILOT_ROUTE_CONTROL_AGENT] = { "POST", "/v1/agents/{name}/{action}", ADMIN, JSON, PILOT_LIMIT_JSON, AGAIN, NULL,
 					&agent_info_codec },
+	/* Setting the same schedule again changes nothing. */
+	[PILOT_ROUTE_SCHEDULE_AGENT] = { "PUT", "/v1/agents/{name}/sleep-schedule", ADMIN, JSON, PILOT_LIMIT_JSON, AGAIN,
+					 NULL, &agent_info_codec },
 	[PILOT_ROUTE_HEARTBEAT] = { "POST", "/v1/attempts/{id}/heartbeat", AGENT, NONE, PILOT_LIMIT_JSON, AGAIN, NULL,
 				    &heartbeat_reply_codec },
 	/* Finishing twice with the same outcome is acknowledged. */

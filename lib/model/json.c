@@ -640,6 +640,9 @@ json_t *pilot_agent_info_to_json(const struct pilot_agent_info *a)
 	json_object_set_new(o, "control", a->control ? json_string(pilot_agent_control_name(a->control)) : json_null());
 	json_object_set_new(o, "control_ms", jtime(a->control_ms));
 	json_object_set_new(o, "control_by", jstr(a->control_by));
+	json_object_set_new(o, "sleep_schedule", jstr(a->sleep_schedule));
+	json_object_set_new(o, "sleep_tz", jstr(a->sleep_tz));
+	json_object_set_new(o, "sleep_next_ms", jtime(a->sleep_next_ms));
 	return o;
 }
 
@@ -678,6 +681,9 @@ int pilot_agent_info_from_json(const json_t *j, struct pilot_agent_info *out)
 		d.err = pilot_error_prefix(PILOT_EINVALID, "invalid agent");
 	a.control_ms = d_int(&d, "control_ms");
 	a.control_by = d_dup(&d, "control_by");
+	a.sleep_schedule = d_dup(&d, "sleep_schedule");
+	a.sleep_tz = d_dup(&d, "sleep_tz");
+	a.sleep_next_ms = d_int(&d, "sleep_next_ms");
 	if (d.err) {
 		pilot_agent_info_clear(&a);
 		return d.err;

@@ -532,6 +532,8 @@ void pilot_agent_info_clear(struct pilot_agent_info *a)
 		free(a->runs[i]);
 	free(a->runs);
 	free(a->control_by);
+	free(a->sleep_schedule);
+	free(a->sleep_tz);
 	memset(a, 0, sizeof(*a));
 }
 

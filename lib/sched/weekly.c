@@ -19,18 +19,31 @@ static int parse_day(const char *s, size_t n)
 	return -1;
 }
 
+static bool two_digits(const char *s)
+{
+	return isdigit((unsigned char)s[0]) && isdigit((unsigned char)s[1]);
+}
+
+/* HH:MM or HH:MM:SS, up to 24:00. */
 static int parse_daytime(const char *s, size_t n, int *out)
 {
-	int h, m;
-	if (n != 5 || !isdigit((unsigned char)s[0]) || !isdigit((unsigned char)s[1]) || s[2] != ':' ||
-	    !isdigit((unsigned char)s[3]) || !isdigit((unsigned char)s[4]))
+	if ((n != 5 && n != 8) || !two_digits(s) || s[2] != ':' || !two_digits(s + 3) ||
+	    (n == 8 && (s[5] != ':' || !two_digits(s + 6))))
 		return -1;
-	h = (s[0] - '0') * 10 + (s[1] - '0');
-	m = (s[3] - '0') * 10 + (s[4] - '0');
-	if (m > 59 || h > 24 || (h == 24 && m))
+	int h = (s[0] - '0') * 10 + (s[1] - '0');
+	int m = (s[3] - '0') * 10 + (s[4] - '0');
+	int sec = n == 8 ? (s[6] - '0') * 10 + (s[7] - '0') : 0;
+	if (m > 59 || sec > 59 || h > 24 || (h == 24 && (m || sec)))
 		return -1;
-	*out = h * 3600 + m * 60;
+	*out = h * 3600 + m * 60 + sec;
 	return 0;
+}
+
+static void put_daytime(struct pilot_buf *b, int t)
+{
+	pilot_buf_printf(b, "%02d:%02d", t / 3600, t / 60 % 60);
+	if (t % 60)
+		pilot_buf_printf(b, ":%02d", t % 60);
 }
 
 static int parse_days(const char *s, size_t n, uint8_t *days)
@@ -151,8 +164,10 @@ void pilot_weekly_format(const struct pilot_weekly *w, char *out, size_t outlen)
 				k = j + 1;
 			}
 		}
-		pilot_buf_printf(&b, " %02d:%02d-%02d:%02d", w->rule[i].start / 3600, w->rule[i].start / 60 % 60,
-				 w->rule[i].end / 3600, w->rule[i].end / 60 % 60);
+		pilot_buf_putc(&b, ' ');
+		put_daytime(&b, w->rule[i].start);
+		pilot_buf_putc(&b, '-');
+		put_daytime(&b, w->rule[i].end);
 	}
 	snprintf(out, outlen, "%s", b.data ? pilot_buf_str(&b) : "");
 	pilot_buf_free(&b);

@@ -939,6 +939,23 @@ static int h_control_agent(struct req *rq)
 	return respond_model(rq, MHD_HTTP_OK, &a);
 }
 
+static int h_schedule_agent(struct req *rq)
+{
+	json_t *body = body_json(rq);
+	if (!body)
+		return 1;
+	json_t *w = json_object_get(body, "windows"), *tz = json_object_get(body, "tz");
+	if (!json_is_object(body) || (w && !json_is_string(w) && !json_is_null(w)) ||
+	    (tz && !json_is_string(tz) && !json_is_null(tz)))
+		return bad_request(rq, "invalid JSON body: expected {\"windows\": STRING or null, \"tz\": STRING or null}");
+	struct pilot_agent_info a = { 0 };
+	if (pilot_api_schedule_agent(rq->srv->api, rq->params[0], json_string_value(w), json_string_value(tz), &a) < 0)
+		return R(respond_last_error(rq));
+	/* An agent the schedule woke takes runs again: its parked claims look. */
+	server_notify(rq->srv, NOTIFY_QUEUE);
+	return respond_model(rq, MHD_HTTP_OK, &a);
+}
+
 static int h_list_blocklist(struct req *rq)
 {
 	struct pilot_block_list l = { 0 };
@@ -1160,6 +1177,7 @@ const server_handler server_handlers[PILOT_NROUTES] = {
 	[PILOT_ROUTE_AGENT_LEAVE] = h_agent_leave,
 	[PILOT_ROUTE_GET_AGENT] = h_get_agent,
 	[PILOT_ROUTE_CONTROL_AGENT] = h_control_agent,
+	[PILOT_ROUTE_SCHEDULE_AGENT] = h_schedule_agent,
 	[PILOT_ROUTE_LIST_BLOCKLIST] = h_list_blocklist,
 	[PILOT_ROUTE_CLEAR_BLOCKLIST] = h_clear_blocklist,
 	[PILOT_ROUTE_HEARTBEAT] = h_heartbeat,

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "pilot/sched.h"
 
 int store_touch_agent(struct pilot_store *st, const char *name, const struct pilot_kvs *labels, const char *version,
 		      int capacity, int free_slots, bool full)
@@ -74,7 +75,8 @@ int pilot_store_agent_leave(struct pilot_store *st, const char *agent)
 }
 
 #define AGENT_COLS \
-	"name, labels_json, version, capacity, first_seen_ms, last_seen_ms, left_ms, control, control_ms, control_by"
+	"name, labels_json, version, capacity, first_seen_ms, last_seen_ms, left_ms, control, control_ms, control_by, " \
+	"sleep_schedule, sleep_tz, sleep_next_ms"
 
 /* The agents (all, or the one named), their runs and derived states, inside a
  * transaction. */
@@ -110,6 +112,9 @@ static int read_agents(struct pilot_store *st, const char *name, struct pilot_ag
 		}
 		a->control_ms = col_int(s, 8);
 		a->control_by = col_dup(s, 9);
+		a->sleep_schedule = col_dup(s, 10);
+		a->sleep_tz = col_dup(s, 11);
+		a->sleep_next_ms = col_int(s, 12);
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE || !(s = db_stmt(st, name ? one_runs : sql_runs)))
@@ -355,6 +360,166 @@ int pilot_store_agent_control(struct pilot_store *st, const char *name, const ch
 		return r;
 	}
 	/* Its waiting claims look again: they may take runs now, or must stop. */
+	__atomic_add_fetch(&st->queue_gen, 1, __ATOMIC_RELAXED);
+	return 0;
+fail:
+	db_rollback(st);
+	pilot_agent_info_clear(&a);
+	return r;
+}
+
+/* ---- sleep schedules ---- */
+
+/* Puts an agent to sleep or wakes it as its schedule says at `now`, and notes the
+ * schedule's next change. Only changes are acted on: an agent woken by hand inside a
+ * window stays awake until the next one, and one put to sleep by hand is not woken by
+ * the end of a window. */
+static int apply_sleep(struct pilot_store *st, const char *name, const char *windows, const char *zone,
+		       enum pilot_agent_control control, const char *control_by, int64_t now, bool *changed)
+{
+	static const char sleep[] = "UPDATE agents SET control = 'sleep', control_ms = ?2, control_by = 'schedule', "
+				    "sleep_next_ms = ?3 WHERE name = ?1";
+	static const char wake[] = "UPDATE agents SET control = NULL, control_ms = NULL, control_by = NULL, "
+				   "sleep_next_ms = ?3 WHERE name = ?1";
+	static const char next[] = "UPDATE agents SET sleep_next_ms = ?3 WHERE name = ?1";
+	struct pilot_weekly w;
+	_cleanup_tz_ struct pilot_tz *tz = NULL;
+	if (pilot_weekly_parse(windows, &w) < 0 || pilot_tz_load(zone, &tz) < 0) {
+		/* Stored by pilot_store_agent_schedule, which checked both: the system's
+		 * zone files changed under it. Look again in an hour. */
+		pilot_log(PILOT_LOG_WARN, "agent '%s': sleep schedule: %s", name, pilot_error_last());
+		pilot_error_clear();
+		sqlite3_stmt *s = db_stmt(st, next);
+		if (!s)
+			return pilot_error_code();
+		bind_text(s, 1, name);
+		bind_int(s, 3, now + 3600 * 1000);
+		return db_done(st, s, "cannot update agent");
+	}
+	int64_t t = now / 1000;
+	bool in = pilot_weekly_contains(&w, tz, t);
+	int64_t change = pilot_weekly_next_change(&w, tz, t);
+	const char *sql = next;
+	if (in && control == PILOT_CONTROL_NONE)
+		sql = sleep;
+	else if (!in && control == PILOT_CONTROL_SLEEP && control_by && !strcmp(control_by, "schedule"))
+		sql = wake;
+	sqlite3_stmt *s = db_stmt(st, sql);
+	if (!s)
+		return pilot_error_code();
+	bind_text(s, 1, name);
+	bind_int(s, 2, now);
+	bind_int_or_null(s, 3, change ? change * 1000 : 0);
+	*changed = sql != next;
+	return db_done(st, s, "cannot update agent");
+}
+
+int store_apply_sleep_schedules(struct pilot_store *st, int64_t now, int *changed)
+{
+	static const char sql[] = "SELECT name, sleep_schedule, sleep_tz, control, control_by FROM agents "
+				  "INDEXED BY agents_sleep_next WHERE sleep_next_ms IS NOT NULL AND sleep_next_ms <= ?1 "
+				  "LIMIT 100";
+	struct due {
+		char *name, *windows, *tz, *control_by;
+		enum pilot_agent_control control;
+	} due[100];
+	size_t n = 0;
+	sqlite3_stmt *s = db_stmt(st, sql);
+	if (!s)
+		return pilot_error_code();
+	bind_int(s, 1, now);
+	int rc;
+	while (n < 100 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct due *d = &due[n++];
+		d->name = col_dup(s, 0);
+		d->windows = col_dup(s, 1);
+		d->tz = col_dup(s, 2);
+		if (pilot_agent_control_from_name(col_text(s, 3), &d->control) < 0) {
+			pilot_error_clear();
+			d->control = PILOT_CONTROL_NONE;
+		}
+		d->control_by = col_dup(s, 4);
+	}
+	sqlite3_reset(s);
+	int r = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool ch = false;
+		if (r == 0 && (r = apply_sleep(st, due[i].name, due[i].windows ? due[i].windows : "",
+					       due[i].tz ? due[i].tz : "UTC", due[i].control, due[i].control_by, now, &ch)) == 0 &&
+		    ch)
+			(*changed)++;
+		free(due[i].name);
+		free(due[i].windows);
+		free(due[i].tz);
+		free(due[i].control_by);
+	}
+	if (r == 0 && *changed)
+		__atomic_add_fetch(&st->queue_gen, 1, __ATOMIC_RELAXED);
+	return r;
+}
+
+int pilot_store_agent_schedule(struct pilot_store *st, const char *name, const char *windows, const char *zone,
+			       struct pilot_agent_info *out)
+{
+	static const char set[] = "UPDATE agents SET sleep_schedule = ?2, sleep_tz = ?3, sleep_next_ms = NULL WHERE name = ?1";
+	static const char unsleep[] = "UPDATE agents SET control = NULL, control_ms = NULL, control_by = NULL "
+				      "WHERE name = ?1 AND control = 'sleep' AND control_by = 'schedule'";
+	if (!valid_agent_name(name))
+		return pilot_error_set(PILOT_EINVALID, "invalid agent name '%s'", name ? name : "");
+	char canonical[512] = "";
+	if (windows && *windows) {
+		struct pilot_weekly w;
+		_cleanup_tz_ struct pilot_tz *tz = NULL;
+		if (pilot_weekly_parse(windows, &w) < 0 || pilot_tz_load(zone && *zone ? zone : "UTC", &tz) < 0)
+			return pilot_error_code();
+		pilot_weekly_format(&w, canonical, sizeof(canonical));
+	} else if (zone && *zone) {
+		return pilot_error_set(PILOT_EINVALID, "a time zone without a sleep schedule");
+	}
+	STORE_LOCKED(st);
+	struct pilot_agent_info a = { 0 };
+	int r = db_begin(st, true);
+	if (r < 0)
+		return r;
+	if ((r = one_agent(st, name, &a)) < 0)
+		goto fail;
+	sqlite3_stmt *s = db_stmt(st, *canonical ? set : unsleep);
+	if (!s) {
+		r = pilot_error_code();
+		goto fail;
+	}
+	bind_text(s, 1, name);
+	if (*canonical) {
+		bind_text(s, 2, canonical);
+		bind_text(s, 3, zone && *zone ? zone : "UTC");
+	}
+	if ((r = db_done(st, s, "cannot update agent")) < 0)
+		goto fail;
+	if (!*canonical) {
+		/* No schedule any more: one that put it to sleep lets it go. */
+		static const char clear[] = "UPDATE agents SET sleep_schedule = NULL, sleep_tz = NULL, sleep_next_ms = NULL "
+					    "WHERE name = ?1";
+		if (!(s = db_stmt(st, clear))) {
+			r = pilot_error_code();
+			goto fail;
+		}
+		bind_text(s, 1, name);
+		if ((r = db_done(st, s, "cannot update agent")) < 0)
+			goto fail;
+	} else {
+		bool changed;
+		if ((r = apply_sleep(st, name, canonical, zone && *zone ? zone : "UTC", a.control, a.control_by,
+				     store_now(), &changed)) < 0)
+			goto fail;
+	}
+	pilot_agent_info_clear(&a);
+	if ((r = one_agent(st, name, out)) < 0)
+		goto fail;
+	if ((r = db_commit(st)) < 0) {
+		if (out)
+			pilot_agent_info_clear(out);
+		return r;
+	}
 	__atomic_add_fetch(&st->queue_gen, 1, __ATOMIC_RELAXED);
 	return 0;
 fail:

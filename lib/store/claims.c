@@ -272,7 +272,9 @@ bool pilot_store_reap_due(struct pilot_store *st)
 		"AND needs_left = 0) "
 		"OR EXISTS(SELECT 1 FROM blocklist b WHERE b.blocked_ms IS NOT NULL AND EXISTS(SELECT 1 FROM runs r "
 		"INDEXED BY runs_name_id WHERE r.name = b.name AND r.state = 'queued' AND r.held = 0)) "
-		"OR EXISTS(SELECT 1 FROM runs INDEXED BY runs_start_deadline WHERE start_deadline_ms <= ?3)";
+		"OR EXISTS(SELECT 1 FROM runs INDEXED BY runs_start_deadline WHERE start_deadline_ms <= ?3) "
+		"OR EXISTS(SELECT 1 FROM agents INDEXED BY agents_sleep_next WHERE sleep_next_ms IS NOT NULL "
+		"AND sleep_next_ms <= ?3)";
 	STORE_LOCKED(st);
 	int64_t now = store_now();
 	bool leases = now >= st->opened_ms + st->opt.reap_delay_ms;
@@ -373,7 +375,7 @@ int pilot_store_reap(struct pilot_store *st)
 		changed++;
 	}
 	if ((r = promote_due(st, now, &changed)) < 0 || (r = store_fail_unplaceable(st, &changed)) < 0 ||
-	    (r = store_fail_unstarted(st, now, &changed)) < 0)
+	    (r = store_fail_unstarted(st, now, &changed)) < 0 || (r = store_apply_sleep_schedules(st, now, &changed)) < 0)
 		goto fail;
 	if ((r = db_commit(st)) < 0)
 		return r;

@@ -234,6 +234,12 @@ static const char *const migrations[] = {
 	 "CREATE INDEX instances_live ON instances(launched_ms) WHERE state != 'terminated';\n"
 	 "CREATE INDEX instances_pool ON instances(pool);\n"
 	 "CREATE INDEX instances_agent ON instances(agent);\n"),
+	/* 11: agents' sleep schedules (weekly windows in a zone) and when each next
+	 * changes, when the reaper puts the agent to sleep or wakes it. */
+	("ALTER TABLE agents ADD COLUMN sleep_schedule TEXT;\n"
+	 "ALTER TABLE agents ADD COLUMN sleep_tz TEXT;\n"
+	 "ALTER TABLE agents ADD COLUMN sleep_next_ms INTEGER;\n"
+	 "CREATE INDEX agents_sleep_next ON agents(sleep_next_ms) WHERE sleep_next_ms IS NOT NULL;\n"),
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == PILOT_STORE_SCHEMA_VERSION, "one migration per schema version");

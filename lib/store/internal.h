@@ -140,6 +140,9 @@ struct run_row {
 int store_run_row(struct pilot_store *st, const char *id, struct run_row *out);
 /* What the agent was told to do (NONE for an unknown agent), inside a transaction. */
 enum pilot_agent_control store_agent_control(struct pilot_store *st, const char *name);
+/* Puts agents to sleep and wakes them as their sleep schedules say, inside the
+ * reaper's transaction. */
+int store_apply_sleep_schedules(struct pilot_store *st, int64_t now, int *changed);
 
 /* The one place a run's state changes. The caller holds a write transaction and knows
  * the current state (from); the row is updated only if it still has it, and only

@@ -2672,6 +2672,71 @@ static void t_agent_control(struct ctx *c)
 		 "now with resume");
 }
 
+/* A sleep schedule puts the agent to sleep inside its windows (told by "schedule"),
+ * and says when it next changes; waking by hand holds until the next window; a
+ * schedule does not wake an agent put to sleep by hand; clearing it wakes one it put
+ * to sleep; bad windows and zones are refused. */
+static void t_agent_sleep_schedule(struct ctx *c)
+{
+	struct pilot_claim none = { 0 };
+	struct pilot_agent_info a = { 0 };
+	CHECK_RC(claim_only(c, c->agent, NULL, &none), 0, "the agent asks, with nothing to take");
+	CHECK_RC(pilot_api_schedule_agent(c->api, c->agent, "daily 00:00-24:00", NULL, &a), 0, "sleep all week");
+	CHECK(a.state == PILOT_AGENT_ASLEEP && a.control == PILOT_CONTROL_SLEEP && a.control_by &&
+		      !strcmp(a.control_by, "schedule"),
+	      "asleep, told by the schedule (%s)", pilot_agent_state_name(a.state));
+	CHECK(a.sleep_schedule && !strcmp(a.sleep_schedule, "daily 00:00-24:00") && a.sleep_tz &&
+		      !strcmp(a.sleep_tz, "UTC") && a.sleep_next_ms == 0,
+	      "the schedule, in UTC, never changing (%s)", a.sleep_schedule ? a.sleep_schedule : "-");
+	pilot_agent_info_clear(&a);
+	CHECK_RC(claim_only(c, c->agent, NULL, &none), 0, "it claims nothing");
+	CHECK(none.command == PILOT_CONTROL_SLEEP, "and hears it is asleep");
+	CHECK_RC(pilot_api_control_agent(c->api, c->agent, "wake", false, NULL, &a), 0, "wake it by hand");
+	CHECK(a.state == PILOT_AGENT_IDLE && a.sleep_schedule, "awake, the schedule kept");
+	pilot_agent_info_clear(&a);
+
+	/* A window that opens two hours from now (UTC, glibc's clock arithmetic). */
+	time_t now = time(NULL);
+	time_t start = now + 7200 - now % 60;
+	struct tm tm;
+	gmtime_r(&start, &tm);
+	char windows[64];
+	snprintf(windows, sizeof(windows), "daily %02d:%02d-%02d:%02d", tm.tm_hour, tm.tm_min, (tm.tm_hour + 1) % 24,
+		 tm.tm_min);
+	CHECK_RC(pilot_api_schedule_agent(c->api, c->agent, windows, "Etc/UTC", &a), 0, "a window later today");
+	CHECK(a.state == PILOT_AGENT_IDLE && a.control == PILOT_CONTROL_NONE, "awake now (%s)",
+	      pilot_agent_state_name(a.state));
+	CHECK(a.sleep_next_ms == (int64_t)start * 1000, "next change when the window opens (%lld, not %lld)",
+	      (long long)a.sleep_next_ms, (long long)start * 1000);
+	pilot_agent_info_clear(&a);
+	CHECK_RC(pilot_api_control_agent(c->api, c->agent, "sleep", false, "ops", NULL), 0, "sleep by hand");
+	CHECK_RC(pilot_api_schedule_agent(c->api, c->agent, windows, "Asia/Kathmandu", &a), 0, "the window in Kathmandu");
+	CHECK(a.state == PILOT_AGENT_ASLEEP && a.control_by && !strcmp(a.control_by, "ops"),
+	      "a schedule does not wake what ops put to sleep");
+	CHECK(a.sleep_next_ms == ((int64_t)start - 5 * 3600 - 45 * 60 + (start - 20700 <= now ? 86400 : 0)) * 1000,
+	      "the window opens at that time in +05:45 (%lld)", (long long)a.sleep_next_ms);
+	pilot_agent_info_clear(&a);
+	CHECK_RC(pilot_api_control_agent(c->api, c->agent, "wake", false, NULL, NULL), 0, "wake it");
+
+	CHECK_RC(pilot_api_schedule_agent(c->api, c->agent, "daily 00:00-24:00", NULL, NULL), 0, "asleep all week again");
+	CHECK_RC(pilot_api_schedule_agent(c->api, c->agent, NULL, NULL, &a), 0, "clear the schedule");
+	CHECK(a.state == PILOT_AGENT_IDLE && !a.sleep_schedule && !a.sleep_tz && !a.sleep_next_ms,
+	      "awake, no schedule (%s)", pilot_agent_state_name(a.state));
+	pilot_agent_info_clear(&a);
+	CHECK_RC(claim_only(c, c->agent, NULL, &none), 0, "it claims");
+	CHECK(none.command == PILOT_CONTROL_NONE, "and is told nothing");
+
+	CHECK_RC(pilot_api_schedule_agent(c->api, c->agent, "weekdays 09:00-17:00", NULL, NULL), PILOT_EINVALID,
+		 "days that are not days");
+	CHECK(strstr(pilot_error_last(), "weekdays"), "the error names them: %s", pilot_error_last());
+	CHECK_RC(pilot_api_schedule_agent(c->api, c->agent, "mon 09:00-17:00", "Mars/Olympus", NULL), PILOT_EINVALID,
+		 "a zone that is not one");
+	CHECK(strstr(pilot_error_last(), "Mars/Olympus"), "the error names it: %s", pilot_error_last());
+	CHECK_RC(pilot_api_schedule_agent(c->api, c->agent, NULL, "UTC", NULL), PILOT_EINVALID, "a zone alone");
+	CHECK_RC(pilot_api_schedule_agent(c->api, "nobody-here", "mon 09:00-17:00", NULL, NULL), PILOT_ENOTFOUND,
+		 "an unknown agent");
+}
+
 /* With skip_duplicate, a run whose name and params match one queued, waiting or
  * running ends skipped at once; other params, or the first one ended, run. */
 static void t_skip_duplicate(struct ctx *c)
@@ -2746,6 +2811,7 @@ static const struct {
 	{ "start_timeout", t_start_timeout },
 	{ "blocklist", t_blocklist },
 	{ "agent_control", t_agent_control },
+	{ "agent_sleep_schedule", t_agent_sleep_schedule },
 	{ "logs", t_logs },
 	{ "metrics", t_metrics },
 	{ "artifacts", t_artifacts },

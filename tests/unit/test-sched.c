@@ -228,9 +228,10 @@ static void test_weekly_parse(void **state)
 	check_parse("* 01:00-02:00", "daily 01:00-02:00");
 	check_parse("mon,wed,thu 08:00-09:00", "mon,wed,thu 08:00-09:00");
 	check_parse("tue-thu 00:00-00:30", "tue-thu 00:00-00:30");
+	check_parse("sun 10:00:30-10:00:45", "sun 10:00:30-10:00:45");
 	static const char *const bad[] = { "",	 "mon-fri",	"mon-fri 19:00",      "moon 10:00-11:00", "mon 25:00-26:00",
 					   "mon 10:00-10:00", "mon 10:60-11:00", "mon 24:00-01:00", "mon, 10:00-11:00", "mon 10:00-11:00;;",
-					   "mon 1:00-2:00" };
+					   "mon 1:00-2:00", "mon 10:00:60-11:00", "mon 24:00:01-01:00" };
 	struct pilot_weekly w;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
 		if (pilot_weekly_parse(bad[i], &w) != PILOT_EINVALID)
