@@ -15,11 +15,13 @@
 #include "pilot/api.h"
 #include "pilot/config.h"
 #include "pilot/runtime.h"
+#include "pilot/version.h"
 
 struct opts {
 	const char *server;
 	const char *token;
 	const char *token_file;
+	const char *registration_token_file;
 	const char *name;
 	struct opt_list labels;
 	int64_t concurrency;
@@ -40,6 +42,9 @@ static const struct pilot_opt options[] = {
 	  offsetof(struct opts, token), NULL },
 	{ OPT_STRING, 0, "token-file", "FILE", "read the API token from FILE (mode 0600)",
 	  offsetof(struct opts, token_file), "file" },
+	{ OPT_STRING, 0, "registration-token-file", "FILE",
+	  "enroll with the registration token in FILE; keep the agent token it gets in WORKDIR/tokens",
+	  offsetof(struct opts, registration_token_file), "file" },
 	{ OPT_STRING, 0, "name", "NAME", "the agent's name (default: the host name)", offsetof(struct opts, name), NULL },
 	{ OPT_LIST, 'l', "labels", "K=V,...", "labels runs can require (repeatable)", offsetof(struct opts, labels),
 	  NULL },
@@ -102,6 +107,61 @@ static int read_token_file(const char *path, char **out)
 		return pilot_error_set(PILOT_EINVALID, "token file '%s' is empty", path);
 	}
 	*out = pilot_buf_steal(&b);
+	return 0;
+}
+
+/* ---- enrollment ------------------------------------------------------------------ */
+
+/* With a registration token: the agent token kept in WORKDIR/tokens/NAME.token if the
+ * server still takes it, else a new one the server gives for the registration token
+ * (kept there, mode 0600). *token (caller frees) gets the one to use. */
+static int enrolled_token(struct pilot_ctx *ctx, struct conn *c, const char *reg_file, const char *workdir,
+			  const struct pilot_agent_info *info, char **token)
+{
+	_cleanup_free_ char *dir = pilot_path_join(workdir, "tokens");
+	_cleanup_free_ char *file = pilot_xasprintf("%s.token", info->name);
+	_cleanup_free_ char *path = pilot_path_join(dir, file);
+	_cleanup_free_ char *kept = NULL;
+	int r = read_token_file(path, &kept);
+	if (r < 0 && r != PILOT_ENOTFOUND)
+		return r;
+	if (kept) {
+		/* Registering is what it does first anyway: it tells whether the token holds. */
+		struct conn probe = *c;
+		probe.token = kept;
+		_cleanup_api_ struct pilot_api *api = NULL;
+		if ((r = open_api(&probe, &api)) < 0)
+			return r;
+		r = pilot_api_register_agent(api, info);
+		if (r != PILOT_EAUTH) {
+			/* Kept, or the server cannot say now: the agent waits for it as usual. */
+			pilot_error_clear();
+			*token = TAKE_PTR(kept);
+			return 0;
+		}
+		cmd_notef(ctx, "the server does not take the agent token in '%s' any more: enrolling again", path);
+	}
+	_cleanup_free_ char *reg = NULL;
+	if ((r = read_token_file(reg_file, &reg)) < 0)
+		return r;
+	struct conn enroll = *c;
+	enroll.token = reg;
+	_cleanup_api_ struct pilot_api *api = NULL;
+	char *secret = NULL;
+	struct pilot_token_record rec = { 0 };
+	if ((r = open_api(&enroll, &api)) < 0 || (r = pilot_http_agent_enroll(api, info, &secret, &rec)) < 0)
+		return pilot_error_prefix(r, "cannot enroll agent '%s'", info->name);
+	_cleanup_free_ char *line = pilot_xasprintf("%s\n", secret);
+	if ((r = pilot_mkdir_p(dir, 0700)) < 0 || (r = pilot_write_file_atomic(path, line, strlen(line), 0600)) < 0) {
+		explicit_bzero(secret, strlen(secret));
+		free(secret);
+		pilot_token_record_clear(&rec);
+		return pilot_error_prefix(r, "cannot keep the agent token");
+	}
+	explicit_bzero(line, strlen(line));
+	cmd_notef(ctx, "agent '%s' enrolled: its token '%s' is kept in '%s'", info->name, rec.name, path);
+	pilot_token_record_clear(&rec);
+	*token = secret;
 	return 0;
 }
 
@@ -234,6 +294,9 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 	(void)argv;
 	if (o->token && o->token_file)
 		return cmd_usage_error(ctx, "--token and --token-file exclude each other");
+	if (o->registration_token_file && (o->token || o->token_file))
+		return cmd_usage_error(ctx, "--registration-token-file excludes --token and --token-file: the agent gets "
+					    "its own token");
 	if (o->concurrency < 0 || o->concurrency > 256)
 		return cmd_usage_error(ctx, "--concurrency must be between 1 and 256");
 	if (o->max_jobs < 0 || o->max_jobs > INT32_MAX)
@@ -294,6 +357,19 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 		goto fail;
 	if (!pilot_kvs_has(&labels, "runtime"))
 		pilot_kvs_set(&labels, "runtime", pilot_runtime_kind(rt));
+	if (o->registration_token_file) {
+		if (!conn.url) {
+			pilot_error_set(PILOT_EINVALID, "--registration-token-file needs a server (--server or the config's)");
+			goto fail;
+		}
+		struct pilot_agent_info info = { .name = (char *)name, .labels = labels, .version = (char *)pilot_version(),
+						 .capacity = o->once ? 1 : (int)o->concurrency };
+		free(token);
+		token = NULL;
+		if (enrolled_token(ctx, &conn, o->registration_token_file, workdir, &info, &token) < 0)
+			goto fail;
+		conn.token = token;
+	}
 
 	ao.name = name;
 	ao.labels = &labels;

@@ -21,7 +21,7 @@ struct opts {
 };
 
 static const struct pilot_opt options[] = {
-	{ OPT_STRING, 's', "scope", "LIST", "create: scopes, comma-separated: read, submit, cancel, agent, admin",
+	{ OPT_STRING, 's', "scope", "LIST", "create: scopes, comma-separated: read, submit, cancel, agent, admin, register",
 	  offsetof(struct opts, scope), NULL },
 	{ OPT_STRING, 'n', "name", "NAME", "create: a name for the token (default: scope and random digits)",
 	  offsetof(struct opts, name), NULL },
@@ -79,7 +79,7 @@ static void print_time(int64_t ms, char *out, size_t n)
 static int do_create(struct pilot_ctx *ctx, struct opts *o, struct target *t)
 {
 	if (!o->scope)
-		return cmd_usage_error(ctx, "'create' needs --scope (read, submit, cancel, agent, admin)");
+		return cmd_usage_error(ctx, "'create' needs --scope (read, submit, cancel, agent, admin, register)");
 	unsigned scopes;
 	if (pilot_token_scopes_parse(o->scope, &scopes) < 0)
 		return cmd_fail(ctx, EXIT_USAGE);
@@ -91,7 +91,7 @@ static int do_create(struct pilot_ctx *ctx, struct opts *o, struct target *t)
 	_cleanup_free_ char *remote = NULL;
 	const char *secret;
 	if (t->st) {
-		if (pilot_server_token_create(t->st, o->name, scopes, expires, local, &rec) < 0)
+		if (pilot_server_token_create(t->st, o->name, scopes, expires, NULL, false, local, &rec) < 0)
 			return cmd_fail(ctx, EXIT_FAIL);
 		secret = local;
 	} else {
@@ -132,8 +132,8 @@ static int do_list(struct pilot_ctx *ctx, struct target *t)
 		return cmd_fail(ctx, EXIT_FAIL);
 	int64_t now = pilot_now_ms();
 	if (ctx->stdout_tty)
-		printf("%-15s %-20s %-8s %-16s %-16s %-16s %s\n", "ID", "NAME", "STATE", "CREATED", "EXPIRES", "LAST USED",
-		       "SCOPES");
+		printf("%-15s %-20s %-8s %-16s %-16s %-16s %-16s %s\n", "ID", "NAME", "STATE", "CREATED", "EXPIRES",
+		       "LAST USED", "AGENT", "SCOPES");
 	for (size_t i = 0; i < l.n; i++) {
 		const struct pilot_token_record *k = &l.items[i];
 		const char *state = k->revoked_ms ? "revoked" : k->expires_ms && k->expires_ms <= now ? "expired" : "live";
@@ -142,11 +142,11 @@ static int do_list(struct pilot_ctx *ctx, struct target *t)
 		print_time(k->expires_ms, expires, sizeof(expires));
 		print_time(k->last_used_ms, used, sizeof(used));
 		if (ctx->stdout_tty)
-			printf("%-15s %-20s %-8s %-16s %-16s %-16s %s\n", k->id, k->name ? k->name : "", state, created,
-			       expires, used, k->scopes ? k->scopes : "");
+			printf("%-15s %-20s %-8s %-16s %-16s %-16s %-16s %s\n", k->id, k->name ? k->name : "", state, created,
+			       expires, used, k->agent ? k->agent : "-", k->scopes ? k->scopes : "");
 		else
-			printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k->id, k->name ? k->name : "", state, created, expires, used,
-			       k->scopes ? k->scopes : "");
+			printf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k->id, k->name ? k->name : "", state, created, expires,
+			       used, k->agent ? k->agent : "-", k->scopes ? k->scopes : "");
 	}
 	pilot_token_list_clear(&l);
 	return EXIT_OK;

@@ -269,6 +269,11 @@ int pilot_http_whoami(struct pilot_api *api, struct pilot_whoami *out);
 int pilot_http_token_create(struct pilot_api *api, const char *name, unsigned scopes, int64_t expires_ms,
 			    char **secret, struct pilot_token_record *out);
 int pilot_http_token_list(struct pilot_api *api, struct pilot_token_list *out);
+/* Enroll an agent with the api's registration token (scope register): the server
+ * registers it and answers a new agent token bound to its name (*secret, caller frees),
+ * revoking the one it had before. */
+int pilot_http_agent_enroll(struct pilot_api *api, const struct pilot_agent_info *agent, char **secret,
+			    struct pilot_token_record *out);
 int pilot_http_token_revoke(struct pilot_api *api, const char *id_or_name);
 
 /* ---- the REST API's routes (lib/api/routes.c) --------------------------------------
@@ -309,6 +314,7 @@ enum pilot_route_id {
 	PILOT_ROUTE_GET_AGENT,
 	PILOT_ROUTE_CONTROL_AGENT,
 	PILOT_ROUTE_SCHEDULE_AGENT,
+	PILOT_ROUTE_ENROLL_AGENT,
 	PILOT_ROUTE_LIST_BLOCKLIST,
 	PILOT_ROUTE_CLEAR_BLOCKLIST,
 	PILOT_ROUTE_HEARTBEAT,

@@ -609,8 +609,9 @@ enum {
 	PILOT_SCOPE_CANCEL = 1 << 2,   /* cancel runs */
 	PILOT_SCOPE_AGENT = 1 << 3,    /* claim, heartbeat and report its own attempts */
 	PILOT_SCOPE_ADMIN = 1 << 4,    /* everything, tokens included */
+	PILOT_SCOPE_REGISTER = 1 << 5, /* enroll agents: trade for an agent token bound to a name */
 };
-#define PILOT_SCOPE_ALL 0x1f
+#define PILOT_SCOPE_ALL 0x3f
 
 void pilot_token_generate(char out[PILOT_TOKEN_SIZE]);
 /* 0 when the token has the right shape and checksum, else PILOT_EAUTH saying what is
@@ -634,11 +635,12 @@ struct pilot_token_record {
 	char id[PILOT_ID_SIZE];       /* 't' + ... */
 	char *name;
 	char sha256[65];
-	char *scopes;                 /* space-separated: "read submit cancel agent admin" */
+	char *scopes;                 /* space-separated: "read submit cancel agent admin register" */
 	int64_t created_ms;
 	int64_t expires_ms;           /* 0 = never */
 	int64_t revoked_ms;           /* 0 = live */
 	int64_t last_used_ms;
+	char *agent;                  /* the one agent name it may act as; NULL = any */
 };
 struct pilot_token_list {
 	struct pilot_token_record *items; /* oldest first */

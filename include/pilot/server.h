@@ -51,6 +51,7 @@ struct pilot_server_options {
 	uint64_t max_bundle_size;      /* 2 GiB */
 	uint64_t max_artifact_size;    /* 8 GiB */
 	bool log_json;                 /* access log as JSON lines */
+	bool require_registration;     /* only agents enrolled with a registration token */
 	/* The pools of machines to launch through provisioners (pilot-server(1), pools:),
 	 * as a JSON array; NULL = none. Checked by pilot_server_start. */
 	const char *pools_json;
@@ -90,8 +91,10 @@ int pilot_server_init(const char *data_dir, char secret[PILOT_TOKEN_SIZE], struc
  * clean, else PILOT_EIO describing the problems. */
 int pilot_server_check(const char *data_dir);
 
-/* Create a token in the store: name NULL = "<first scope>-<4 random hex>". */
+/* Create a token in the store: name NULL = "<first scope>-<4 random hex>"; agent and
+ * replace as for pilot_store_token_create. */
 int pilot_server_token_create(struct pilot_store *st, const char *name, unsigned scopes, int64_t expires_ms,
-			      char secret[PILOT_TOKEN_SIZE], struct pilot_token_record *out);
+			      const char *agent, bool replace, char secret[PILOT_TOKEN_SIZE],
+			      struct pilot_token_record *out);
 
 #endif

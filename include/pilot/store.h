@@ -51,7 +51,7 @@ struct pilot_local_options {
 };
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define PILOT_STORE_SCHEMA_VERSION 11
+#define PILOT_STORE_SCHEMA_VERSION 12
 
 /* Open DIR/pilot.db (creating DIR with mode 0700 and the file with 0600), migrate it,
  * check it (quick_check; a damaged file is refused, naming it). opts may be NULL; its
@@ -146,9 +146,11 @@ int pilot_store_transition(struct pilot_store *st, const char *run_id, enum pilo
 
 /* ---- API tokens (the server's; stored only as sha256 of the secret) ---------------- */
 
-/* A name used by a live token is PILOT_ECONFLICT; a hash already stored too. */
+/* A name used by a live token is PILOT_ECONFLICT, unless replace: then that token is
+ * revoked in the same transaction; a hash already stored is PILOT_ECONFLICT too. agent
+ * (or NULL) binds the token to the one agent name it may act as. */
 int pilot_store_token_create(struct pilot_store *st, const char *name, const char *sha256, const char *scopes,
-			     int64_t expires_ms, struct pilot_token_record *out);
+			     int64_t expires_ms, const char *agent, bool replace, struct pilot_token_record *out);
 int pilot_store_token_list(struct pilot_store *st, struct pilot_token_list *out);
 /* By id or name; revoking a revoked token is fine. PILOT_ENOTFOUND when unknown. */
 int pilot_store_token_revoke(struct pilot_store *st, const char *id_or_name);

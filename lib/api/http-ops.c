@@ -707,23 +707,17 @@ int pilot_http_whoami(struct pilot_api *api, struct pilot_whoami *out)
 	return 0;
 }
 
-int pilot_http_token_create(struct pilot_api *api, const char *name, unsigned scopes, int64_t expires_ms,
-			    char **secret, struct pilot_token_record *out)
+/* A call that answers a new token: the record, and the secret (caller frees). Takes j. */
+static int new_token_call(struct pilot_api *api, enum pilot_route_id route, json_t *j, char **secret,
+			  struct pilot_token_record *out)
 {
-	int r = need_http(api);
-	if (r < 0)
-		return r;
-	_cleanup_free_ char *sc = pilot_token_scopes_format(scopes);
-	json_t *j = json_pack("{s:s?,s:s}", "name", name, "scopes", sc);
-	if (expires_ms)
-		json_object_set_new(j, "expires_ms", json_integer(expires_ms));
 	struct http_call c;
-	http_call_route(&c, PILOT_ROUTE_TOKEN_CREATE, NULL, NULL);
+	http_call_route(&c, route, NULL, NULL);
 	_cleanup_free_ char *body = NULL;
 	http_body_json(&c, j, &body);
 	json_decref(j);
 	json_t *res = NULL;
-	r = http_call_json_once(H(api), &c, &res);
+	int r = http_call_json_once(H(api), &c, &res);
 	if (r < 0)
 		return r;
 	const char *tok = json_string_value(json_object_get(res, "token"));
@@ -743,6 +737,29 @@ int pilot_http_token_create(struct pilot_api *api, const char *name, unsigned sc
 		pilot_token_record_clear(&rec);
 	json_decref(res);
 	return 0;
+}
+
+int pilot_http_token_create(struct pilot_api *api, const char *name, unsigned scopes, int64_t expires_ms,
+			    char **secret, struct pilot_token_record *out)
+{
+	int r = need_http(api);
+	if (r < 0)
+		return r;
+	_cleanup_free_ char *sc = pilot_token_scopes_format(scopes);
+	json_t *j = json_pack("{s:s?,s:s}", "name", name, "scopes", sc);
+	if (expires_ms)
+		json_object_set_new(j, "expires_ms", json_integer(expires_ms));
+	return new_token_call(api, PILOT_ROUTE_TOKEN_CREATE, j, secret, out);
+}
+
+int pilot_http_agent_enroll(struct pilot_api *api, const struct pilot_agent_info *agent, char **secret,
+			    struct pilot_token_record *out)
+{
+	int r = need_http(api);
+	if (r < 0)
+		return pilot_error_set(PILOT_EINVALID, "registration tokens are a server's: an agent on the local store "
+						       "needs none");
+	return new_token_call(api, PILOT_ROUTE_ENROLL_AGENT, pilot_agent_info_to_json(agent), secret, out);
 }
 
 int pilot_http_token_list(struct pilot_api *api, struct pilot_token_list *out)

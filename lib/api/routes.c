@@ -55,6 +55,7 @@ CODEC(token_record, pilot_token_record_clear)
 #define CANCEL PILOT_SCOPE_CANCEL
 #define AGENT PILOT_SCOPE_AGENT
 #define ADMIN PILOT_SCOPE_ADMIN
+#define REGISTER PILOT_SCOPE_REGISTER
 #define NONE PILOT_BODY_NONE
 #define JSON PILOT_BODY_JSON
 #define RAW PILOT_BODY_RAW
@@ -126,6 +127,9 @@ const struct pilot_route pilot_routes[PILOT_NROUTES] = {
 	/* drain, resume, sleep, wake, shutdown, forget: asking again changes nothing. */
 	[PILOT_ROUTE_CONTROL_AGENT] = { "POST", "/v1/agents/{name}/{action}", ADMIN, JSON, PILOT_LIMIT_JSON, AGAIN, NULL,
 					&agent_info_codec },
+	/* Each call makes a new agent token (revoking the agent's previous one). */
+	[PILOT_ROUTE_ENROLL_AGENT] = { "POST", "/v1/agents/enroll", REGISTER, JSON, PILOT_LIMIT_JSON, ONCE, &agent_info_codec,
+				       &token_record_codec },
 	/* Setting the same schedule again changes nothing. */
 	[PILOT_ROUTE_SCHEDULE_AGENT] = { "PUT", "/v1/agents/{name}/sleep-schedule", ADMIN, JSON, PILOT_LIMIT_JSON, AGAIN,
 					 NULL, &agent_info_codec },

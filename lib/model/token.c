@@ -9,7 +9,7 @@
 #define BODY_HEX 40
 #define SUM_HEX 8
 
-static const char *const scope_names[] = { "read", "submit", "cancel", "agent", "admin" };
+static const char *const scope_names[] = { "read", "submit", "cancel", "agent", "admin", "register" };
 
 static void checksum(const char *prefix_and_body, size_t n, char out[SUM_HEX + 1])
 {
@@ -77,13 +77,13 @@ int pilot_token_scopes_parse(const char *list, unsigned *out)
 			_cleanup_free_ char *w = pilot_xstrndup(p, n);
 			const char *s = pilot_suggest(w, scope_names, ARRAY_SIZE(scope_names));
 			return pilot_error_set(PILOT_EINVALID,
-					       "unknown scope '%s'%s%s%s (scopes: read, submit, cancel, agent, admin)", w,
+					       "unknown scope '%s'%s%s%s (scopes: read, submit, cancel, agent, admin, register)", w,
 					       s ? " (did you mean '" : "", s ? s : "", s ? "'?)" : "");
 		}
 		p += n;
 	}
 	if (!mask)
-		return pilot_error_set(PILOT_EINVALID, "no scope given (scopes: read, submit, cancel, agent, admin)");
+		return pilot_error_set(PILOT_EINVALID, "no scope given (scopes: read, submit, cancel, agent, admin, register)");
 	*out = mask;
 	return 0;
 }
@@ -140,6 +140,7 @@ void pilot_token_record_clear(struct pilot_token_record *t)
 		return;
 	free(t->name);
 	free(t->scopes);
+	free(t->agent);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -173,6 +174,8 @@ json_t *pilot_token_record_to_json(const struct pilot_token_record *t)
 		json_object_set_new(j, "revoked_ms", json_integer(t->revoked_ms));
 	if (t->last_used_ms)
 		json_object_set_new(j, "last_used_ms", json_integer(t->last_used_ms));
+	if (t->agent)
+		json_object_set_new(j, "agent", json_string(t->agent));
 	return j;
 }
 
@@ -213,6 +216,8 @@ int pilot_token_record_from_json(const json_t *j, struct pilot_token_record *out
 	t.expires_ms = int_field(j, "expires_ms");
 	t.revoked_ms = int_field(j, "revoked_ms");
 	t.last_used_ms = int_field(j, "last_used_ms");
+	const char *agent = json_string_value(json_object_get(j, "agent"));
+	t.agent = agent ? pilot_xstrdup(agent) : NULL;
 	*out = t;
 	return 0;
 }

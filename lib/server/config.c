@@ -29,6 +29,7 @@ const char *const pilot_server_config_keys[] = {
 	"max_artifact_size",
 	"log_format",
 	"pools",
+	"require_registration",
 	NULL,
 };
 
@@ -233,6 +234,15 @@ int pilot_server_options_apply(struct pilot_server_options *o, const struct pilo
 			r = set_size(origin, k, v, &o->max_artifact_size);
 		else if (!strcmp(k, "pools"))
 			o->pools_json = v;
+		else if (!strcmp(k, "require_registration")) {
+			if (!strcmp(v, "true"))
+				o->require_registration = true;
+			else if (!strcmp(v, "false"))
+				o->require_registration = false;
+			else
+				r = pilot_error_set(PILOT_EINVALID, "%s: require_registration '%s': expected true or false",
+						    origin, v);
+		}
 		else if (!strcmp(k, "log_format")) {
 			if (!strcmp(v, "json"))
 				o->log_json = true;

@@ -475,7 +475,8 @@ static bool launch(struct fleet *f, struct pool *p, const struct pilot_run *run)
 	struct pilot_token_record tok = { 0 };
 	_cleanup_free_ char *tname = pilot_xasprintf("instance-%s", in.id);
 	int64_t life = p->max_lifetime_ms > 0 ? p->max_lifetime_ms + p->launch_timeout_ms : 0;
-	int r = pilot_server_token_create(st, tname, PILOT_SCOPE_AGENT, life ? pilot_now_ms() + life : 0, secret, &tok);
+	int r = pilot_server_token_create(st, tname, PILOT_SCOPE_AGENT, life ? pilot_now_ms() + life : 0, in.agent, false,
+					  secret, &tok);
 	if (r == 0) {
 		in.token_id = pilot_xstrdup(tok.id);
 		pilot_token_record_clear(&tok);

@@ -144,6 +144,7 @@ struct req {
 	unsigned scopes;
 	char token_id[PILOT_ID_SIZE];
 	char *token_name;
+	char *token_agent;            /* the agent name the token is bound to, or NULL */
 	int64_t token_expires_ms;
 
 	/* Body. */
@@ -229,7 +230,11 @@ void server_unwait(struct server *srv, struct waiter *w);
 /* Count a claim in the metrics. */
 void server_claimed(struct server *srv, const struct pilot_claim *c);
 
-/* Agent name bindings (server.c). */
+/* Agent name bindings (server.c): may the request's token act as this agent? A token
+ * bound to a name acts only as it; with require_registration only such tokens act as
+ * agents; an unbound agent token owns the names it used first. */
 int server_bind_agent(struct server *srv, struct req *rq, const char *agent);
+/* An agent enrolled anew: its name now belongs to token_id. */
+void server_rebind_agent(struct server *srv, const char *agent, const char *token_id);
 
 #endif

@@ -956,6 +956,35 @@ static int h_schedule_agent(struct req *rq)
 	return respond_model(rq, MHD_HTTP_OK, &a);
 }
 
+/* An agent enrolls with a registration token: it is registered, and gets a token of
+ * its own, bound to its name (the one it had before is revoked). */
+static int h_enroll_agent(struct req *rq)
+{
+	struct pilot_agent_info info = { 0 };
+	if (body_model(rq, &info) < 0)
+		return 1;
+	char secret[PILOT_TOKEN_SIZE];
+	struct pilot_token_record rec = { 0 };
+	_cleanup_free_ char *name = info.name ? pilot_xasprintf("agent-%s", info.name) : NULL;
+	/* The registration is first: it checks the name. */
+	int r = pilot_api_register_agent(rq->srv->api, &info);
+	if (r == 0)
+		r = pilot_server_token_create(rq->srv->st, name, PILOT_SCOPE_AGENT, 0, info.name, true, secret, &rec);
+	if (r < 0) {
+		pilot_agent_info_clear(&info);
+		return R(respond_last_error(rq));
+	}
+	server_rebind_agent(rq->srv, info.name, rec.id);
+	pilot_log(PILOT_LOG_INFO, "agent '%s' enrolled with token '%s' (its own token: '%s')", info.name, rq->token_name,
+		  rec.name);
+	pilot_agent_info_clear(&info);
+	json_t *out = pilot_token_record_to_json(&rec);
+	json_object_set_new(out, "token", json_string(secret));
+	explicit_bzero(secret, sizeof(secret));
+	pilot_token_record_clear(&rec);
+	return R(respond_json(rq, MHD_HTTP_CREATED, out));
+}
+
 static int h_list_blocklist(struct req *rq)
 {
 	struct pilot_block_list l = { 0 };
@@ -1107,7 +1136,7 @@ static int h_token_create(struct req *rq)
 		return bad_request(rq, "invalid token request: 'expires_ms' is in the past");
 	char secret[PILOT_TOKEN_SIZE];
 	struct pilot_token_record rec = { 0 };
-	if (pilot_server_token_create(rq->srv->st, name, scopes, expires, secret, &rec) < 0)
+	if (pilot_server_token_create(rq->srv->st, name, scopes, expires, NULL, false, secret, &rec) < 0)
 		return R(respond_last_error(rq));
 	json_t *out = pilot_token_record_to_json(&rec);
 	json_object_set_new(out, "token", json_string(secret));
@@ -1178,6 +1207,7 @@ const server_handler server_handlers[PILOT_NROUTES] = {
 	[PILOT_ROUTE_GET_AGENT] = h_get_agent,
 	[PILOT_ROUTE_CONTROL_AGENT] = h_control_agent,
 	[PILOT_ROUTE_SCHEDULE_AGENT] = h_schedule_agent,
+	[PILOT_ROUTE_ENROLL_AGENT] = h_enroll_agent,
 	[PILOT_ROUTE_LIST_BLOCKLIST] = h_list_blocklist,
 	[PILOT_ROUTE_CLEAR_BLOCKLIST] = h_clear_blocklist,
 	[PILOT_ROUTE_HEARTBEAT] = h_heartbeat,

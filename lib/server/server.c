@@ -167,7 +167,22 @@ const char *header(struct req *rq, const char *name)
 
 int server_bind_agent(struct server *srv, struct req *rq, const char *agent)
 {
-	if (!agent || !*agent || (rq->scopes & PILOT_SCOPE_ADMIN) || !rq->authed)
+	if (!agent || !*agent || !rq->authed)
+		return 0;
+	if (rq->token_agent) {
+		if (strcmp(rq->token_agent, agent))
+			return pilot_error_set(PILOT_EFORBIDDEN, "token '%s' is agent '%s''s: it cannot act as agent '%s'",
+					       rq->token_name, rq->token_agent, agent);
+		/* The name is this token's: no other agent token may take it. */
+		server_rebind_agent(srv, agent, rq->token_id);
+		return 0;
+	}
+	if (srv->opt.require_registration)
+		return pilot_error_set(PILOT_EFORBIDDEN,
+				       "this server takes only enrolled agents: start agent '%s' with "
+				       "--registration-token-file (a token of scope 'register'), see pilot-agent(1)",
+				       agent);
+	if (rq->scopes & PILOT_SCOPE_ADMIN)
 		return 0;
 	pthread_mutex_lock(&srv->bind_lock);
 	for (size_t i = 0; i < srv->nbindings; i++) {
@@ -190,6 +205,20 @@ int server_bind_agent(struct server *srv, struct req *rq, const char *agent)
 	return 0;
 }
 
+void server_rebind_agent(struct server *srv, const char *agent, const char *token_id)
+{
+	pthread_mutex_lock(&srv->bind_lock);
+	size_t i = 0;
+	while (i < srv->nbindings && strcmp(srv->bindings[i].agent, agent))
+		i++;
+	if (i == srv->nbindings) {
+		srv->bindings = pilot_xrealloc(srv->bindings, (srv->nbindings + 1) * sizeof(*srv->bindings));
+		srv->bindings[srv->nbindings++].agent = pilot_xstrdup(agent);
+	}
+	memcpy(srv->bindings[i].token_id, token_id, PILOT_ID_SIZE);
+	pthread_mutex_unlock(&srv->bind_lock);
+}
+
 /* ---- authentication ---- */
 
 static unsigned scopes_of(const char *text)
@@ -199,7 +228,7 @@ static unsigned scopes_of(const char *text)
 		pilot_error_clear();
 		/* Unknown words (from a newer pilot) grant nothing; known ones still count. */
 		m = 0;
-		const char *names[] = { "read", "submit", "cancel", "agent", "admin" };
+		const char *names[] = { "read", "submit", "cancel", "agent", "admin", "register" };
 		for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
 			const char *p = text;
 			size_t n = strlen(names[i]);
@@ -223,6 +252,8 @@ static const char *scope_word(unsigned need)
 		return "cancel";
 	if (need & PILOT_SCOPE_AGENT)
 		return "agent";
+	if (need & PILOT_SCOPE_REGISTER)
+		return "register";
 	return "admin";
 }
 
@@ -255,6 +286,7 @@ static int authenticate(struct req *rq, enum MHD_Result *mr)
 	rq->scopes = scopes_of(rec.scopes);
 	memcpy(rq->token_id, rec.id, PILOT_ID_SIZE);
 	rq->token_name = TAKE_PTR(rec.name);
+	rq->token_agent = TAKE_PTR(rec.agent);
 	rq->token_expires_ms = rec.expires_ms;
 	pilot_token_record_clear(&rec);
 	if (!pilot_token_scopes_allow(rq->scopes, need)) {
@@ -392,6 +424,7 @@ static void req_free(struct req *rq)
 	pilot_route_params_free(rq->params);
 	free(rq->path);
 	free(rq->token_name);
+	free(rq->token_agent);
 	pilot_buf_free(&rq->body);
 	pilot_buf_free(&rq->sse_out);
 	if (rq->body_fd >= 0)

@@ -12,7 +12,8 @@
 #include "pilot/store.h"
 
 int pilot_server_token_create(struct pilot_store *st, const char *name, unsigned scopes, int64_t expires_ms,
-			      char secret[PILOT_TOKEN_SIZE], struct pilot_token_record *out)
+			      const char *agent, bool replace, char secret[PILOT_TOKEN_SIZE],
+			      struct pilot_token_record *out)
 {
 	if (!(scopes & PILOT_SCOPE_ALL))
 		return pilot_error_set(PILOT_EINVALID, "a token needs at least one scope");
@@ -28,7 +29,7 @@ int pilot_server_token_create(struct pilot_store *st, const char *name, unsigned
 	char tok[PILOT_TOKEN_SIZE], sha[65];
 	pilot_token_generate(tok);
 	pilot_token_hash(tok, sha);
-	int r = pilot_store_token_create(st, name, sha, scope_text, expires_ms, out);
+	int r = pilot_store_token_create(st, name, sha, scope_text, expires_ms, agent, replace, out);
 	if (r < 0) {
 		explicit_bzero(tok, sizeof(tok));
 		return r;
@@ -73,7 +74,7 @@ int pilot_server_init(const char *data_dir, char secret[PILOT_TOKEN_SIZE], struc
 				       "'pilot token create --data %s'",
 				       dir, dir);
 	}
-	r = pilot_server_token_create(st, "admin", PILOT_SCOPE_ADMIN, 0, secret, out);
+	r = pilot_server_token_create(st, "admin", PILOT_SCOPE_ADMIN, 0, NULL, false, secret, out);
 	pilot_store_close(st);
 	return r;
 }

@@ -551,7 +551,7 @@ int pilot_store_bundle_get(struct pilot_store *st, const char *sha256, int *fd)
 
 /* ---- tokens ---- */
 
-#define TOKEN_COLS "id, name, sha256, scopes, created_ms, expires_ms, revoked_ms, last_used_ms"
+#define TOKEN_COLS "id, name, sha256, scopes, created_ms, expires_ms, revoked_ms, last_used_ms, agent"
 
 static void load_token(sqlite3_stmt *s, struct pilot_token_record *t)
 {
@@ -564,6 +564,7 @@ static void load_token(sqlite3_stmt *s, struct pilot_token_record *t)
 	t->expires_ms = col_int(s, 5);
 	t->revoked_ms = col_int(s, 6);
 	t->last_used_ms = col_int(s, 7);
+	t->agent = col_dup(s, 8);
 }
 
 static int token_by(struct pilot_store *st, const char *sql, const char *key, struct pilot_token_record *out)
@@ -583,11 +584,12 @@ static int token_by(struct pilot_store *st, const char *sql, const char *key, st
 }
 
 int pilot_store_token_create(struct pilot_store *st, const char *name, const char *sha256, const char *scopes,
-			     int64_t expires_ms, struct pilot_token_record *out)
+			     int64_t expires_ms, const char *agent, bool replace, struct pilot_token_record *out)
 {
 	static const char live[] = "SELECT " TOKEN_COLS " FROM tokens WHERE name = ?1 AND revoked_ms IS NULL";
-	static const char ins[] = "INSERT INTO tokens(id, name, sha256, scopes, created_ms, expires_ms) "
-				  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+	static const char revoke[] = "UPDATE tokens SET revoked_ms = ?2 WHERE name = ?1 AND revoked_ms IS NULL";
+	static const char ins[] = "INSERT INTO tokens(id, name, sha256, scopes, created_ms, expires_ms, agent) "
+				  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 	static const char get[] = "SELECT " TOKEN_COLS " FROM tokens WHERE id = ?1";
 	if (!name || !*name || strlen(name) > 128)
 		return pilot_error_set(PILOT_EINVALID, "invalid token name '%s'", name ? name : "");
@@ -598,7 +600,17 @@ int pilot_store_token_create(struct pilot_store *st, const char *name, const cha
 	int r = db_begin(st, true);
 	if (r < 0)
 		return r;
-	if ((r = token_by(st, live, name, &t)) != 0) {
+	if (replace) {
+		sqlite3_stmt *s = db_stmt(st, revoke);
+		if (!s) {
+			r = pilot_error_code();
+			goto fail;
+		}
+		bind_text(s, 1, name);
+		bind_int(s, 2, store_now());
+		if ((r = db_done(st, s, "cannot revoke token")) < 0)
+			goto fail;
+	} else if ((r = token_by(st, live, name, &t)) != 0) {
 		if (r > 0) {
 			pilot_token_record_clear(&t);
 			r = pilot_error_set(PILOT_ECONFLICT, "a token named '%s' exists already", name);
@@ -618,6 +630,7 @@ int pilot_store_token_create(struct pilot_store *st, const char *name, const cha
 	bind_text(s, 4, scopes ? scopes : "");
 	bind_int(s, 5, store_now());
 	bind_int_or_null(s, 6, expires_ms);
+	bind_text(s, 7, agent);
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc == SQLITE_CONSTRAINT_UNIQUE) {

@@ -240,6 +240,8 @@ static const char *const migrations[] = {
 	 "ALTER TABLE agents ADD COLUMN sleep_tz TEXT;\n"
 	 "ALTER TABLE agents ADD COLUMN sleep_next_ms INTEGER;\n"
 	 "CREATE INDEX agents_sleep_next ON agents(sleep_next_ms) WHERE sleep_next_ms IS NOT NULL;\n"),
+	/* 12: tokens bound to one agent name (enrolled agents, pool instances). */
+	("ALTER TABLE tokens ADD COLUMN agent TEXT;\n"),
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == PILOT_STORE_SCHEMA_VERSION, "one migration per schema version");

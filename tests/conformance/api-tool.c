@@ -47,9 +47,9 @@ static int submit(struct pilot_api *api, const char *name, const char *key, char
  * none. */
 static int routes(void)
 {
-	static const char *const names[] = { "admin", "agent", "cancel", "read", "submit" };
-	static const unsigned bits[] = { PILOT_SCOPE_ADMIN, PILOT_SCOPE_AGENT, PILOT_SCOPE_CANCEL, PILOT_SCOPE_READ,
-					 PILOT_SCOPE_SUBMIT };
+	static const char *const names[] = { "admin", "agent", "cancel", "read", "register", "submit" };
+	static const unsigned bits[] = { PILOT_SCOPE_ADMIN,	  PILOT_SCOPE_AGENT,	PILOT_SCOPE_CANCEL,
+					 PILOT_SCOPE_READ,	  PILOT_SCOPE_REGISTER, PILOT_SCOPE_SUBMIT };
 	for (int i = 0; i < PILOT_NROUTES; i++) {
 		const struct pilot_route *rt = &pilot_routes[i];
 		struct pilot_buf b = PILOT_BUF_INIT;

@@ -82,7 +82,9 @@ start_server() {
 	"$PILOT" token create --data "$data" --scope agent --name agent >"$CLI_DIR/agent.token" 2>/dev/null
 	chmod 600 "$CLI_DIR/agent.token"
 	: >"$CLI_DIR/server.url"
-	"$PILOT" server --data "$data" --listen 127.0.0.1:0 >"$CLI_DIR/server.url" 2>>"$CLI_DIR/server.log" &
+	# shellcheck disable=SC2086 # SERVER_ARGS: extra flags, split on spaces
+	"$PILOT" server --data "$data" --listen 127.0.0.1:0 ${SERVER_ARGS:-} >"$CLI_DIR/server.url" \
+		2>>"$CLI_DIR/server.log" &
 	SRV_PID=$!
 	local i
 	for ((i = 0; i < 300; i++)); do
@@ -103,8 +105,9 @@ restart_server() {
 	local port=${SRV_URL##*:} i k
 	for ((i = 0; i < 50; i++)); do
 		: >"$CLI_DIR/server.url"
-		"$PILOT" server --data "$CLI_DIR/server" --listen "127.0.0.1:$port" >"$CLI_DIR/server.url" \
-			2>>"$CLI_DIR/server.log" &
+		# shellcheck disable=SC2086
+		"$PILOT" server --data "$CLI_DIR/server" --listen "127.0.0.1:$port" ${SERVER_ARGS:-} \
+			>"$CLI_DIR/server.url" 2>>"$CLI_DIR/server.log" &
 		SRV_PID=$!
 		for ((k = 0; k < 200; k++)); do
 			[ -s "$CLI_DIR/server.url" ] && return 0

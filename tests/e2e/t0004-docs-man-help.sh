@@ -22,7 +22,7 @@ man_routes() {
 			path=$(sed -E 's/\{[^}]*\}/{}/g' <<< "$path")
 			scopes=-
 			case "$m" in
-			*"(any scope)") scopes=admin,agent,cancel,read,submit ;;
+			*"(any scope)") scopes=admin,agent,cancel,read,register,submit ;;
 			*")") scopes=$(sed -E 's/.*\(([^)]*)\)$/\1/; s/,? or /,/g; s/, */,/g' <<< "$m" | tr ',' '\n' | sort | paste -sd,) ;;
 			esac
 			echo "$method $path $scopes"

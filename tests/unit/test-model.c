@@ -461,6 +461,12 @@ static void test_scopes(void **state)
 	assert_true(pilot_token_scopes_allow(PILOT_SCOPE_READ, PILOT_SCOPE_READ | PILOT_SCOPE_AGENT));
 	assert_false(pilot_token_scopes_allow(PILOT_SCOPE_AGENT, PILOT_SCOPE_SUBMIT));
 	assert_false(pilot_token_scopes_allow(PILOT_SCOPE_READ | PILOT_SCOPE_SUBMIT, PILOT_SCOPE_ADMIN));
+	/* A registration token enrolls agents and does nothing else; admin may enroll. */
+	assert_int_equal(pilot_token_scopes_parse("register", &m), 0);
+	assert_int_equal(m, PILOT_SCOPE_REGISTER);
+	assert_false(pilot_token_scopes_allow(PILOT_SCOPE_REGISTER, PILOT_SCOPE_AGENT));
+	assert_false(pilot_token_scopes_allow(PILOT_SCOPE_AGENT, PILOT_SCOPE_REGISTER));
+	assert_true(pilot_token_scopes_allow(PILOT_SCOPE_ADMIN, PILOT_SCOPE_REGISTER));
 	/* The wire form, both ways; a string is taken too. */
 	json_t *a = pilot_token_scopes_to_json(PILOT_SCOPE_CANCEL | PILOT_SCOPE_READ);
 	_cleanup_free_ char *text = json_dumps(a, JSON_COMPACT);

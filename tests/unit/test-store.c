@@ -321,23 +321,23 @@ static void test_tokens(void **state)
 	pilot_sha256_hex("secret2", 7, h2);
 	pilot_sha256_hex("secret3", 7, h3);
 	struct pilot_token_record t = { 0 };
-	assert_int_equal(pilot_store_token_create(st, "ci", h1, "read submit", 0, &t), 0);
+	assert_int_equal(pilot_store_token_create(st, "ci", h1, "read submit", 0, NULL, false, &t), 0);
 	assert_int_equal(t.id[0], 't');
 	assert_string_equal(t.name, "ci");
 	assert_string_equal(t.scopes, "read submit");
 	char id[PILOT_ID_SIZE];
 	memcpy(id, t.id, sizeof(id));
 	pilot_token_record_clear(&t);
-	assert_int_equal(pilot_store_token_create(st, "ci", h2, "read", 0, NULL), PILOT_ECONFLICT);
-	assert_int_equal(pilot_store_token_create(st, "other", h1, "read", 0, NULL), PILOT_ECONFLICT);
-	assert_int_equal(pilot_store_token_create(st, "", h2, "read", 0, NULL), PILOT_EINVALID);
-	assert_int_equal(pilot_store_token_create(st, "x", "nothex", "read", 0, NULL), PILOT_EINVALID);
+	assert_int_equal(pilot_store_token_create(st, "ci", h2, "read", 0, NULL, false, NULL), PILOT_ECONFLICT);
+	assert_int_equal(pilot_store_token_create(st, "other", h1, "read", 0, NULL, false, NULL), PILOT_ECONFLICT);
+	assert_int_equal(pilot_store_token_create(st, "", h2, "read", 0, NULL, false, NULL), PILOT_EINVALID);
+	assert_int_equal(pilot_store_token_create(st, "x", "nothex", "read", 0, NULL, false, NULL), PILOT_EINVALID);
 	assert_int_equal(pilot_store_token_lookup(st, h1, &t), 0);
 	assert_string_equal(t.id, id);
 	assert_true(t.last_used_ms > 0);
 	pilot_token_record_clear(&t);
 	assert_int_equal(pilot_store_token_lookup(st, h2, &t), PILOT_EAUTH);
-	assert_int_equal(pilot_store_token_create(st, "old", h3, "agent", pilot_now_ms() - 1, NULL), 0);
+	assert_int_equal(pilot_store_token_create(st, "old", h3, "agent", pilot_now_ms() - 1, NULL, false, NULL), 0);
 	assert_int_equal(pilot_store_token_lookup(st, h3, &t), PILOT_EAUTH);
 	struct pilot_token_list l = { 0 };
 	assert_int_equal(pilot_store_token_list(st, &l), 0);
@@ -348,7 +348,20 @@ static void test_tokens(void **state)
 	assert_int_equal(pilot_store_token_lookup(st, h1, &t), PILOT_EAUTH);
 	assert_int_equal(pilot_store_token_revoke(st, "nope"), PILOT_ENOTFOUND);
 	/* A revoked token's name may be used again. */
-	assert_int_equal(pilot_store_token_create(st, "ci", h2, "read", 0, NULL), 0);
+	assert_int_equal(pilot_store_token_create(st, "ci", h2, "read", 0, NULL, false, NULL), 0);
+	/* Bound to an agent; a replacement revokes the live token of that name at once. */
+	char h4[65], h5[65];
+	pilot_sha256_hex("secret4", 7, h4);
+	pilot_sha256_hex("secret5", 7, h5);
+	assert_int_equal(pilot_store_token_create(st, "agent-a1", h4, "agent", 0, "a1", false, &t), 0);
+	assert_string_equal(t.agent, "a1");
+	pilot_token_record_clear(&t);
+	assert_int_equal(pilot_store_token_create(st, "agent-a1", h5, "agent", 0, "a1", false, NULL), PILOT_ECONFLICT);
+	assert_int_equal(pilot_store_token_create(st, "agent-a1", h5, "agent", 0, "a1", true, NULL), 0);
+	assert_int_equal(pilot_store_token_lookup(st, h4, &t), PILOT_EAUTH);
+	assert_int_equal(pilot_store_token_lookup(st, h5, &t), 0);
+	assert_string_equal(t.agent, "a1");
+	pilot_token_record_clear(&t);
 	pilot_store_close(st);
 }
 
