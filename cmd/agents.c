@@ -326,9 +326,10 @@ const struct pilot_cmd cmd_agents = {
 		"[AGENT [NAME]]]",
 	.description =
 		"Columns: NAME, STATE (idle, busy, draining, drained, asleep, lost: not seen for\n"
-		"a lease TTL, offline: stopped), RUNS (the runs it holds live attempts of),\n"
-		"LABELS, SLOTS (runs held / capacity), VERSION and LAST SEEN. With a server\n"
-		"configured the agents are the server's; otherwise those of the local store.\n"
+		"a lease TTL, offline: stopped, starting: its machine is being launched), RUNS\n"
+		"(the runs it holds live attempts of), LABELS, SLOTS (runs held / capacity),\n"
+		"VERSION and LAST SEEN. With a server configured the agents are the server's;\n"
+		"otherwise those of the local store.\n"
 		"'show AGENT' prints one agent. 'drain' stops an agent taking runs (its running\n"
 		"jobs finish; with --now they are stopped and their runs requeued) until 'resume';\n"
 		"'sleep' and 'wake' do the same, shown as asleep; 'shutdown' makes the agent exit\n"

@@ -63,7 +63,8 @@ enum pilot_attempt_state {
 /* Derived from last-seen, current attempts and the control asked for: lost = not seen
  * for one lease TTL; offline = said goodbye (pilot_api_agent_leave); draining = told to
  * drain, sleep or shut down and still running jobs; drained / asleep = told so and
- * running none. */
+ * running none; starting = a machine a pool launched for it, its agent not heard from
+ * yet (listed by the api, not the store's own list). */
 enum pilot_agent_state {
 	PILOT_AGENT_IDLE = 0,
 	PILOT_AGENT_BUSY,
@@ -72,8 +73,9 @@ enum pilot_agent_state {
 	PILOT_AGENT_DRAINING,
 	PILOT_AGENT_DRAINED,
 	PILOT_AGENT_ASLEEP,
+	PILOT_AGENT_STARTING,
 };
-#define PILOT_AGENT_NSTATES 7
+#define PILOT_AGENT_NSTATES 8
 
 /* What an agent was told to do (pilot agents drain|sleep|shutdown; resume and wake
  * clear it): it claims no runs meanwhile. A shutdown is answered on its next claim and

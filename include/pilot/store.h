@@ -103,7 +103,10 @@ int pilot_store_list_artifacts(struct pilot_store *st, const char *run, int atte
 int pilot_store_get_artifact(struct pilot_store *st, const char *run, const char *path, int attempt, int *fd,
 			     struct pilot_artifact *meta);
 int pilot_store_get_metrics(struct pilot_store *st, const char *run, int attempt, struct pilot_metric_list *out);
-int pilot_store_list_agents(struct pilot_store *st, struct pilot_agent_list *out);
+/* The agents that registered, by name; with starting, also the agents of the machines
+ * pools are launching (state starting) that did not register yet. */
+int pilot_store_list_agents(struct pilot_store *st, bool starting, struct pilot_agent_list *out);
+/* One agent, starting ones included. */
 int pilot_store_get_agent(struct pilot_store *st, const char *name, struct pilot_agent_info *out);
 /* See pilot_api_ops.control_agent. */
 int pilot_store_agent_control(struct pilot_store *st, const char *name, const char *action, bool now,

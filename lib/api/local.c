@@ -222,7 +222,7 @@ static int l_get_metrics(struct pilot_api *api, const char *run, int attempt, st
 static int l_list_agents(struct pilot_api *api, struct pilot_agent_list *out)
 {
 	maybe_reap(L(api));
-	return pilot_store_list_agents(L(api)->st, out);
+	return pilot_store_list_agents(L(api)->st, true, out);
 }
 
 static int l_get_agent(struct pilot_api *api, const char *name, struct pilot_agent_info *out)

@@ -15,7 +15,7 @@ static const char *const attempt_state_names[PILOT_ATTEMPT_NSTATES] = {
 	"running", "succeeded", "failed", "canceled", "lost",
 };
 static const char *const agent_state_names[PILOT_AGENT_NSTATES] = {
-	"idle", "busy", "lost", "offline", "draining", "drained", "asleep",
+	"idle", "busy", "lost", "offline", "draining", "drained", "asleep", "starting",
 };
 static const char *const control_names[PILOT_CONTROL_N] = {
 	"", "drain", "sleep", "shutdown",

@@ -683,7 +683,7 @@ static void tick(struct fleet *f)
 	struct pilot_instance *live = NULL;
 	size_t nlive = 0;
 	struct pilot_agent_list agents = { 0 };
-	if (pilot_store_instance_list(st, 0, &live, &nlive) < 0 || pilot_store_list_agents(st, &agents) < 0) {
+	if (pilot_store_instance_list(st, 0, &live, &nlive) < 0 || pilot_store_list_agents(st, false, &agents) < 0) {
 		pilot_log(PILOT_LOG_WARN, "the fleet cannot read the store: %s", pilot_error_last());
 		goto out;
 	}

@@ -78,9 +78,44 @@ int pilot_store_agent_leave(struct pilot_store *st, const char *agent)
 	"name, labels_json, version, capacity, first_seen_ms, last_seen_ms, left_ms, control, control_ms, control_by, " \
 	"sleep_schedule, sleep_tz, sleep_next_ms"
 
+static int cmp_agent_name(const void *a, const void *b)
+{
+	return strcmp(((const struct pilot_agent_info *)a)->name, ((const struct pilot_agent_info *)b)->name);
+}
+
+/* The agents of machines being launched that did not register yet, as starting. */
+static int read_starting(struct pilot_store *st, const char *name, struct pilot_agent_list *l)
+{
+	static const char all[] = "SELECT agent, launched_ms FROM instances WHERE state = 'launching' "
+				  "AND agent NOT IN (SELECT name FROM agents)";
+	static const char one[] = "SELECT agent, launched_ms FROM instances WHERE state = 'launching' AND agent = ?1 "
+				  "AND agent NOT IN (SELECT name FROM agents)";
+	sqlite3_stmt *s = db_stmt(st, name ? one : all);
+	if (!s)
+		return pilot_error_code();
+	bind_text(s, 1, name);
+	size_t before = l->n;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		l->items = pilot_xrealloc(l->items, (l->n + 1) * sizeof(*l->items));
+		struct pilot_agent_info *a = &l->items[l->n++];
+		memset(a, 0, sizeof(*a));
+		a->name = col_dup(s, 0);
+		a->capacity = 1;
+		a->state = PILOT_AGENT_STARTING;
+		a->first_seen_ms = col_int(s, 1);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return db_error(st, "cannot list instances");
+	if (l->n > before)
+		qsort(l->items, l->n, sizeof(*l->items), cmp_agent_name);
+	return 0;
+}
+
 /* The agents (all, or the one named), their runs and derived states, inside a
- * transaction. */
-static int read_agents(struct pilot_store *st, const char *name, struct pilot_agent_list *out)
+ * transaction; with starting, the agents of machines being launched too. */
+static int read_agents(struct pilot_store *st, const char *name, bool starting, struct pilot_agent_list *out)
 {
 	static const char all[] = "SELECT " AGENT_COLS " FROM agents ORDER BY name";
 	static const char one[] = "SELECT " AGENT_COLS " FROM agents WHERE name = ?1";
@@ -151,6 +186,10 @@ static int read_agents(struct pilot_store *st, const char *name, struct pilot_ag
 		else
 			a->state = a->nruns ? PILOT_AGENT_BUSY : PILOT_AGENT_IDLE;
 	}
+	if (starting && read_starting(st, name, &l) < 0) {
+		pilot_agent_list_clear(&l);
+		return pilot_error_code();
+	}
 	*out = l;
 	return 0;
 fail:
@@ -158,21 +197,21 @@ fail:
 	return s ? db_error(st, "cannot list agents") : pilot_error_code();
 }
 
-int pilot_store_list_agents(struct pilot_store *st, struct pilot_agent_list *out)
+int pilot_store_list_agents(struct pilot_store *st, bool starting, struct pilot_agent_list *out)
 {
 	STORE_LOCKED(st);
 	int r = db_begin(st, false);
 	if (r < 0)
 		return r;
-	r = read_agents(st, NULL, out);
+	r = read_agents(st, NULL, starting, out);
 	db_rollback(st);
 	return r;
 }
 
-static int one_agent(struct pilot_store *st, const char *name, struct pilot_agent_info *out)
+static int one_agent(struct pilot_store *st, const char *name, bool starting, struct pilot_agent_info *out)
 {
 	struct pilot_agent_list l = { 0 };
-	int r = read_agents(st, name, &l);
+	int r = read_agents(st, name, starting, &l);
 	if (r < 0)
 		return r;
 	if (!l.n) {
@@ -195,7 +234,7 @@ int pilot_store_get_agent(struct pilot_store *st, const char *name, struct pilot
 	int r = db_begin(st, false);
 	if (r < 0)
 		return r;
-	r = one_agent(st, name, out);
+	r = one_agent(st, name, true, out);
 	db_rollback(st);
 	return r;
 }
@@ -315,7 +354,7 @@ int pilot_store_agent_control(struct pilot_store *st, const char *name, const ch
 	int r = db_begin(st, true);
 	if (r < 0)
 		return r;
-	if ((r = one_agent(st, name, &a)) < 0)
+	if ((r = one_agent(st, name, false, &a)) < 0)
 		goto fail;
 	if (act == ACT_FORGET) {
 		if ((r = forget_agent(st, &a)) < 0)
@@ -352,7 +391,7 @@ int pilot_store_agent_control(struct pilot_store *st, const char *name, const ch
 	if (now && (r = requeue_attempts(st, name, action, actor)) < 0)
 		goto fail;
 	pilot_agent_info_clear(&a);
-	if ((r = one_agent(st, name, out)) < 0)
+	if ((r = one_agent(st, name, false, out)) < 0)
 		goto fail;
 	if ((r = db_commit(st)) < 0) {
 		if (out)
@@ -481,7 +520,7 @@ int pilot_store_agent_schedule(struct pilot_store *st, const char *name, const c
 	int r = db_begin(st, true);
 	if (r < 0)
 		return r;
-	if ((r = one_agent(st, name, &a)) < 0)
+	if ((r = one_agent(st, name, false, &a)) < 0)
 		goto fail;
 	sqlite3_stmt *s = db_stmt(st, *canonical ? set : unsleep);
 	if (!s) {
@@ -513,7 +552,7 @@ int pilot_store_agent_schedule(struct pilot_store *st, const char *name, const c
 			goto fail;
 	}
 	pilot_agent_info_clear(&a);
-	if ((r = one_agent(st, name, out)) < 0)
+	if ((r = one_agent(st, name, false, out)) < 0)
 		goto fail;
 	if ((r = db_commit(st)) < 0) {
 		if (out)

@@ -33,6 +33,11 @@ pools:
     labels: {pool: broken}
     provisioner: [sh, -c, 'cat >/dev/null; echo "\$1" >>"$D/broken.calls"; echo "no capacity in zone x" >&2; exit 3', broken]
     max: 1
+  - name: mute
+    labels: {pool: mute}
+    provisioner: [sh, -c, 'cat >/dev/null; case "\$1" in launch) echo "{\\"instance_id\\": \\"m-\$\$\\"}";; list) echo "{\\"instances\\": []}";; *) echo "{}";; esac', mute]
+    max: 1
+    launch_timeout: 5m
 EOF
 
 # The machines whose agent still runs: distinct agent names (an agent's child between
@@ -173,6 +178,21 @@ wait_for no_instances
 equals "no instance is left" "$(live_instances)" 0
 equals "one launch per run, none twice" "$(($(pool_field local 'p["launched_total"]') - before))" 6
 equals "no machine state left behind" "$(ls "$D/machines" | grep -c '\.json$')" 0
+
+# --- a machine launched whose agent has not registered yet: its agent is starting.
+project "$D/mute" 'name: mute
+runtime: host
+requires: {pool: mute}
+command: echo never'
+r=$("$PILOT" submit "$D/mute")
+starting() { "$PILOT" agents list | grep -q "^mute-i.* starting "; }
+wait_for starting
+expect_status 0 "pilot agents list" "$PILOT" agents list
+contains "shows the machine's agent as starting" "$OUT" "starting"
+name=$(awk '/^mute-i/ { print $1 }' <<<"$OUT")
+expect_status 0 "pilot agents show" "$PILOT" agents show "$name"
+contains "starting, by name" "$OUT" "state    starting"
+expect_status 0 "cancel it" "$PILOT" cancel "$r"
 kill -TERM "$SRV_PID"
 wait "$SRV_PID" 2>/dev/null
 SRV_PID=
