@@ -103,6 +103,10 @@ int pilot_store_list_artifacts(struct pilot_store *st, const char *run, int atte
 int pilot_store_get_artifact(struct pilot_store *st, const char *run, const char *path, int attempt, int *fd,
 			     struct pilot_artifact *meta);
 int pilot_store_get_metrics(struct pilot_store *st, const char *run, int attempt, struct pilot_metric_list *out);
+/* The labels of the machines the server's pools launch: a queued run one of them could
+ * take is not failed by its start_timeout while no agent is there (one is on its way,
+ * or will be once the pool has room). Copied; replaces what was set. */
+void pilot_store_set_pool_labels(struct pilot_store *st, const struct pilot_kvs *labels, size_t n);
 /* The agents that registered, by name; with starting, also the agents of the machines
  * pools are launching (state starting) that did not register yet. */
 int pilot_store_list_agents(struct pilot_store *st, bool starting, struct pilot_agent_list *out);

@@ -811,6 +811,11 @@ int fleet_start(struct server *srv)
 	struct fleet *f = srv->fleet;
 	if (!f || !f->npools)
 		return 0;
+	struct pilot_kvs *labels = pilot_xcalloc(f->npools, sizeof(*labels));
+	for (size_t i = 0; i < f->npools; i++)
+		labels[i] = f->pools[i].labels;
+	pilot_store_set_pool_labels(srv->st, labels, f->npools);
+	free(labels);
 	if (pthread_create(&f->thread, NULL, fleet_main, f) != 0)
 		return pilot_error_set(PILOT_ENOMEM, "cannot start the fleet thread");
 	f->started = true;

@@ -204,6 +204,32 @@ int store_fail_unplaceable(struct pilot_store *st, int *changed)
 	return r;
 }
 
+void pilot_store_set_pool_labels(struct pilot_store *st, const struct pilot_kvs *labels, size_t n)
+{
+	STORE_LOCKED(st);
+	for (size_t i = 0; i < st->npool_labels; i++)
+		pilot_kvs_clear(&st->pool_labels[i]);
+	free(st->pool_labels);
+	st->pool_labels = n ? pilot_xcalloc(n, sizeof(*st->pool_labels)) : NULL;
+	for (size_t i = 0; i < n; i++)
+		pilot_kvs_copy(&st->pool_labels[i], &labels[i]);
+	st->npool_labels = n;
+}
+
+/* Whether one of the server's pools launches machines that could take a run. */
+static bool a_pool_could(struct pilot_store *st, const char *requires_text)
+{
+	if (!st->npool_labels)
+		return false;
+	struct pilot_kvs want;
+	kvs_from_text(requires_text, &want, true);
+	bool could = false;
+	for (size_t i = 0; i < st->npool_labels && !could; i++)
+		could = pilot_kvs_satisfies(&st->pool_labels[i], &want);
+	pilot_kvs_clear(&want);
+	return could;
+}
+
 int store_fail_unstarted(struct pilot_store *st, int64_t now, int *changed)
 {
 	static const char due[] = "SELECT id, name, requires_json, start_timeout_ms FROM runs INDEXED BY runs_start_deadline "
@@ -233,8 +259,10 @@ int store_fail_unstarted(struct pilot_store *st, int64_t now, int *changed)
 		if (r == 0)
 			r = agents_for(st, NULL, runs[i].name ? runs[i].name : "", runs[i].requires ? runs[i].requires : "",
 				       &matching, &who, &nblocked);
-		if (r == 0 && matching > nblocked) {
-			/* One could take it: it waits its turn, the clock starts again. */
+		if (r == 0 && (matching > nblocked || a_pool_could(st, runs[i].requires ? runs[i].requires : ""))) {
+			/* One could take it, or a pool launches machines that could (new
+			 * names, blocklisted for nothing): it waits its turn, the clock starts
+			 * again. */
 			if (!(s = db_stmt(st, later))) {
 				r = pilot_error_code();
 			} else {

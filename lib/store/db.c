@@ -661,6 +661,9 @@ void pilot_store_close(struct pilot_store *st)
 		sqlite3_close_v2(st->db);
 	pilot_blob_close(st->blobs);
 	pthread_mutex_destroy(&st->lock);
+	for (size_t i = 0; i < st->npool_labels; i++)
+		pilot_kvs_clear(&st->pool_labels[i]);
+	free(st->pool_labels);
 	free(st->actor);
 	free(st->dir);
 	free(st->db_path);

@@ -24,6 +24,8 @@ struct pilot_store {
 	int64_t busy_start;    /* the busy handler's clock */
 	pthread_mutex_t lock;
 	uint64_t queue_gen;    /* pilot_store_queue_generation (atomic) */
+	struct pilot_kvs *pool_labels; /* pilot_store_set_pool_labels */
+	size_t npool_labels;
 	/* Prepared statements keyed by the address of their (static) SQL text. */
 	struct {
 		const char *sql;

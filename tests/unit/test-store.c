@@ -400,6 +400,41 @@ static void test_reap_delay(void **state)
 	pilot_store_close(st);
 }
 
+/* start_timeout fails a run no agent could take; not one a server's pool launches
+ * machines for. */
+static void test_start_timeout_pools(void **state)
+{
+	(void)state;
+	struct pilot_store *st = open_store(NULL);
+	struct pilot_kvs pool = { 0 };
+	pilot_kvs_set(&pool, "gpu", "a100");
+	pilot_kvs_set(&pool, "zone", "x");
+	pilot_store_set_pool_labels(st, &pool, 1);
+	pilot_kvs_clear(&pool);
+	char ids[2][PILOT_ID_SIZE];
+	static const char *const gpus[] = { "a100", "h100" };
+	for (int i = 0; i < 2; i++) {
+		struct pilot_submit_request q = { .name = "job", .spec_json = "{}", .start_timeout_ms = 100 };
+		pilot_kvs_set(&q.requires, "gpu", gpus[i]);
+		struct pilot_run r = { 0 };
+		assert_int_equal(pilot_store_submit(st, &q, &r), 0);
+		memcpy(ids[i], r.id, PILOT_ID_SIZE);
+		pilot_run_clear(&r);
+		pilot_kvs_clear(&q.requires);
+	}
+	sleep_ms(200);
+	assert_true(pilot_store_reap_due(st));
+	assert_int_equal(pilot_store_reap(st), 1);
+	assert_int_equal(state_of(st, ids[0]), PILOT_RUN_QUEUED);
+	assert_int_equal(state_of(st, ids[1]), PILOT_RUN_FAILED);
+	/* Without the pool, the first fails too. */
+	pilot_store_set_pool_labels(st, NULL, 0);
+	sleep_ms(200);
+	assert_int_equal(pilot_store_reap(st), 1);
+	assert_int_equal(state_of(st, ids[0]), PILOT_RUN_FAILED);
+	pilot_store_close(st);
+}
+
 static void test_env_knobs(void **state)
 {
 	(void)state;
@@ -528,6 +563,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_concurrent_first_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reap_delay, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_start_timeout_pools, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_env_knobs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kill_during_submits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_handles_one_process, setup, teardown),
