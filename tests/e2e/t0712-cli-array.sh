@@ -46,10 +46,12 @@ print(sum(r["attempt_count"] for r in json.load(sys.stdin)["runs"]))')
 		"$attempts $attempts"
 	equals "$(t 'every element ran')" "$(awk '{print $2}' "$CLI_DIR/seen" | sort -u | wc -l)" "100"
 	[ "$attempts" = 100 ] || echo "# $((attempts - 100)) attempt(s) lost and run again: $(awk '$3 > 1' "$CLI_DIR/seen" | tr '\n' ' ')"
-	local most
+	local most limit
 	most=$(awk '{print $1}' "$CLI_DIR/seen" | sort -n | tail -n 1)
-	if [ "$most" -le 4 ] && [ "$most" -ge 2 ]; then ok "$(t "at most four at once (seen: $most)")"; else
-		not_ok "$(t 'at most four at once, and more than one')" "seen $most"; fi
+	# A job whose lease was given up may still be stopping when its run starts again.
+	limit=$((4 + attempts - 100))
+	if [ "$most" -le "$limit" ] && [ "$most" -ge 2 ]; then ok "$(t "at most four at once (seen: $most)")"; else
+		not_ok "$(t "at most four at once ($limit with lost leases), and more than one")" "seen $most"; fi
 	local r7
 	r7=$("$PILOT" list --array "$a" --all -o json | python3 -c 'import json,sys
 print([r["id"] for r in json.load(sys.stdin)["runs"] if r["array"]["index"] == 7][0])')

@@ -28,6 +28,8 @@ command: echo quick'
 	t_close=$((t_open + 5))
 	open=$(TZ=Asia/Kathmandu date -d "@$t_open" +%H:%M:%S)
 	close=$(TZ=Asia/Kathmandu date -d "@$t_close" +%H:%M:%S)
+	# As pilot writes them back: HH:MM when the seconds are 00.
+	open=${open%:00} close=${close%:00}
 	expect_status 0 "$(t 'pilot agents schedule --sleep --tz')" \
 		"$PILOT" agents schedule "$a" --sleep "daily $open-$close" --tz Asia/Kathmandu
 	contains "$(t 'says the schedule')" "$OUT" "agent $a sleeps daily $open-$close (Asia/Kathmandu) (idle)"
