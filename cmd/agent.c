@@ -118,6 +118,9 @@ static int read_token_file(const char *path, char **out)
 static int enrolled_token(struct pilot_ctx *ctx, struct conn *c, const char *reg_file, const char *workdir,
 			  const struct pilot_agent_info *info, char **token)
 {
+	if (strchr(info->name, '/') || info->name[0] == '.')
+		return pilot_error_set(PILOT_EINVALID, "agent name '%s' cannot name its token file: no '/', no leading '.'",
+				       info->name);
 	_cleanup_free_ char *dir = pilot_path_join(workdir, "tokens");
 	_cleanup_free_ char *file = pilot_xasprintf("%s.token", info->name);
 	_cleanup_free_ char *path = pilot_path_join(dir, file);
@@ -364,8 +367,6 @@ static int run(struct pilot_ctx *ctx, void *optsp, int argc, char **argv)
 		}
 		struct pilot_agent_info info = { .name = (char *)name, .labels = labels, .version = (char *)pilot_version(),
 						 .capacity = o->once ? 1 : (int)o->concurrency };
-		free(token);
-		token = NULL;
 		if (enrolled_token(ctx, &conn, o->registration_token_file, workdir, &info, &token) < 0)
 			goto fail;
 		conn.token = token;

@@ -177,6 +177,15 @@ static int set_size(const char *origin, const char *key, const char *v, uint64_t
 	return 0;
 }
 
+/* One of two words: no (false) or yes (true). */
+static int set_either(const char *origin, const char *key, const char *v, const char *no, const char *yes, bool *out)
+{
+	if (strcmp(v, no) && strcmp(v, yes))
+		return pilot_error_set(PILOT_EINVALID, "%s: %s '%s': expected %s or %s", origin, key, v, no, yes);
+	*out = !strcmp(v, yes);
+	return 0;
+}
+
 static int set_int(const char *origin, const char *key, const char *v, int64_t min, int64_t max, int *out)
 {
 	int64_t n;
@@ -234,23 +243,11 @@ int pilot_server_options_apply(struct pilot_server_options *o, const struct pilo
 			r = set_size(origin, k, v, &o->max_artifact_size);
 		else if (!strcmp(k, "pools"))
 			o->pools_json = v;
-		else if (!strcmp(k, "require_registration")) {
-			if (!strcmp(v, "true"))
-				o->require_registration = true;
-			else if (!strcmp(v, "false"))
-				o->require_registration = false;
-			else
-				r = pilot_error_set(PILOT_EINVALID, "%s: require_registration '%s': expected true or false",
-						    origin, v);
-		}
-		else if (!strcmp(k, "log_format")) {
-			if (!strcmp(v, "json"))
-				o->log_json = true;
-			else if (!strcmp(v, "text"))
-				o->log_json = false;
-			else
-				r = pilot_error_set(PILOT_EINVALID, "%s: log_format '%s': expected text or json", origin, v);
-		} else
+		else if (!strcmp(k, "require_registration"))
+			r = set_either(origin, k, v, "false", "true", &o->require_registration);
+		else if (!strcmp(k, "log_format"))
+			r = set_either(origin, k, v, "text", "json", &o->log_json);
+		else
 			r = unknown_key(origin, k, 0, 0);
 		if (r < 0)
 			return r;

@@ -329,6 +329,27 @@ static int forget_agent(struct pilot_store *st, const struct pilot_agent_info *a
 	return 0;
 }
 
+/* The end of a change to an agent, inside its transaction: before (as it was) is
+ * cleared, out gets it as it is now, the transaction commits, and its waiting claims
+ * look again (they may take runs now, or must stop). */
+static int agent_changed(struct pilot_store *st, const char *name, struct pilot_agent_info *before,
+			 struct pilot_agent_info *out)
+{
+	pilot_agent_info_clear(before);
+	int r = one_agent(st, name, false, out);
+	if (r < 0) {
+		db_rollback(st);
+		return r;
+	}
+	if ((r = db_commit(st)) < 0) {
+		if (out)
+			pilot_agent_info_clear(out);
+		return r;
+	}
+	__atomic_add_fetch(&st->queue_gen, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
 int pilot_store_agent_control(struct pilot_store *st, const char *name, const char *action, bool now,
 			      const char *actor, struct pilot_agent_info *out)
 {
@@ -390,17 +411,7 @@ int pilot_store_agent_control(struct pilot_store *st, const char *name, const ch
 	}
 	if (now && (r = requeue_attempts(st, name, action, actor)) < 0)
 		goto fail;
-	pilot_agent_info_clear(&a);
-	if ((r = one_agent(st, name, false, out)) < 0)
-		goto fail;
-	if ((r = db_commit(st)) < 0) {
-		if (out)
-			pilot_agent_info_clear(out);
-		return r;
-	}
-	/* Its waiting claims look again: they may take runs now, or must stop. */
-	__atomic_add_fetch(&st->queue_gen, 1, __ATOMIC_RELAXED);
-	return 0;
+	return agent_changed(st, name, &a, out);
 fail:
 	db_rollback(st);
 	pilot_agent_info_clear(&a);
@@ -551,16 +562,7 @@ int pilot_store_agent_schedule(struct pilot_store *st, const char *name, const c
 				     store_now(), &changed)) < 0)
 			goto fail;
 	}
-	pilot_agent_info_clear(&a);
-	if ((r = one_agent(st, name, false, out)) < 0)
-		goto fail;
-	if ((r = db_commit(st)) < 0) {
-		if (out)
-			pilot_agent_info_clear(out);
-		return r;
-	}
-	__atomic_add_fetch(&st->queue_gen, 1, __ATOMIC_RELAXED);
-	return 0;
+	return agent_changed(st, name, &a, out);
 fail:
 	db_rollback(st);
 	pilot_agent_info_clear(&a);
