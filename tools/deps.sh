@@ -3,7 +3,8 @@
 PILOT_BUILD_PACKAGES="meson ninja-build pkg-config gcc libc6-dev libsqlite3-dev libyaml-dev
  libcurl4-openssl-dev libarchive-dev zlib1g-dev libmicrohttpd-dev libjansson-dev libssl-dev scdoc"
 PILOT_TEST_PACKAGES="libcmocka-dev clang libclang-rt-14-dev bash-completion sqlite3 python3 git
- tmux docker.io busybox-static runc podman uidmap prometheus curl iproute2 procps psmisc tzdata"
+ tmux docker.io busybox-static runc podman uidmap prometheus curl iproute2 procps psmisc tzdata
+ chromium"
 
 pilot_install_deps() {
 	local want="$PILOT_BUILD_PACKAGES ${1:-}" missing="" p

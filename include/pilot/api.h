@@ -283,6 +283,7 @@ int pilot_http_token_revoke(struct pilot_api *api, const char *id_or_name);
 
 enum pilot_route_id {
 	PILOT_ROUTE_INDEX,
+	PILOT_ROUTE_DASHBOARD_FILE,
 	PILOT_ROUTE_HEALTHZ,
 	PILOT_ROUTE_METRICS,
 	PILOT_ROUTE_BUNDLE_HAS,

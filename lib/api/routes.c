@@ -66,6 +66,8 @@ CODEC(token_record, pilot_token_record_clear)
 
 const struct pilot_route pilot_routes[PILOT_NROUTES] = {
 	[PILOT_ROUTE_INDEX] = { "GET", "/", 0, NONE, PILOT_LIMIT_JSON, AGAIN, NULL, NULL },
+	/* The dashboard's files: the page fetches everything else with its token. */
+	[PILOT_ROUTE_DASHBOARD_FILE] = { "GET", "/ui/{file}", 0, NONE, PILOT_LIMIT_JSON, AGAIN, NULL, NULL },
 	[PILOT_ROUTE_HEALTHZ] = { "GET", "/healthz", 0, NONE, PILOT_LIMIT_JSON, AGAIN, NULL, NULL },
 	[PILOT_ROUTE_METRICS] = { "GET", "/metrics", 0, NONE, PILOT_LIMIT_JSON, AGAIN, NULL, NULL },
 	[PILOT_ROUTE_BUNDLE_HAS] = { "HEAD", "/v1/bundles/{sha256}", SUBMIT | READ | AGENT, NONE, PILOT_LIMIT_JSON, AGAIN,

@@ -79,6 +79,16 @@ void metrics_observe_claim(struct metrics *m, int64_t latency_ms);
 /* The whole /metrics page (Prometheus text format 0.0.4). */
 int metrics_render(struct server *srv, struct pilot_buf *out);
 
+/* ---- the dashboard's files (generated from dashboard/ by tools/embed-assets.py) ---- */
+
+struct pilot_asset {
+	const char *name, *type;
+	const unsigned char *data;
+	size_t size;
+};
+extern const struct pilot_asset pilot_dashboard_files[];
+extern const size_t pilot_dashboard_nfiles;
+
 /* ---- the server ---- */
 
 struct binding {

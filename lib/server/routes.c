@@ -176,21 +176,39 @@ static struct MHD_Response *fd_response(int fd, uint64_t *size)
 
 /* ---- plain pages ---- */
 
+/* The dashboard's files, served with a policy that lets the page run only its own
+ * script and talk only to this server. */
+static int respond_dashboard_file(struct req *rq, const char *name)
+{
+	for (size_t i = 0; i < pilot_dashboard_nfiles; i++) {
+		const struct pilot_asset *a = &pilot_dashboard_files[i];
+		if (strcmp(a->name, name))
+			continue;
+		struct MHD_Response *resp =
+			MHD_create_response_from_buffer(a->size, (void *)a->data, MHD_RESPMEM_PERSISTENT);
+		if (!resp)
+			return -1;
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a->type);
+		MHD_add_response_header(resp, "Content-Security-Policy",
+					"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+					"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+		MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+		MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+		MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+		MHD_add_response_header(resp, "Cache-Control", "no-cache");
+		return R(respond(rq, MHD_HTTP_OK, resp, a->size));
+	}
+	return R(respond_error(rq, PILOT_ENOTFOUND, "no such file of the dashboard"));
+}
+
 static int h_index(struct req *rq)
 {
-	_cleanup_free_ char *page = pilot_xasprintf(
-		"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>pilot server</title></head><body>\n"
-		"<h1>pilot server %s</h1>\n<p>The REST API is described in <code>man 7 pilot-api</code>. "
-		"API routes need a token: <code>Authorization: Bearer TOKEN</code>.</p>\n<ul>\n"
-		"<li><a href=\"/healthz\">/healthz</a> &mdash; liveness</li>\n"
-		"<li><a href=\"/metrics\">/metrics</a> &mdash; Prometheus metrics</li>\n"
-		"<li><a href=\"/v1/status\">/v1/status</a> &mdash; queue and agents</li>\n"
-		"<li><a href=\"/v1/runs\">/v1/runs</a> &mdash; runs</li>\n"
-		"<li><a href=\"/v1/agents\">/v1/agents</a> &mdash; agents</li>\n"
-		"<li><a href=\"/v1/events\">/v1/events</a> &mdash; events (Server-Sent Events)</li>\n"
-		"</ul>\n</body></html>\n",
-		pilot_version());
-	return R(respond_text(rq, MHD_HTTP_OK, "text/html; charset=utf-8", page));
+	return respond_dashboard_file(rq, "index.html");
+}
+
+static int h_dashboard_file(struct req *rq)
+{
+	return respond_dashboard_file(rq, rq->params[0]);
 }
 
 static int h_healthz(struct req *rq)
@@ -1176,6 +1194,7 @@ static int h_reap(struct req *rq)
 
 const server_handler server_handlers[PILOT_NROUTES] = {
 	[PILOT_ROUTE_INDEX] = h_index,
+	[PILOT_ROUTE_DASHBOARD_FILE] = h_dashboard_file,
 	[PILOT_ROUTE_HEALTHZ] = h_healthz,
 	[PILOT_ROUTE_METRICS] = h_metrics,
 	[PILOT_ROUTE_BUNDLE_HAS] = h_bundle_head,

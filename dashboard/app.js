@@ -1,0 +1,335 @@
+// The pilot dashboard: a single page over the server's REST API (man 7 pilot-api).
+// Plain JS, no framework and no build step: every byte the browser runs is this file.
+// Text from the server goes into the page only through textContent, never as HTML.
+'use strict';
+
+const TOKEN_KEY = 'pilot-token';
+const STATES = ['queued', 'waiting', 'running', 'canceling', 'succeeded', 'failed', 'canceled', 'skipped'];
+
+function $(sel, root) { return (root || document).querySelector(sel); }
+
+// el('a', {href: '#/runs'}, 'text', child...): attributes are set as attributes,
+// strings become text nodes.
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === false || v === null || v === undefined) continue;
+    if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(c == null ? '' : String(c)));
+  return e;
+}
+
+function token() { return sessionStorage.getItem(TOKEN_KEY); }
+
+// `pilot dashboard` and links hand the token over in the fragment, which never
+// reaches a server; it is moved into this tab's storage and out of the address.
+function takeTokenFromFragment() {
+  const m = /^#token=(pilot_[0-9a-f]+)/.exec(location.hash);
+  if (!m) return;
+  sessionStorage.setItem(TOKEN_KEY, m[1]);
+  history.replaceState(null, '', location.pathname + location.search + '#/runs');
+}
+
+class AuthError extends Error {}
+
+async function api(path, opts) {
+  const o = Object.assign({}, opts || {});
+  o.headers = Object.assign({ Authorization: 'Bearer ' + token() }, o.headers || {});
+  const r = await fetch(path, o);
+  if (r.status === 401) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    throw new AuthError('the server refused the token');
+  }
+  return r;
+}
+
+async function apiJSON(path, opts) {
+  const r = await api(path, opts);
+  const body = await r.json().catch(() => null);
+  if (!r.ok) throw new Error(body && body.error ? body.error.message : 'HTTP ' + r.status);
+  return body;
+}
+
+function fmtTime(ms) {
+  if (!ms) return '-';
+  const d = new Date(ms);
+  const pad = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+function stateCell(state) { return el('span', { class: 'state state-' + state }, state); }
+
+function setConn(text) { $('#conn').textContent = text; }
+
+// Server-Sent Events over fetch (EventSource cannot send the token in a header):
+// onEvent(type, data) for each event, reconnecting with Last-Event-ID after a
+// failure; a stream the server ends (a run's, once the run ended) is over when once.
+function followEvents(path, onEvent, once) {
+  const ctl = new AbortController();
+  let last = null;
+  let stopped = false;
+  (async () => {
+    while (!stopped) {
+      try {
+        const headers = { Accept: 'text/event-stream' };
+        if (last !== null) headers['Last-Event-ID'] = last;
+        const r = await api(path, { headers, signal: ctl.signal });
+        if (!r.ok || !r.body) throw new Error('HTTP ' + r.status);
+        setConn('live');
+        const reader = r.body.getReader();
+        const dec = new TextDecoder();
+        let buf = '';
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) {
+            if (once) return;
+            break;
+          }
+          buf += dec.decode(value, { stream: true });
+          let i;
+          while ((i = buf.indexOf('\n\n')) >= 0) {
+            const block = buf.slice(0, i);
+            buf = buf.slice(i + 2);
+            let type = 'message', data = '', id = null;
+            for (const line of block.split('\n')) {
+              if (line.startsWith('id:')) id = line.slice(3).trim();
+              else if (line.startsWith('event:')) type = line.slice(6).trim();
+              else if (line.startsWith('data:')) data += line.slice(5).trim();
+            }
+            if (id !== null) last = id;
+            if (data) onEvent(type, data);
+          }
+        }
+      } catch (e) {
+        if (stopped) return;
+        if (e instanceof AuthError) { route(); return; }
+        setConn('reconnecting');
+      }
+      if (!stopped) await new Promise((res) => setTimeout(res, 1000));
+    }
+  })();
+  return { stop() { stopped = true; ctl.abort(); } };
+}
+
+// ---- runs list ----
+
+function runsView() {
+  const main = $('#main');
+  const stateSel = el('select', { id: 'f-state' }, el('option', { value: '' }, 'any state'),
+    ...STATES.map((s) => el('option', { value: s }, s)));
+  const nameIn = el('input', { id: 'f-name', placeholder: 'name', type: 'search' });
+  const tbody = el('tbody');
+  const more = el('button', { type: 'button', id: 'more', hidden: true }, 'More');
+  const note = el('p', { class: 'muted', id: 'runs-note' });
+  main.replaceChildren(el('h1', {}, 'Runs'), el('div', { class: 'filters' }, stateSel, nameIn),
+    el('table', { id: 'runs' }, el('thead', {}, el('tr', {},
+      ...['Run', 'Name', 'State', 'Attempts', 'Agent', 'Submitted'].map((h) => el('th', {}, h)))), tbody),
+    note, more);
+  let stopped = false, next = null, shown = 50, timer = null;
+
+  function query(after, limit) {
+    const q = new URLSearchParams({ limit: String(limit) });
+    if (stateSel.value) q.set('state', stateSel.value);
+    if (nameIn.value.trim()) q.set('name', nameIn.value.trim());
+    if (after) q.set('after', after);
+    return '/v1/runs?' + q.toString();
+  }
+
+  function row(r) {
+    return el('tr', { 'data-run': r.id },
+      el('td', {}, el('a', { href: '#/runs/' + r.id }, r.id)),
+      el('td', { class: 'name' }, r.name || ''),
+      el('td', {}, stateCell(r.state)),
+      el('td', {}, String(r.attempt_count || 0)),
+      el('td', {}, r.agent || '-'),
+      el('td', {}, fmtTime(r.created_ms)));
+  }
+
+  // The first pages again, as many rows as are shown (live updates keep the place).
+  async function load() {
+    try {
+      const l = await apiJSON(query(null, shown));
+      if (stopped) return;
+      tbody.replaceChildren(...l.runs.map(row));
+      next = l.next_after;
+      more.hidden = !next;
+      note.textContent = l.runs.length ? '' : 'No runs' + (stateSel.value || nameIn.value ? ' match.' : ' yet.');
+    } catch (e) {
+      if (e instanceof AuthError) return route();
+      note.textContent = 'Cannot list runs: ' + e.message;
+    }
+  }
+
+  async function loadMore() {
+    const l = await apiJSON(query(next, 50));
+    tbody.append(...l.runs.map(row));
+    shown += l.runs.length;
+    next = l.next_after;
+    more.hidden = !next;
+  }
+
+  function soon() {
+    if (timer) return;
+    timer = setTimeout(() => { timer = null; if (!stopped) load(); }, 200);
+  }
+
+  stateSel.addEventListener('change', () => { shown = 50; load(); });
+  nameIn.addEventListener('change', () => { shown = 50; load(); });
+  more.addEventListener('click', () => loadMore().catch((e) => { note.textContent = e.message; }));
+  load();
+  const events = followEvents('/v1/events', soon);
+  return { stop() { stopped = true; events.stop(); clearTimeout(timer); } };
+}
+
+// ---- one run ----
+
+// Colour escapes are not drawn yet: they are taken out rather than shown raw.
+function stripAnsi(s) { return s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, ''); }
+
+function runView(id) {
+  const main = $('#main');
+  const head = el('h1', {}, 'Run ', el('span', { id: 'run-id' }, id));
+  const facts = el('dl', { class: 'kv', id: 'run-facts' });
+  const cancel = el('button', { type: 'button', class: 'danger', id: 'cancel' }, 'Cancel');
+  const attempts = el('tbody');
+  const log = el('pre', { class: 'log', id: 'log' });
+  const events = el('tbody');
+  const note = el('p', { class: 'error', id: 'run-note' });
+  main.replaceChildren(head, note, facts, el('p', {}, cancel),
+    el('h2', {}, 'Attempts'), el('table', {}, el('thead', {}, el('tr', {},
+      ...['#', 'State', 'Agent', 'Started', 'Ended', 'Exit'].map((h) => el('th', {}, h)))), attempts),
+    el('h2', {}, 'Log'), log,
+    el('h2', {}, 'Events'), el('table', {}, el('thead', {}, el('tr', {},
+      ...['Time', 'Type', 'By', 'Message'].map((h) => el('th', {}, h)))), events));
+  let stopped = false, fullId = id;
+  const terminal = (s) => ['succeeded', 'failed', 'canceled', 'skipped'].includes(s);
+
+  function showRun(r) {
+    fullId = r.id;
+    $('#run-id').textContent = r.id;
+    const kv = [['Name', r.name || '-'], ['State', stateCell(r.state)], ['Reason', r.reason || '-'],
+      ['Message', r.message || '-'], ['Submitted', fmtTime(r.created_ms)], ['Started', fmtTime(r.started_ms)],
+      ['Ended', fmtTime(r.finished_ms)], ['Priority', String(r.priority || 0)]];
+    facts.replaceChildren(...kv.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
+    cancel.disabled = terminal(r.state) || r.state === 'canceling';
+    attempts.replaceChildren(...(r.attempts || []).map((a) => el('tr', {},
+      el('td', {}, String(a.number)), el('td', {}, stateCell(a.state)), el('td', {}, a.agent || '-'),
+      el('td', {}, fmtTime(a.started_ms)), el('td', {}, fmtTime(a.finished_ms)),
+      el('td', {}, a.exit_code == null ? '-' : String(a.exit_code)))));
+  }
+
+  async function refresh() {
+    try {
+      showRun(await apiJSON('/v1/runs/' + encodeURIComponent(id)));
+    } catch (e) {
+      if (e instanceof AuthError) return route();
+      note.textContent = e.message;
+    }
+  }
+
+  // The log of the latest attempt, followed with long-polls from the last offset.
+  async function followLog() {
+    let attempt = 0, offset = 0;
+    const dec = new TextDecoder();
+    while (!stopped) {
+      try {
+        const q = new URLSearchParams({ offset: String(offset), wait: '20' });
+        if (attempt) q.set('attempt', String(attempt));
+        const r = await api('/v1/runs/' + encodeURIComponent(fullId) + '/logs?' + q.toString());
+        if (r.status === 404) { await new Promise((res) => setTimeout(res, 1000)); continue; }
+        if (!r.ok) throw new Error('HTTP ' + r.status);
+        const got = Number(r.headers.get('Pilot-Attempt') || 0);
+        const latest = Number(r.headers.get('Pilot-Latest-Attempt') || got);
+        if (attempt && got !== attempt) { log.textContent = ''; }
+        attempt = got;
+        const text = stripAnsi(dec.decode(await r.arrayBuffer()));
+        if (text) {
+          const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+          log.append(text);
+          if (atEnd) log.scrollTop = log.scrollHeight;
+        }
+        offset = Number(r.headers.get('Pilot-Next-Offset') || offset);
+        if (r.headers.get('Pilot-Complete') === 'true') {
+          if (latest > attempt) { attempt = latest; offset = 0; log.textContent = ''; continue; }
+          if (terminal(r.headers.get('Pilot-Run-State') || '')) return;
+          await new Promise((res) => setTimeout(res, 1000));
+        }
+      } catch (e) {
+        if (stopped) return;
+        if (e instanceof AuthError) return route();
+        await new Promise((res) => setTimeout(res, 1000));
+      }
+    }
+  }
+
+  cancel.addEventListener('click', async () => {
+    cancel.disabled = true;
+    try {
+      await apiJSON('/v1/runs/' + encodeURIComponent(fullId) + '/cancel', { method: 'POST' });
+    } catch (e) {
+      note.textContent = 'Cannot cancel: ' + e.message;
+      cancel.disabled = false;
+    }
+    refresh();
+  });
+
+  let stream = null;
+  refresh().then(() => {
+    if (stopped) return;
+    followLog();
+    stream = followEvents('/v1/runs/' + encodeURIComponent(fullId) + '/events?after=0', (type, data) => {
+      let ev;
+      try { ev = JSON.parse(data); } catch (e) { return; }
+      events.append(el('tr', {}, el('td', {}, fmtTime(ev.time_ms)), el('td', {}, ev.type || type),
+        el('td', {}, ev.actor || '-'), el('td', { class: 'name' }, ev.message || '')));
+      refresh();
+    }, true);
+  });
+  return { stop() { stopped = true; if (stream) stream.stop(); } };
+}
+
+// ---- login and routing ----
+
+function showLogin(message) {
+  $('#logout').hidden = true;
+  setConn('');
+  const main = $('#main');
+  main.replaceChildren($('#login-view').content.cloneNode(true));
+  $('#login-error').textContent = message || '';
+  $('#login-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const t = $('#login-token').value.trim();
+    sessionStorage.setItem(TOKEN_KEY, t);
+    try {
+      await apiJSON('/v1/whoami');
+      location.hash = '#/runs';
+      route();
+    } catch (e) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      $('#login-error').textContent = e.message;
+    }
+  });
+}
+
+let view = null;
+
+function route() {
+  if (view && view.stop) view.stop();
+  view = null;
+  if (!token()) return showLogin();
+  $('#logout').hidden = false;
+  const m = /^#\/runs\/([A-Za-z0-9]+)$/.exec(location.hash);
+  view = m ? runView(m[1]) : runsView();
+}
+
+document.addEventListener('DOMContentLoaded', () => {
+  takeTokenFromFragment();
+  $('#logout').addEventListener('click', () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    route();
+  });
+  window.addEventListener('hashchange', route);
+  route();
+});

@@ -1,0 +1,85 @@
+"""The dashboard in a real browser, against a real server with real runs (set up by
+t0720-dashboard.sh). Prints one line per check, "PASS<TAB>what" or
+"FAIL<TAB>what<TAB>why", for the shell to count.
+
+    dashboard-check.py URL TOKEN OUTDIR PILOT PROJECT_DIR XSS_RUN LONG_RUN TRIGGER_FILE"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cdp  # noqa: E402
+
+
+def main():
+    url, token, out, pilot, project, xss_run, long_run, trigger = sys.argv[1:9]
+
+    def check(what, ok, why=''):
+        print(('PASS\t' + what) if ok else ('FAIL\t' + what + '\t' + str(why).replace('\n', ' ')), flush=True)
+
+    b = cdp.Browser(os.path.join(out, 'browser'))
+    try:
+        b.open(url + '/#token=' + token)
+        n = b.wait_for("document.querySelectorAll('#runs tbody tr').length >= 3")
+        check('the runs list shows the runs', n, b.eval("document.querySelector('#main').innerText"))
+        check('the token left the address', b.eval('location.href') == url + '/#/runs', b.eval('location.href'))
+        check('and is kept in the tab', b.eval("sessionStorage.getItem('pilot-token')") == token)
+        for r in (xss_run, long_run):
+            check(f'run {r} is listed', b.eval(f"!!document.querySelector('tr[data-run=\"{r}\"]')"))
+        b.screenshot(os.path.join(out, 'runs.png'))
+
+        # A run submitted now appears without a reload (the event stream).
+        new = subprocess.run([pilot, 'submit', project], capture_output=True, text=True, check=True).stdout.strip()
+        t0 = time.monotonic()
+        seen = b.wait_for(f"!!document.querySelector('tr[data-run=\"{new}\"]')", timeout=10)
+        check(f'a run submitted later shows up live ({time.monotonic() - t0:.2f} s)', seen)
+
+        # The log of a run that printed markup is text.
+        b.navigate(url + '/#/runs/' + xss_run)
+        got = b.wait_for("document.querySelector('#log') && document.querySelector('#log').textContent"
+                         ".includes('<img src=x')")
+        check('the run page shows the log', got, b.eval("document.querySelector('#main').innerText"))
+        check('markup in the log is shown as text, not run',
+              b.eval("document.querySelector('#log img, #log script') === null && document.title === 'pilot'"),
+              b.eval('document.title'))
+
+        # A running job's log, live.
+        b.navigate(url + '/#/runs/' + long_run)
+        b.wait_for("document.querySelector('#log') && document.querySelector('#log').textContent.includes('started')")
+        marker = 'marker-%d' % os.getpid()
+        with open(trigger + '.tmp', 'w') as f:
+            f.write(marker)
+        os.rename(trigger + '.tmp', trigger)
+        t0 = time.monotonic()
+        seen = b.wait_for(f"document.querySelector('#log').textContent.includes('{marker}')", timeout=10)
+        lag = time.monotonic() - t0
+        check(f'a line the job writes appears in the page ({lag:.2f} s after the job was asked to write it)', seen)
+        b.screenshot(os.path.join(out, 'run.png'))
+
+        # Cancel from the page.
+        b.wait_for("!document.querySelector('#cancel').disabled")
+        b.click('#cancel')
+        state = None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            j = json.loads(subprocess.run([pilot, 'show', '-o', 'json', long_run], capture_output=True, text=True,
+                                          check=True).stdout)
+            state = j['state']
+            if state == 'canceled':
+                break
+            time.sleep(0.2)
+        check('cancel from the page cancels the run', state == 'canceled', state)
+        shown = b.wait_for("document.querySelector('#run-facts').textContent.includes('canceled')")
+        check('and the page says so', shown)
+        b.screenshot(os.path.join(out, 'canceled.png'))
+
+        errors = b.errors()
+        check('no script error in the page', not errors, '; '.join(errors))
+    finally:
+        b.close()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The dashboard in headless Chromium (driven over the DevTools protocol by
+# dashboard-check.py) against a real server and agent with real runs: the runs list
+# shows them and takes a new one live; the token leaves the address; a log holding
+# markup is shown as text; a running job's log line appears live; cancel from the page
+# cancels the run; no script error. Screenshots go to BUILDDIR/test-artifacts/t0720
+# (or the test's temp dir). Also the files' security headers, with curl.
+. "$SRCDIR/tests/e2e/lib.sh"
+. "$SRCDIR/tests/e2e/lib-cli.sh"
+
+CHROMIUM=${PILOT_CHROMIUM:-/usr/lib/chromium/chromium}
+[ -x "$CHROMIUM" ] || skip_all "no chromium ($CHROMIUM; Debian package chromium)"
+[ -x /usr/bin/python3 ] || skip_all "no /usr/bin/python3"
+
+CLI_TRANSPORT=http
+CLI_DIR=$T_TMP/http
+mkdir -p "$CLI_DIR"
+export XDG_CONFIG_HOME=$CLI_DIR/config XDG_DATA_HOME=$CLI_DIR/data
+unset PILOT_SERVER PILOT_TOKEN PILOT_DATA_DIR
+start_server
+start_agent -c 4
+
+OUTDIR=${BUILDDIR:+$BUILDDIR/test-artifacts/t0720}
+OUTDIR=${OUTDIR:-$T_TMP/artifacts}
+rm -rf "$OUTDIR"
+mkdir -p "$OUTDIR"
+
+# The page and its files: no token needed, a strict policy, nothing sniffed.
+headers=$(curl -sS -D - -o "$T_TMP/index.html" "$SRV_URL/")
+contains "GET / serves the dashboard" "$(cat "$T_TMP/index.html")" '<script src="/ui/app.js" defer></script>'
+contains "with a content security policy" "$headers" "Content-Security-Policy: default-src 'none'; script-src 'self';"
+contains "and nosniff" "$headers" "X-Content-Type-Options: nosniff"
+contains "its script is JavaScript" "$(curl -sS -D - -o /dev/null "$SRV_URL/ui/app.js")" "Content-Type: text/javascript"
+equals "an unknown file is 404" "$(curl -s -o /dev/null -w '%{http_code}' "$SRV_URL/ui/nope.js")" 404
+
+project "$CLI_DIR/hello" 'name: hello
+runtime: host
+command: echo hello'
+project "$CLI_DIR/xss" "name: xss
+runtime: host
+command: printf '%s\n' '<img src=x onerror=\"document.title=1\"><script>document.title=2</script>'"
+project "$CLI_DIR/long" "name: long
+runtime: host
+command: echo started; while :; do if [ -e '$CLI_DIR/trigger' ]; then cat '$CLI_DIR/trigger'; echo; rm -f '$CLI_DIR/trigger'; fi; sleep 0.05; done"
+
+hello=$("$PILOT" submit "$CLI_DIR/hello")
+xss=$("$PILOT" submit "$CLI_DIR/xss")
+wait_state "$hello" succeeded
+wait_state "$xss" succeeded
+long=$("$PILOT" submit "$CLI_DIR/long")
+wait_state "$long" running
+log_started() { "$PILOT" logs "$long" 2>/dev/null | grep -q started; }
+wait_for log_started
+
+"$PILOT" token create --scope read,cancel --name dashboard --expires 1h --output "$CLI_DIR/dash.token" 2>/dev/null
+while IFS=$'\t' read -r verdict what why; do
+	case $verdict in
+	PASS) ok "$what" ;;
+	FAIL) not_ok "$what" "$why" ;;
+	EXIT) [ "$what" = "dashboard-check.py exited 0" ] || not_ok "$what" "$why" ;;
+	*) not_ok "dashboard-check.py said: $verdict $what $why" ;;
+	esac
+done < <(timeout -k 5 120 /usr/bin/python3 "$SRCDIR/tests/e2e/dashboard-check.py" "$SRV_URL" \
+	"$(cat "$CLI_DIR/dash.token")" "$OUTDIR" "$PILOT" "$CLI_DIR/hello" "$xss" "$long" "$CLI_DIR/trigger" \
+	2>"$T_TMP/check.err"; echo "EXIT	dashboard-check.py exited $?	$(tail -n 5 "$T_TMP/check.err" | tr '\n' ' ')")
+check "screenshots of the runs list and a run page" test -s "$OUTDIR/runs.png" -a -s "$OUTDIR/run.png"
+
+stop_agent
+stop_server
+finish
