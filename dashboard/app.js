@@ -290,6 +290,50 @@ function runView(id) {
   return { stop() { stopped = true; if (stream) stream.stop(); } };
 }
 
+// ---- agents ----
+
+function agentsView() {
+  const main = $('#main');
+  const tbody = el('tbody');
+  const note = el('p', { class: 'muted', id: 'agents-note' });
+  main.replaceChildren(el('h1', {}, 'Agents'),
+    el('table', { id: 'agents' }, el('thead', {}, el('tr', {},
+      ...['Name', 'State', 'Runs', 'Labels', 'Slots', 'Version', 'Last seen', 'Told'].map((h) => el('th', {}, h)))),
+    tbody), note);
+  let stopped = false;
+
+  function labels(l) {
+    const kv = Object.entries(l || {});
+    return kv.length ? kv.map(([k, v]) => k + '=' + v).join(', ') : '-';
+  }
+
+  async function load() {
+    try {
+      const l = await apiJSON('/v1/agents');
+      if (stopped) return;
+      tbody.replaceChildren(...l.agents.map((a) => el('tr', { 'data-agent': a.name },
+        el('td', { class: 'name' }, a.name),
+        el('td', {}, el('span', { class: 'state agent-' + a.state }, a.state)),
+        el('td', {}, ...(a.runs && a.runs.length
+          ? a.runs.flatMap((r, i) => [i ? ', ' : '', el('a', { href: '#/runs/' + r }, r)]) : ['-'])),
+        el('td', { class: 'name' }, labels(a.labels)),
+        el('td', {}, `${(a.runs || []).length}/${a.capacity || 1}`),
+        el('td', {}, a.version || '-'),
+        el('td', {}, fmtTime(a.last_seen_ms)),
+        el('td', {}, a.control ? `${a.control} by ${a.control_by || '?'}` : '-'))));
+      note.textContent = l.agents.length ? '' : 'No agents yet.';
+    } catch (e) {
+      if (e instanceof AuthError) return route();
+      note.textContent = 'Cannot list agents: ' + e.message;
+    }
+  }
+
+  // Agents change without events (a heartbeat, a claim): look every few seconds.
+  load();
+  const timer = setInterval(load, 3000);
+  return { stop() { stopped = true; clearInterval(timer); } };
+}
+
 // ---- login and routing ----
 
 function showLogin(message) {
@@ -320,8 +364,11 @@ function route() {
   view = null;
   if (!token()) return showLogin();
   $('#logout').hidden = false;
+  setConn('');
   const m = /^#\/runs\/([A-Za-z0-9]+)$/.exec(location.hash);
-  view = m ? runView(m[1]) : runsView();
+  if (m) view = runView(m[1]);
+  else if (location.hash === '#/agents') view = agentsView();
+  else view = runsView();
 }
 
 document.addEventListener('DOMContentLoaded', () => {

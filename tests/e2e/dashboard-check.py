@@ -75,6 +75,12 @@ def main():
         check('and the page says so', shown)
         b.screenshot(os.path.join(out, 'canceled.png'))
 
+        # The agents page.
+        b.navigate(url + '/#/agents')
+        row = b.wait_for("(document.querySelector('tr[data-agent=\"agent-http\"]') || {}).innerText")
+        check('the agents page lists the agent, idle', row and 'idle' in row and 'runtime=host' in row, row)
+        b.screenshot(os.path.join(out, 'agents.png'))
+
         errors = b.errors()
         check('no script error in the page', not errors, '; '.join(errors))
     finally:
