@@ -183,6 +183,60 @@ function runsView() {
   return { stop() { stopped = true; events.stop(); clearTimeout(timer); } };
 }
 
+// ---- charts ----
+
+const SVGNS = 'http://www.w3.org/2000/svg';
+const COLOURS = ['#0969da', '#cf222e', '#1a7f37', '#9a6700', '#8250df', '#bf3989', '#1b7c83', '#57606a'];
+
+function svg(tag, attrs, ...children) {
+  const e = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+
+function fmtNum(v) {
+  if (v === 0) return '0';
+  const a = Math.abs(v);
+  return a >= 1e4 || a < 1e-3 ? v.toExponential(2) : String(Number(v.toPrecision(4)));
+}
+
+// One line per metric over the step (its "step" value, else the point's index).
+function lineChart(points) {
+  const keys = [];
+  for (const p of points)
+    for (const [k, v] of Object.entries(p.values || {}))
+      if (k !== 'step' && typeof v === 'number' && !keys.includes(k)) keys.push(k);
+  if (!keys.length) return el('p', { class: 'muted' }, 'No metrics.');
+  const xs = points.map((p) => (typeof (p.values || {}).step === 'number' ? p.values.step : p.index));
+  const ys = points.flatMap((p) => keys.map((k) => p.values[k]).filter((v) => typeof v === 'number'));
+  const W = 800, H = 260, L = 60, R = 140, T = 10, B = 30;
+  let x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
+  if (x0 === x1) { x0 -= 1; x1 += 1; }
+  if (y0 === y1) { y0 -= 1; y1 += 1; }
+  const pad = (y1 - y0) * 0.05;
+  y0 -= pad; y1 += pad;
+  const sx = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
+  const sy = (y) => T + (1 - (y - y0) / (y1 - y0)) * (H - T - B);
+  const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img' },
+    svg('line', { x1: L, y1: H - B, x2: W - R, y2: H - B, class: 'axis' }),
+    svg('line', { x1: L, y1: T, x2: L, y2: H - B, class: 'axis' }),
+    svg('text', { class: 'tick', x: L - 6, y: T + 10, 'text-anchor': 'end' }, fmtNum(y1)),
+    svg('text', { class: 'tick', x: L - 6, y: H - B, 'text-anchor': 'end' }, fmtNum(y0)),
+    svg('text', { class: 'tick', x: L, y: H - 8 }, fmtNum(x0)),
+    svg('text', { class: 'tick', x: W - R, y: H - 8, 'text-anchor': 'end' }, fmtNum(x1)));
+  keys.forEach((k, i) => {
+    const colour = COLOURS[i % COLOURS.length];
+    const pts = points.map((p, j) => [xs[j], p.values[k]]).filter(([, v]) => typeof v === 'number');
+    const line = svg('g', { 'data-key': k, stroke: colour, fill: colour },
+      svg('polyline', { points: pts.map(([x, y]) => `${sx(x)},${sy(y)}`).join(' '), fill: 'none' }),
+      ...pts.map(([x, y]) => svg('circle', { cx: sx(x), cy: sy(y), r: 2.5 },
+        svg('title', {}, `${k} = ${fmtNum(y)} at ${fmtNum(x)}`))));
+    g.append(line, svg('text', { x: W - R + 10, y: T + 14 + i * 16, fill: colour }, k));
+  });
+  return g;
+}
+
 // ---- one run ----
 
 // Colour escapes are not drawn yet: they are taken out rather than shown raw.
@@ -195,11 +249,13 @@ function runView(id) {
   const cancel = el('button', { type: 'button', class: 'danger', id: 'cancel' }, 'Cancel');
   const attempts = el('tbody');
   const log = el('pre', { class: 'log', id: 'log' });
+  const metrics = el('div', { id: 'metrics' });
   const events = el('tbody');
   const note = el('p', { class: 'error', id: 'run-note' });
   main.replaceChildren(head, note, facts, el('p', {}, cancel),
     el('h2', {}, 'Attempts'), el('table', {}, el('thead', {}, el('tr', {},
       ...['#', 'State', 'Agent', 'Started', 'Ended', 'Exit'].map((h) => el('th', {}, h)))), attempts),
+    el('h2', {}, 'Metrics'), metrics,
     el('h2', {}, 'Log'), log,
     el('h2', {}, 'Events'), el('table', {}, el('thead', {}, el('tr', {},
       ...['Time', 'Type', 'By', 'Message'].map((h) => el('th', {}, h)))), events));
@@ -222,7 +278,11 @@ function runView(id) {
 
   async function refresh() {
     try {
-      showRun(await apiJSON('/v1/runs/' + encodeURIComponent(id)));
+      const r = await apiJSON('/v1/runs/' + encodeURIComponent(id));
+      showRun(r);
+      const m = await apiJSON('/v1/runs/' + encodeURIComponent(r.id) + '/metrics');
+      const latest = r.attempts && r.attempts.length ? r.attempts[r.attempts.length - 1].number : 0;
+      metrics.replaceChildren(lineChart((m.metrics || []).filter((p) => p.attempt === latest)));
     } catch (e) {
       if (e instanceof AuthError) return route();
       note.textContent = e.message;
@@ -276,6 +336,8 @@ function runView(id) {
   });
 
   let stream = null;
+  // Metrics come without events: look again while the run runs.
+  const poll = setInterval(() => { if (!cancel.disabled) refresh(); }, 2000);
   refresh().then(() => {
     if (stopped) return;
     followLog();
@@ -287,7 +349,7 @@ function runView(id) {
       refresh();
     }, true);
   });
-  return { stop() { stopped = true; if (stream) stream.stop(); } };
+  return { stop() { stopped = true; clearInterval(poll); if (stream) stream.stop(); } };
 }
 
 // ---- agents ----

@@ -2,7 +2,7 @@
 t0720-dashboard.sh). Prints one line per check, "PASS<TAB>what" or
 "FAIL<TAB>what<TAB>why", for the shell to count.
 
-    dashboard-check.py URL TOKEN OUTDIR PILOT PROJECT_DIR XSS_RUN LONG_RUN TRIGGER_FILE"""
+    dashboard-check.py URL TOKEN OUTDIR PILOT PROJECT_DIR METRICS_RUN XSS_RUN LONG_RUN TRIGGER_FILE"""
 import json
 import os
 import subprocess
@@ -14,7 +14,7 @@ import cdp  # noqa: E402
 
 
 def main():
-    url, token, out, pilot, project, xss_run, long_run, trigger = sys.argv[1:9]
+    url, token, out, pilot, project, metrics_run, xss_run, long_run, trigger = sys.argv[1:10]
 
     def check(what, ok, why=''):
         print(('PASS\t' + what) if ok else ('FAIL\t' + what + '\t' + str(why).replace('\n', ' ')), flush=True)
@@ -35,6 +35,15 @@ def main():
         t0 = time.monotonic()
         seen = b.wait_for(f"!!document.querySelector('tr[data-run=\"{new}\"]')", timeout=10)
         check(f'a run submitted later shows up live ({time.monotonic() - t0:.2f} s)', seen)
+
+        # A run's metrics as a chart: a line of 5 points per metric.
+        b.navigate(url + '/#/runs/' + metrics_run)
+        n = b.wait_for("document.querySelectorAll('#metrics [data-key=\"loss\"] circle').length === 5 && "
+                       "document.querySelectorAll('#metrics [data-key=\"acc\"] circle').length === 5")
+        check('the metrics chart has the points of each metric', n,
+              b.eval("document.querySelector('#metrics').innerHTML.slice(0, 300)"))
+        b.eval("document.querySelector('#metrics').scrollIntoView()")
+        b.screenshot(os.path.join(out, 'metrics.png'))
 
         # The log of a run that printed markup is text.
         b.navigate(url + '/#/runs/' + xss_run)

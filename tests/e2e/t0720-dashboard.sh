@@ -35,7 +35,12 @@ equals "an unknown file is 404" "$(curl -s -o /dev/null -w '%{http_code}' "$SRV_
 
 project "$CLI_DIR/hello" 'name: hello
 runtime: host
-command: echo hello'
+command: sh steps.sh'
+# Five points of two metrics, on its standard output.
+cat >"$CLI_DIR/hello/steps.sh" <<'STEPS'
+echo hello
+for i in 1 2 3 4 5; do echo "METRIC {\"step\": $((i * 10)), \"loss\": $((100 / i)), \"acc\": $((i * 2))}"; done
+STEPS
 project "$CLI_DIR/xss" "name: xss
 runtime: host
 command: printf '%s\n' '<img src=x onerror=\"document.title=1\"><script>document.title=2</script>'"
@@ -61,7 +66,7 @@ while IFS=$'\t' read -r verdict what why; do
 	*) not_ok "dashboard-check.py said: $verdict $what $why" ;;
 	esac
 done < <(timeout -k 5 120 /usr/bin/python3 "$SRCDIR/tests/e2e/dashboard-check.py" "$SRV_URL" \
-	"$(cat "$CLI_DIR/dash.token")" "$OUTDIR" "$PILOT" "$CLI_DIR/hello" "$xss" "$long" "$CLI_DIR/trigger" \
+	"$(cat "$CLI_DIR/dash.token")" "$OUTDIR" "$PILOT" "$CLI_DIR/hello" "$hello" "$xss" "$long" "$CLI_DIR/trigger" \
 	2>"$T_TMP/check.err"; echo "EXIT	dashboard-check.py exited $?	$(tail -n 5 "$T_TMP/check.err" | tr '\n' ' ')")
 check "screenshots of the runs list and a run page" test -s "$OUTDIR/runs.png" -a -s "$OUTDIR/run.png"
 
