@@ -4,7 +4,8 @@
 # shows them and takes a new one live; the token leaves the address; a log holding
 # markup is shown as text; a running job's log line appears live; cancel from the page
 # cancels the run; no script error. Screenshots go to BUILDDIR/test-artifacts/t0720
-# (or the test's temp dir). Also the files' security headers, with curl.
+# (or the test's temp dir). Also the files' security headers, with curl, and the link
+# pilot dashboard prints.
 . "$SRCDIR/tests/e2e/lib.sh"
 . "$SRCDIR/tests/e2e/lib-cli.sh"
 
@@ -57,7 +58,15 @@ wait_state "$long" running
 log_started() { "$PILOT" logs "$long" 2>/dev/null | grep -q started; }
 wait_for log_started
 
-"$PILOT" token create --scope read,cancel --name dashboard --expires 1h --output "$CLI_DIR/dash.token" 2>/dev/null
+# pilot dashboard makes the page's token (read, cancel) and, without a display, prints
+# the link that carries it.
+expect_status 0 "pilot dashboard --no-open" env -u DISPLAY -u WAYLAND_DISPLAY "$PILOT" dashboard --no-open --expires 1h
+link=$OUT
+case $link in "$SRV_URL/#token=pilot_"*) ok "prints the server's link with a token" ;;
+*) not_ok "prints the server's link with a token" "$link" ;; esac
+contains "says which token and until when" "$ERR" "the link carries token 'dashboard-"
+printf '%s\n' "${link#*#token=}" >"$CLI_DIR/dash.token"
+contains "a read and cancel token" "$("$PILOT" token list | grep dashboard-)" "read cancel"
 while IFS=$'\t' read -r verdict what why; do
 	case $verdict in
 	PASS) ok "$what" ;;
