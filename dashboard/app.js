@@ -239,8 +239,53 @@ function lineChart(points) {
 
 // ---- one run ----
 
-// Colour escapes are not drawn yet: they are taken out rather than shown raw.
-function stripAnsi(s) { return s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, ''); }
+// A log view: text appended in chunks, its ANSI colours (SGR: the 16 colours, bold)
+// drawn as classes, other escapes dropped, and lines that look like errors marked so
+// that the reader can jump to them. State (colour, a split escape) carries across chunks.
+const ERROR_LINE = /\b(error|errors|exception|traceback|fatal|panic|failed)\b/i;
+
+function logAppender(target) {
+  let fg = null, bold = false, carry = '';
+  return (text) => {
+    text = carry + text;
+    carry = '';
+    const partial = /\x1b(\[[0-9;?]*)?$/.exec(text);
+    if (partial) {
+      carry = partial[0];
+      text = text.slice(0, partial.index);
+    }
+    const frag = document.createDocumentFragment();
+    for (const line of text.match(/[^\n]*\n|[^\n]+/g) || []) {
+      const visible = line.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+      const box = ERROR_LINE.test(visible) ? el('span', { class: 'log-error' }) : frag;
+      const re = /\x1b\[([0-9;?]*)([A-Za-z])/g;
+      let last = 0, m;
+      const put = (s) => {
+        s = s.replace(/\x1b/g, '');
+        if (!s) return;
+        if (fg === null && !bold) { box.append(s); return; }
+        const sp = el('span', { class: (fg !== null ? 'ansi-' + fg : '') + (bold ? ' ansi-bold' : '') }, s);
+        box.append(sp);
+      };
+      while ((m = re.exec(line))) {
+        put(line.slice(last, m.index));
+        last = re.lastIndex;
+        if (m[2] !== 'm') continue;
+        for (const c of (m[1] === '' ? [0] : m[1].split(';').map(Number))) {
+          if (c === 0) { fg = null; bold = false; }
+          else if (c === 1) bold = true;
+          else if (c === 22) bold = false;
+          else if (c >= 30 && c <= 37) fg = c - 30;
+          else if (c >= 90 && c <= 97) fg = c - 90 + 8;
+          else if (c === 39) fg = null;
+        }
+      }
+      put(line.slice(last));
+      if (box !== frag) frag.append(box);
+    }
+    target.append(frag);
+  };
+}
 
 function runView(id) {
   const main = $('#main');
@@ -249,6 +294,7 @@ function runView(id) {
   const cancel = el('button', { type: 'button', class: 'danger', id: 'cancel' }, 'Cancel');
   const attempts = el('tbody');
   const log = el('pre', { class: 'log', id: 'log' });
+  const nextError = el('button', { type: 'button', id: 'next-error' }, 'Next error');
   const metrics = el('div', { id: 'metrics' });
   const events = el('tbody');
   const note = el('p', { class: 'error', id: 'run-note' });
@@ -256,7 +302,7 @@ function runView(id) {
     el('h2', {}, 'Attempts'), el('table', {}, el('thead', {}, el('tr', {},
       ...['#', 'State', 'Agent', 'Started', 'Ended', 'Exit'].map((h) => el('th', {}, h)))), attempts),
     el('h2', {}, 'Metrics'), metrics,
-    el('h2', {}, 'Log'), log,
+    el('h2', {}, 'Log ', nextError), log,
     el('h2', {}, 'Events'), el('table', {}, el('thead', {}, el('tr', {},
       ...['Time', 'Type', 'By', 'Message'].map((h) => el('th', {}, h)))), events));
   let stopped = false, fullId = id;
@@ -289,10 +335,23 @@ function runView(id) {
     }
   }
 
+  // Each click shows the next line that looks like an error, round again at the end.
+  nextError.addEventListener('click', () => {
+    const all = [...log.querySelectorAll('.log-error')];
+    if (!all.length) return;
+    const at = all.findIndex((e) => e.classList.contains('current'));
+    if (at >= 0) all[at].classList.remove('current');
+    const next = all[(at + 1) % all.length];
+    next.classList.add('current');
+    log.scrollTop = next.offsetTop - log.offsetTop - 20;
+  });
+
   // The log of the latest attempt, followed with long-polls from the last offset.
   async function followLog() {
     let attempt = 0, offset = 0;
     const dec = new TextDecoder();
+    let append = logAppender(log);
+    const restart = () => { log.textContent = ''; append = logAppender(log); };
     while (!stopped) {
       try {
         const q = new URLSearchParams({ offset: String(offset), wait: '20' });
@@ -302,17 +361,17 @@ function runView(id) {
         if (!r.ok) throw new Error('HTTP ' + r.status);
         const got = Number(r.headers.get('Pilot-Attempt') || 0);
         const latest = Number(r.headers.get('Pilot-Latest-Attempt') || got);
-        if (attempt && got !== attempt) { log.textContent = ''; }
+        if (attempt && got !== attempt) restart();
         attempt = got;
-        const text = stripAnsi(dec.decode(await r.arrayBuffer()));
+        const text = dec.decode(await r.arrayBuffer(), { stream: true });
         if (text) {
           const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-          log.append(text);
+          append(text);
           if (atEnd) log.scrollTop = log.scrollHeight;
         }
         offset = Number(r.headers.get('Pilot-Next-Offset') || offset);
         if (r.headers.get('Pilot-Complete') === 'true') {
-          if (latest > attempt) { attempt = latest; offset = 0; log.textContent = ''; continue; }
+          if (latest > attempt) { attempt = latest; offset = 0; restart(); continue; }
           if (terminal(r.headers.get('Pilot-Run-State') || '')) return;
           await new Promise((res) => setTimeout(res, 1000));
         }

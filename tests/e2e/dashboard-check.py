@@ -42,6 +42,13 @@ def main():
                        "document.querySelectorAll('#metrics [data-key=\"acc\"] circle').length === 5")
         check('the metrics chart has the points of each metric', n,
               b.eval("document.querySelector('#metrics').innerHTML.slice(0, 300)"))
+        # Its log: colours drawn, no raw escape, the error line marked and reachable.
+        red = b.wait_for("[...document.querySelectorAll('#log .ansi-1')].map((e) => e.textContent).join()")
+        check('the log draws ANSI colours', red == 'red text', red)
+        check('and shows no raw escape', b.eval("!document.querySelector('#log').textContent.includes('\\x1b')"))
+        b.click('#next-error')
+        cur = b.wait_for("(document.querySelector('#log .log-error.current') || {}).textContent")
+        check('"Next error" goes to the error line', cur and 'something broke' in cur, cur)
         b.eval("document.querySelector('#metrics').scrollIntoView()")
         b.screenshot(os.path.join(out, 'metrics.png'))
 

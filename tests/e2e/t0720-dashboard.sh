@@ -37,9 +37,11 @@ equals "an unknown file is 404" "$(curl -s -o /dev/null -w '%{http_code}' "$SRV_
 project "$CLI_DIR/hello" 'name: hello
 runtime: host
 command: sh steps.sh'
-# Five points of two metrics, on its standard output.
+# Five points of two metrics, on its standard output, and a coloured line and an error.
 cat >"$CLI_DIR/hello/steps.sh" <<'STEPS'
 echo hello
+printf '\033[31mred text\033[0m plain\n'
+echo 'ERROR: something broke'
 for i in 1 2 3 4 5; do echo "METRIC {\"step\": $((i * 10)), \"loss\": $((100 / i)), \"acc\": $((i * 2))}"; done
 STEPS
 project "$CLI_DIR/xss" "name: xss
