@@ -122,9 +122,11 @@ function runsView() {
   const nameIn = el('input', { id: 'f-name', placeholder: 'name', type: 'search' });
   const tbody = el('tbody');
   const more = el('button', { type: 'button', id: 'more', hidden: true }, 'More');
+  const compare = el('button', { type: 'button', id: 'compare', disabled: true }, 'Compare');
+  const picked = new Set();
   const note = el('p', { class: 'muted', id: 'runs-note' });
-  main.replaceChildren(el('h1', {}, 'Runs'), el('div', { class: 'filters' }, stateSel, nameIn),
-    el('table', { id: 'runs' }, el('thead', {}, el('tr', {},
+  main.replaceChildren(el('h1', {}, 'Runs'), el('div', { class: 'filters' }, stateSel, nameIn, compare),
+    el('table', { id: 'runs' }, el('thead', {}, el('tr', {}, el('th', {}),
       ...['Run', 'Name', 'State', 'Attempts', 'Agent', 'Submitted'].map((h) => el('th', {}, h)))), tbody),
     note, more);
   let stopped = false, next = null, shown = 50, timer = null;
@@ -138,7 +140,12 @@ function runsView() {
   }
 
   function row(r) {
-    return el('tr', { 'data-run': r.id },
+    const box = el('input', { type: 'checkbox', 'data-pick': r.id, checked: picked.has(r.id), title: 'compare' });
+    box.addEventListener('change', () => {
+      if (box.checked) picked.add(r.id); else picked.delete(r.id);
+      compare.disabled = picked.size < 2;
+    });
+    return el('tr', { 'data-run': r.id }, el('td', {}, box),
       el('td', {}, el('a', { href: '#/runs/' + r.id }, r.id)),
       el('td', { class: 'name' }, r.name || ''),
       el('td', {}, stateCell(r.state)),
@@ -175,6 +182,7 @@ function runsView() {
     timer = setTimeout(() => { timer = null; if (!stopped) load(); }, 200);
   }
 
+  compare.addEventListener('click', () => { location.hash = '#/compare/' + [...picked].join(','); });
   stateSel.addEventListener('change', () => { shown = 50; load(); });
   nameIn.addEventListener('change', () => { shown = 50; load(); });
   more.addEventListener('click', () => loadMore().catch((e) => { note.textContent = e.message; }));
@@ -201,16 +209,25 @@ function fmtNum(v) {
   return a >= 1e4 || a < 1e-3 ? v.toExponential(2) : String(Number(v.toPrecision(4)));
 }
 
-// One line per metric over the step (its "step" value, else the point's index).
-function lineChart(points) {
+// The x of a metrics point: its "step" value, else its index.
+function stepOf(p) { return typeof (p.values || {}).step === 'number' ? p.values.step : p.index; }
+
+// The metric names of points, "step" aside, in first-seen order.
+function metricKeys(points) {
   const keys = [];
   for (const p of points)
     for (const [k, v] of Object.entries(p.values || {}))
       if (k !== 'step' && typeof v === 'number' && !keys.includes(k)) keys.push(k);
-  if (!keys.length) return el('p', { class: 'muted' }, 'No metrics.');
-  const xs = points.map((p) => (typeof (p.values || {}).step === 'number' ? p.values.step : p.index));
-  const ys = points.flatMap((p) => keys.map((k) => p.values[k]).filter((v) => typeof v === 'number'));
-  const W = 800, H = 260, L = 60, R = 140, T = 10, B = 30;
+  return keys;
+}
+
+// A line chart of series [{key, points: [[x, y], ...]}], each its own colour.
+function lineChart(series) {
+  series = series.filter((s) => s.points.length);
+  if (!series.length) return el('p', { class: 'muted' }, 'No metrics.');
+  const xs = series.flatMap((s) => s.points.map(([x]) => x));
+  const ys = series.flatMap((s) => s.points.map(([, y]) => y));
+  const W = 800, H = 260, L = 60, R = 160, T = 10, B = 30;
   let x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
   if (x0 === x1) { x0 -= 1; x1 += 1; }
   if (y0 === y1) { y0 -= 1; y1 += 1; }
@@ -225,16 +242,23 @@ function lineChart(points) {
     svg('text', { class: 'tick', x: L - 6, y: H - B, 'text-anchor': 'end' }, fmtNum(y0)),
     svg('text', { class: 'tick', x: L, y: H - 8 }, fmtNum(x0)),
     svg('text', { class: 'tick', x: W - R, y: H - 8, 'text-anchor': 'end' }, fmtNum(x1)));
-  keys.forEach((k, i) => {
+  series.forEach((s, i) => {
     const colour = COLOURS[i % COLOURS.length];
-    const pts = points.map((p, j) => [xs[j], p.values[k]]).filter(([, v]) => typeof v === 'number');
-    const line = svg('g', { 'data-key': k, stroke: colour, fill: colour },
-      svg('polyline', { points: pts.map(([x, y]) => `${sx(x)},${sy(y)}`).join(' '), fill: 'none' }),
-      ...pts.map(([x, y]) => svg('circle', { cx: sx(x), cy: sy(y), r: 2.5 },
-        svg('title', {}, `${k} = ${fmtNum(y)} at ${fmtNum(x)}`))));
-    g.append(line, svg('text', { x: W - R + 10, y: T + 14 + i * 16, fill: colour }, k));
+    const line = svg('g', { 'data-key': s.key, stroke: colour, fill: colour },
+      svg('polyline', { points: s.points.map(([x, y]) => `${sx(x)},${sy(y)}`).join(' '), fill: 'none' }),
+      ...s.points.map(([x, y]) => svg('circle', { cx: sx(x), cy: sy(y), r: 2.5 },
+        svg('title', {}, `${s.key} = ${fmtNum(y)} at ${fmtNum(x)}`))));
+    g.append(line, svg('text', { x: W - R + 10, y: T + 14 + i * 16, fill: colour }, s.key));
   });
   return g;
+}
+
+// One run's metrics: a line per metric.
+function metricsChart(points) {
+  return lineChart(metricKeys(points).map((k) => ({
+    key: k,
+    points: points.filter((p) => typeof p.values[k] === 'number').map((p) => [stepOf(p), p.values[k]]),
+  })));
 }
 
 // ---- one run ----
@@ -328,7 +352,7 @@ function runView(id) {
       showRun(r);
       const m = await apiJSON('/v1/runs/' + encodeURIComponent(r.id) + '/metrics');
       const latest = r.attempts && r.attempts.length ? r.attempts[r.attempts.length - 1].number : 0;
-      metrics.replaceChildren(lineChart((m.metrics || []).filter((p) => p.attempt === latest)));
+      metrics.replaceChildren(metricsChart((m.metrics || []).filter((p) => p.attempt === latest)));
     } catch (e) {
       if (e instanceof AuthError) return route();
       note.textContent = e.message;
@@ -411,6 +435,54 @@ function runView(id) {
   return { stop() { stopped = true; clearInterval(poll); if (stream) stream.stop(); } };
 }
 
+// ---- comparing runs ----
+
+// The latest attempt's metrics of a run.
+async function latestMetrics(run) {
+  const m = await apiJSON('/v1/runs/' + encodeURIComponent(run.id) + '/metrics');
+  const latest = run.attempts && run.attempts.length ? run.attempts[run.attempts.length - 1].number : 0;
+  return (m.metrics || []).filter((p) => p.attempt === latest);
+}
+
+function compareView(ids) {
+  const main = $('#main');
+  const note = el('p', { class: 'error', id: 'compare-note' });
+  const params = el('tbody');
+  const charts = el('div', { id: 'compare-charts' });
+  main.replaceChildren(el('h1', {}, 'Compare ', String(ids.length), ' runs'), note,
+    el('h2', {}, 'Params'), el('table', { id: 'compare-params' }, el('thead', {}, el('tr', { id: 'compare-head' })), params),
+    el('h2', {}, 'Metrics'), charts);
+  (async () => {
+    try {
+      const runs = await Promise.all(ids.map((id) => apiJSON('/v1/runs/' + encodeURIComponent(id))));
+      const points = await Promise.all(runs.map(latestMetrics));
+      $('#compare-head').replaceChildren(el('th', {}, 'Param'),
+        ...runs.map((r) => el('th', {}, el('a', { href: '#/runs/' + r.id }, r.id), ' ', r.name || '')));
+      const ps = runs.map((r) => { try { return JSON.parse(r.params_json || '{}') || {}; } catch (e) { return {}; } });
+      const names = [...new Set(ps.flatMap((p) => Object.keys(p)))].sort();
+      params.replaceChildren(...names.map((k) => {
+        const vals = ps.map((p) => (k in p ? JSON.stringify(p[k]) : '-'));
+        const differs = new Set(vals).size > 1;
+        return el('tr', { class: differs ? 'differs' : '', 'data-param': k }, el('td', {}, k),
+          ...vals.map((v) => el('td', { class: 'name' }, v)));
+      }));
+      if (!names.length) params.replaceChildren(el('tr', {}, el('td', { class: 'muted' }, 'No params.')));
+      // A chart per metric, a line per run.
+      const keys = [...new Set(points.flatMap(metricKeys))];
+      charts.replaceChildren(...keys.flatMap((k) => [el('h3', {}, k), el('div', { 'data-metric': k },
+        lineChart(runs.map((r, i) => ({
+          key: r.id,
+          points: points[i].filter((p) => typeof p.values[k] === 'number').map((p) => [stepOf(p), p.values[k]]),
+        }))))]));
+      if (!keys.length) charts.replaceChildren(el('p', { class: 'muted' }, 'No metrics.'));
+    } catch (e) {
+      if (e instanceof AuthError) return route();
+      note.textContent = e.message;
+    }
+  })();
+  return { stop() {} };
+}
+
 // ---- agents ----
 
 function agentsView() {
@@ -487,7 +559,9 @@ function route() {
   $('#logout').hidden = false;
   setConn('');
   const m = /^#\/runs\/([A-Za-z0-9]+)$/.exec(location.hash);
+  const c = /^#\/compare\/([A-Za-z0-9]+(,[A-Za-z0-9]+)+)$/.exec(location.hash);
   if (m) view = runView(m[1]);
+  else if (c) view = compareView(c[1].split(','));
   else if (location.hash === '#/agents') view = agentsView();
   else view = runsView();
 }

@@ -2,7 +2,7 @@
 t0720-dashboard.sh). Prints one line per check, "PASS<TAB>what" or
 "FAIL<TAB>what<TAB>why", for the shell to count.
 
-    dashboard-check.py URL TOKEN OUTDIR PILOT PROJECT_DIR METRICS_RUN XSS_RUN LONG_RUN TRIGGER_FILE"""
+    dashboard-check.py URL TOKEN OUTDIR PILOT PROJECT_DIR METRICS_RUN METRICS_RUN2 XSS_RUN LONG_RUN TRIGGER"""
 import json
 import os
 import subprocess
@@ -14,7 +14,7 @@ import cdp  # noqa: E402
 
 
 def main():
-    url, token, out, pilot, project, metrics_run, xss_run, long_run, trigger = sys.argv[1:10]
+    url, token, out, pilot, project, metrics_run, metrics_run2, xss_run, long_run, trigger = sys.argv[1:11]
 
     def check(what, ok, why=''):
         print(('PASS\t' + what) if ok else ('FAIL\t' + what + '\t' + str(why).replace('\n', ' ')), flush=True)
@@ -22,7 +22,7 @@ def main():
     b = cdp.Browser(os.path.join(out, 'browser'))
     try:
         b.open(url + '/#token=' + token)
-        n = b.wait_for("document.querySelectorAll('#runs tbody tr').length >= 3")
+        n = b.wait_for("document.querySelectorAll('#runs tbody tr').length >= 4")
         check('the runs list shows the runs', n, b.eval("document.querySelector('#main').innerText"))
         check('the token left the address', b.eval('location.href') == url + '/#/runs', b.eval('location.href'))
         check('and is kept in the tab', b.eval("sessionStorage.getItem('pilot-token')") == token)
@@ -51,6 +51,25 @@ def main():
         check('"Next error" goes to the error line', cur and 'something broke' in cur, cur)
         b.eval("document.querySelector('#metrics').scrollIntoView()")
         b.screenshot(os.path.join(out, 'metrics.png'))
+
+        # Two runs compared: their params side by side, the one that differs marked, and
+        # each metric's curves overlaid.
+        b.navigate(url + '/#/runs')
+        b.wait_for(f"!!document.querySelector('input[data-pick=\"{metrics_run2}\"]')")
+        b.click(f'input[data-pick="{metrics_run}"]')
+        b.click(f'input[data-pick="{metrics_run2}"]')
+        b.wait_for("!document.querySelector('#compare').disabled")
+        b.click('#compare')
+        differs = b.wait_for("[...document.querySelectorAll('#compare-params tr.differs')]"
+                             ".map((r) => r.dataset.param).join()")
+        check('compare: the param that differs is marked', differs == 'scale', differs)
+        same = b.eval("!!document.querySelector('#compare-params tr[data-param=\"seed\"]:not(.differs)')")
+        check('compare: the one that does not is not', same)
+        lines = b.wait_for("document.querySelectorAll('#compare-charts [data-metric=\"loss\"] g').length === 2 && "
+                           "document.querySelectorAll('#compare-charts [data-metric=\"acc\"] g').length === 2")
+        check('compare: a chart per metric with a line per run', lines,
+              b.eval("document.querySelector('#compare-charts').innerText"))
+        b.screenshot(os.path.join(out, 'compare.png'))
 
         # The log of a run that printed markup is text.
         b.navigate(url + '/#/runs/' + xss_run)

@@ -36,13 +36,14 @@ equals "an unknown file is 404" "$(curl -s -o /dev/null -w '%{http_code}' "$SRV_
 
 project "$CLI_DIR/hello" 'name: hello
 runtime: host
-command: sh steps.sh'
+params: {scale: 1, seed: 7}
+command: sh steps.sh ${scale}'
 # Five points of two metrics, on its standard output, and a coloured line and an error.
 cat >"$CLI_DIR/hello/steps.sh" <<'STEPS'
 echo hello
 printf '\033[31mred text\033[0m plain\n'
 echo 'ERROR: something broke'
-for i in 1 2 3 4 5; do echo "METRIC {\"step\": $((i * 10)), \"loss\": $((100 / i)), \"acc\": $((i * 2))}"; done
+for i in 1 2 3 4 5; do echo "METRIC {\"step\": $((i * 10)), \"loss\": $((100 * $1 / i)), \"acc\": $((i * 2))}"; done
 STEPS
 project "$CLI_DIR/xss" "name: xss
 runtime: host
@@ -52,8 +53,10 @@ runtime: host
 command: echo started; while :; do if [ -e '$CLI_DIR/trigger' ]; then cat '$CLI_DIR/trigger'; echo; rm -f '$CLI_DIR/trigger'; fi; sleep 0.05; done"
 
 hello=$("$PILOT" submit "$CLI_DIR/hello")
+hello2=$("$PILOT" submit --param scale=3 "$CLI_DIR/hello")
 xss=$("$PILOT" submit "$CLI_DIR/xss")
 wait_state "$hello" succeeded
+wait_state "$hello2" succeeded
 wait_state "$xss" succeeded
 long=$("$PILOT" submit "$CLI_DIR/long")
 wait_state "$long" running
@@ -77,7 +80,7 @@ while IFS=$'\t' read -r verdict what why; do
 	*) not_ok "dashboard-check.py said: $verdict $what $why" ;;
 	esac
 done < <(timeout -k 5 120 /usr/bin/python3 "$SRCDIR/tests/e2e/dashboard-check.py" "$SRV_URL" \
-	"$(cat "$CLI_DIR/dash.token")" "$OUTDIR" "$PILOT" "$CLI_DIR/hello" "$hello" "$xss" "$long" "$CLI_DIR/trigger" \
+	"$(cat "$CLI_DIR/dash.token")" "$OUTDIR" "$PILOT" "$CLI_DIR/hello" "$hello" "$hello2" "$xss" "$long" "$CLI_DIR/trigger" \
 	2>"$T_TMP/check.err"; echo "EXIT	dashboard-check.py exited $?	$(tail -n 5 "$T_TMP/check.err" | tr '\n' ' ')")
 check "screenshots of the runs list and a run page" test -s "$OUTDIR/runs.png" -a -s "$OUTDIR/run.png"
 
