@@ -437,6 +437,12 @@ function runView(id) {
 
 // ---- comparing runs ----
 
+// A run's params in force: its spec's, with the ones given at submission over them.
+function paramsOf(run) {
+  const parse = (s) => { try { return JSON.parse(s || '{}') || {}; } catch (e) { return {}; } };
+  return Object.assign({}, parse(run.spec_json).params || {}, parse(run.params_json));
+}
+
 // The latest attempt's metrics of a run.
 async function latestMetrics(run) {
   const m = await apiJSON('/v1/runs/' + encodeURIComponent(run.id) + '/metrics');
@@ -458,10 +464,10 @@ function compareView(ids) {
       const points = await Promise.all(runs.map(latestMetrics));
       $('#compare-head').replaceChildren(el('th', {}, 'Param'),
         ...runs.map((r) => el('th', {}, el('a', { href: '#/runs/' + r.id }, r.id), ' ', r.name || '')));
-      const ps = runs.map((r) => { try { return JSON.parse(r.params_json || '{}') || {}; } catch (e) { return {}; } });
+      const ps = runs.map(paramsOf);
       const names = [...new Set(ps.flatMap((p) => Object.keys(p)))].sort();
       params.replaceChildren(...names.map((k) => {
-        const vals = ps.map((p) => (k in p ? JSON.stringify(p[k]) : '-'));
+        const vals = ps.map((p) => (!(k in p) ? '-' : typeof p[k] === 'string' ? p[k] : JSON.stringify(p[k])));
         const differs = new Set(vals).size > 1;
         return el('tr', { class: differs ? 'differs' : '', 'data-param': k }, el('td', {}, k),
           ...vals.map((v) => el('td', { class: 'name' }, v)));

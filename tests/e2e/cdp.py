@@ -6,8 +6,10 @@ import fcntl
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 CHROMIUM = os.environ.get('PILOT_CHROMIUM', '/usr/lib/chromium/chromium')
@@ -19,9 +21,13 @@ class Error(Exception):
 
 class Browser:
     def __init__(self, root, width=1280, height=800):
+        """root gets chromium.log; the profile, HOME and TMPDIR go to a short directory
+        of their own, as the browser's socket paths must stay under 108 bytes."""
         self.root = root
+        os.makedirs(root, exist_ok=True)
+        self.state = tempfile.mkdtemp(prefix='pilot-cr-', dir='/tmp')
         for d in ('profile', 'home', 'tmp'):
-            os.makedirs(os.path.join(root, d), exist_ok=True)
+            os.makedirs(os.path.join(self.state, d))
         cmd_r, self.cmd_w = os.pipe()
         self.res_r, res_w = os.pipe()
 
@@ -32,13 +38,14 @@ class Browser:
             os.dup2(a, 3)
             os.dup2(b, 4)
 
-        env = dict(os.environ, HOME=os.path.join(root, 'home'), TMPDIR=os.path.join(root, 'tmp'),
-                   XDG_CONFIG_HOME=os.path.join(root, 'home', '.config'),
-                   XDG_CACHE_HOME=os.path.join(root, 'home', '.cache'))
+        st = self.state
+        env = dict(os.environ, HOME=os.path.join(st, 'home'), TMPDIR=os.path.join(st, 'tmp'),
+                   XDG_CONFIG_HOME=os.path.join(st, 'home', '.config'),
+                   XDG_CACHE_HOME=os.path.join(st, 'home', '.cache'))
         args = [CHROMIUM, '--headless=new', '--no-sandbox', '--disable-gpu', '--no-first-run',
                 '--no-default-browser-check', '--disable-background-networking', '--disable-component-update',
                 '--disable-sync', '--disable-extensions', '--mute-audio', '--hide-scrollbars',
-                f'--window-size={width},{height}', '--user-data-dir=' + os.path.join(root, 'profile'),
+                f'--window-size={width},{height}', '--user-data-dir=' + os.path.join(st, 'profile'),
                 '--remote-debugging-pipe', 'about:blank']
         self.log = open(os.path.join(root, 'chromium.log'), 'wb')
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log, env=env,
@@ -49,7 +56,11 @@ class Browser:
         self.next_id = 0
         self.events = []
         self.session = None
-        self.call('Browser.getVersion', timeout=20)
+        try:
+            self.call('Browser.getVersion', timeout=20)
+        except Error:
+            self.close()
+            raise
 
     # ---- the protocol ----
 
@@ -129,8 +140,9 @@ class Browser:
         return None
 
     def click(self, selector):
-        rect = self.eval(f'(() => {{ const r = document.querySelector({json.dumps(selector)})'
-                         '.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()')
+        rect = self.eval(f'(() => {{ const e = document.querySelector({json.dumps(selector)}); '
+                         "e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect(); "
+                         'return [r.x + r.width / 2, r.y + r.height / 2]; })()')
         x, y = rect
         for kind in ('mouseMoved', 'mousePressed', 'mouseReleased'):
             self.call('Input.dispatchMouseEvent', {'type': kind, 'x': x, 'y': y, 'button': 'left', 'clickCount': 1})
@@ -154,6 +166,14 @@ class Browser:
             elif e['method'] == 'Log.entryAdded' and p.get('entry', {}).get('level') == 'error':
                 out.append('log: ' + p['entry'].get('text', '') + ' ' + p['entry'].get('url', ''))
         return out
+
+    def log_tail(self, n=5):
+        """The last lines of the browser's own log, for a failure's message."""
+        try:
+            with open(os.path.join(self.root, 'chromium.log'), errors='replace') as f:
+                return ' | '.join(f.read().splitlines()[-n:])
+        except OSError:
+            return ''
 
     def close(self):
         try:
@@ -179,3 +199,4 @@ class Browser:
             except OSError:
                 pass
         self.log.close()
+        shutil.rmtree(self.state, ignore_errors=True)

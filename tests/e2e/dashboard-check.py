@@ -19,7 +19,13 @@ def main():
     def check(what, ok, why=''):
         print(('PASS\t' + what) if ok else ('FAIL\t' + what + '\t' + str(why).replace('\n', ' ')), flush=True)
 
-    b = cdp.Browser(os.path.join(out, 'browser'))
+    try:
+        b = cdp.Browser(os.path.join(out, 'browser'))
+    except cdp.Error as e:
+        log = os.path.join(out, 'browser', 'chromium.log')
+        tail = open(log, errors='replace').read().splitlines()[-5:] if os.path.exists(log) else []
+        check('the browser starts', False, f'{e}: ' + ' | '.join(tail))
+        return
     try:
         b.open(url + '/#token=' + token)
         n = b.wait_for("document.querySelectorAll('#runs tbody tr').length >= 4")
@@ -118,6 +124,8 @@ def main():
 
         errors = b.errors()
         check('no script error in the page', not errors, '; '.join(errors))
+    except cdp.Error as e:
+        check('the browser answers', False, f'{e}: {b.log_tail()}')
     finally:
         b.close()
 
