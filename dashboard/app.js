@@ -338,7 +338,12 @@ function runView(id) {
     const kv = [['Name', r.name || '-'], ['State', stateCell(r.state)], ['Reason', r.reason || '-'],
       ['Message', r.message || '-'], ['Submitted', fmtTime(r.created_ms)], ['Started', fmtTime(r.started_ms)],
       ['Ended', fmtTime(r.finished_ms)], ['Priority', String(r.priority || 0)]];
-    facts.replaceChildren(...kv.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
+    if (r.array) {
+      const what = r.array.id.startsWith('p') ? 'Pipeline' : 'Array';
+      kv.push([what, el('a', { href: '#/groups/' + r.array.id, id: 'run-group' }, r.array.id),
+        r.array.id.startsWith('p') ? '' : ` (index ${r.array.index})`]);
+    }
+    facts.replaceChildren(...kv.flatMap(([k, ...v]) => [el('dt', {}, k), el('dd', {}, ...v)]));
     cancel.disabled = terminal(r.state) || r.state === 'canceling';
     attempts.replaceChildren(...(r.attempts || []).map((a) => el('tr', {},
       el('td', {}, String(a.number)), el('td', {}, stateCell(a.state)), el('td', {}, a.agent || '-'),
@@ -489,6 +494,94 @@ function compareView(ids) {
   return { stop() {} };
 }
 
+// ---- arrays and pipelines ----
+
+// An array (x...) as a grid of its elements, a pipeline (p...) as the graph of its jobs
+// (a column per depth of needs); the latest run of each index, live.
+function groupView(id) {
+  const main = $('#main');
+  const title = el('h1', {}, id.startsWith('p') ? 'Pipeline ' : 'Array ', el('span', { id: 'group-id' }, id));
+  const counts = el('p', { class: 'muted', id: 'group-counts' });
+  const body = el('div', { id: 'group' });
+  const note = el('p', { class: 'error' });
+  main.replaceChildren(title, counts, note, body);
+  let stopped = false, timer = null;
+  const kind = id.startsWith('p') ? 'pipelines' : 'arrays';
+
+  function latestByIndex(runs) {
+    const by = new Map();
+    for (const r of runs) by.set(r.array ? r.array.index : by.size, r);
+    return [...by.entries()].sort((a, b) => a[0] - b[0]).map(([, r]) => r);
+  }
+
+  function grid(runs) {
+    return el('div', { class: 'grid' }, ...runs.map((r) => el('a', {
+      href: '#/runs/' + r.id, class: 'cell state-bg-' + r.state, 'data-index': r.array ? r.array.index : '',
+      'data-state': r.state, title: `${r.array ? r.array.index : ''} ${r.name || ''}: ${r.state}`,
+    }, String(r.array ? r.array.index : ''))));
+  }
+
+  function graph(all, runs) {
+    // A need names a run, maybe an older one of a retried job: count it as its job.
+    const nodeOf = new Map();
+    for (const r of all) nodeOf.set(r.id, runs.find((x) => x.array && r.array && x.array.index === r.array.index));
+    const depth = new Map();
+    const depthOf = (r, seen) => {
+      if (depth.has(r.id)) return depth.get(r.id);
+      if (seen.has(r.id)) return 0;
+      seen.add(r.id);
+      const ds = (r.needs || []).map((n) => nodeOf.get(n.run)).filter(Boolean).map((n) => depthOf(n, seen) + 1);
+      const d = ds.length ? Math.max(...ds) : 0;
+      depth.set(r.id, d);
+      return d;
+    };
+    const cols = [];
+    for (const r of runs) (cols[depthOf(r, new Set())] ||= []).push(r);
+    const BW = 170, BH = 44, GX = 60, GY = 20;
+    const pos = new Map();
+    cols.forEach((col, c) => col.forEach((r, i) => pos.set(r.id, [20 + c * (BW + GX), 20 + i * (BH + GY)])));
+    const W = 40 + cols.length * (BW + GX), H = 40 + Math.max(...cols.map((c) => c.length)) * (BH + GY);
+    const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'dag', width: W, height: H });
+    for (const r of runs)
+      for (const n of r.needs || []) {
+        const from = nodeOf.get(n.run);
+        if (!from || !pos.has(from.id)) continue;
+        const [x1, y1] = pos.get(from.id), [x2, y2] = pos.get(r.id);
+        g.append(svg('line', { x1: x1 + BW, y1: y1 + BH / 2, x2, y2: y2 + BH / 2, class: 'edge' }));
+      }
+    for (const r of runs) {
+      const [x, y] = pos.get(r.id);
+      g.append(svg('a', { href: '#/runs/' + r.id, 'data-job': r.name || '', 'data-state': r.state },
+        svg('rect', { x, y, width: BW, height: BH, rx: 4, class: 'node state-bg-' + r.state }),
+        svg('text', { x: x + 8, y: y + 18, class: 'node-name' }, r.name || r.id),
+        svg('text', { x: x + 8, y: y + 35, class: 'node-state' }, r.state)));
+    }
+    return g;
+  }
+
+  async function load() {
+    try {
+      const a = await apiJSON('/v1/' + kind + '/' + encodeURIComponent(id));
+      if (stopped) return;
+      $('#group-id').textContent = a.id + (a.name ? ' ' + a.name : '');
+      const runs = latestByIndex(a.runs || []);
+      const by = {};
+      for (const r of runs) by[r.state] = (by[r.state] || 0) + 1;
+      counts.textContent = `${runs.length} runs: ` + Object.entries(by).map(([s, n]) => `${n} ${s}`).join(', ');
+      body.replaceChildren(kind === 'pipelines' ? graph(a.runs || [], runs) : grid(runs));
+    } catch (e) {
+      if (e instanceof AuthError) return route();
+      note.textContent = e.message;
+    }
+  }
+
+  load();
+  const events = followEvents('/v1/events', () => {
+    if (!timer) timer = setTimeout(() => { timer = null; if (!stopped) load(); }, 200);
+  });
+  return { stop() { stopped = true; events.stop(); clearTimeout(timer); } };
+}
+
 // ---- agents ----
 
 function agentsView() {
@@ -566,8 +659,10 @@ function route() {
   setConn('');
   const m = /^#\/runs\/([A-Za-z0-9]+)$/.exec(location.hash);
   const c = /^#\/compare\/([A-Za-z0-9]+(,[A-Za-z0-9]+)+)$/.exec(location.hash);
+  let g;
   if (m) view = runView(m[1]);
   else if (c) view = compareView(c[1].split(','));
+  else if ((g = /^#\/groups\/([A-Za-z0-9]+)$/.exec(location.hash))) view = groupView(g[1]);
   else if (location.hash === '#/agents') view = agentsView();
   else view = runsView();
 }

@@ -2,7 +2,8 @@
 t0720-dashboard.sh). Prints one line per check, "PASS<TAB>what" or
 "FAIL<TAB>what<TAB>why", for the shell to count.
 
-    dashboard-check.py URL TOKEN OUTDIR PILOT PROJECT_DIR METRICS_RUN METRICS_RUN2 XSS_RUN LONG_RUN TRIGGER"""
+    dashboard-check.py URL TOKEN OUTDIR PILOT PROJECT_DIR METRICS_RUN METRICS_RUN2 XSS_RUN LONG_RUN TRIGGER
+                       PIPELINE ARRAY"""
 import json
 import os
 import subprocess
@@ -14,7 +15,7 @@ import cdp  # noqa: E402
 
 
 def main():
-    url, token, out, pilot, project, metrics_run, metrics_run2, xss_run, long_run, trigger = sys.argv[1:11]
+    url, token, out, pilot, project, metrics_run, metrics_run2, xss_run, long_run, trigger, pipe, arr = sys.argv[1:13]
 
     def check(what, ok, why=''):
         print(('PASS\t' + what) if ok else ('FAIL\t' + what + '\t' + str(why).replace('\n', ' ')), flush=True)
@@ -76,6 +77,24 @@ def main():
         check('compare: a chart per metric with a line per run', lines,
               b.eval("document.querySelector('#compare-charts').innerText"))
         b.screenshot(os.path.join(out, 'compare.png'))
+
+        # A pipeline as its graph: four jobs, four edges, each job right of what it needs.
+        b.navigate(url + '/#/groups/' + pipe)
+        nodes = b.wait_for("document.querySelectorAll('svg.dag a[data-job]').length === 4 && "
+                           "[...document.querySelectorAll('svg.dag a[data-job]')].map((a) => a.dataset.job + '=' + "
+                           "a.dataset.state + '@' + a.querySelector('rect').getAttribute('x')).sort().join(' ')")
+        check('the pipeline page draws its jobs', nodes, b.eval("document.querySelector('#main').innerText"))
+        if nodes:
+            xs = {n.split('=')[0]: float(n.split('@')[1]) for n in nodes.split()}
+            check('each job right of the jobs it needs', xs['a'] < xs['b'] == xs['c'] < xs['d'], nodes)
+            check('all succeeded', nodes.count('=succeeded@') == 4, nodes)
+        check('and its four needs', b.eval("document.querySelectorAll('svg.dag line.edge').length") == 4)
+        b.screenshot(os.path.join(out, 'pipeline.png'))
+        # An array as a grid.
+        b.navigate(url + '/#/groups/' + arr)
+        cells = b.wait_for("document.querySelectorAll('.grid .cell').length === 6 && "
+                           "[...document.querySelectorAll('.grid .cell')].map((c) => c.dataset.state).join()")
+        check('the array page shows its six elements, succeeded', cells == ','.join(['succeeded'] * 6), cells)
 
         # The log of a run that printed markup is text.
         b.navigate(url + '/#/runs/' + xss_run)

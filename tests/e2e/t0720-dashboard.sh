@@ -52,6 +52,28 @@ project "$CLI_DIR/long" "name: long
 runtime: host
 command: echo started; while :; do if [ -e '$CLI_DIR/trigger' ]; then cat '$CLI_DIR/trigger'; echo; rm -f '$CLI_DIR/trigger'; fi; sleep 0.05; done"
 
+# A pipeline (a diamond: a, then b and c, then d) and an array of 6.
+project "$CLI_DIR/diamond" 'name: diamond
+runtime: host
+command: echo job
+jobs:
+  a: {}
+  b: {needs: a}
+  c: {needs: a}
+  d: {needs: [b, c]}'
+project "$CLI_DIR/quick" 'name: quick
+runtime: host
+command: echo quick'
+all_succeeded_in() {
+	"$PILOT" list --array "$1" --all -o json | python3 -c 'import json,sys
+rs = json.load(sys.stdin)["runs"]
+sys.exit(0 if len(rs) == int(sys.argv[1]) and all(r["state"] == "succeeded" for r in rs) else 1)' "$2"
+}
+pipe=$("$PILOT" submit "$CLI_DIR/diamond")
+arr=$("$PILOT" submit --array 0-5 "$CLI_DIR/quick")
+wait_for all_succeeded_in "$pipe" 4
+wait_for all_succeeded_in "$arr" 6
+
 hello=$("$PILOT" submit "$CLI_DIR/hello")
 hello2=$("$PILOT" submit --param scale=3 "$CLI_DIR/hello")
 xss=$("$PILOT" submit "$CLI_DIR/xss")
@@ -81,6 +103,7 @@ while IFS=$'\t' read -r verdict what why; do
 	esac
 done < <(timeout -k 5 120 /usr/bin/python3 "$SRCDIR/tests/e2e/dashboard-check.py" "$SRV_URL" \
 	"$(cat "$CLI_DIR/dash.token")" "$OUTDIR" "$PILOT" "$CLI_DIR/hello" "$hello" "$hello2" "$xss" "$long" "$CLI_DIR/trigger" \
+	"$pipe" "$arr" \
 	2>"$T_TMP/check.err"; echo "EXIT	dashboard-check.py exited $?	$(tail -n 5 "$T_TMP/check.err" | tr '\n' ' ')")
 check "screenshots of the runs list and a run page" test -s "$OUTDIR/runs.png" -a -s "$OUTDIR/run.png"
 
