@@ -562,13 +562,18 @@ function groupView(id) {
   async function load() {
     try {
       const a = await apiJSON('/v1/' + kind + '/' + encodeURIComponent(id));
+      const l = await apiJSON('/v1/runs?limit=1000&array=' + encodeURIComponent(a.id));
+      // Oldest first, so that the latest run of an index is the one kept; a pipeline's
+      // runs one by one, for their needs.
+      let all = (l.runs || []).sort((x, y) => x.created_ms - y.created_ms || (x.id < y.id ? -1 : 1));
+      if (kind === 'pipelines') all = await Promise.all(all.map((r) => apiJSON('/v1/runs/' + encodeURIComponent(r.id))));
       if (stopped) return;
       $('#group-id').textContent = a.id + (a.name ? ' ' + a.name : '');
-      const runs = latestByIndex(a.runs || []);
+      const runs = latestByIndex(all);
       const by = {};
       for (const r of runs) by[r.state] = (by[r.state] || 0) + 1;
       counts.textContent = `${runs.length} runs: ` + Object.entries(by).map(([s, n]) => `${n} ${s}`).join(', ');
-      body.replaceChildren(kind === 'pipelines' ? graph(a.runs || [], runs) : grid(runs));
+      body.replaceChildren(kind === 'pipelines' ? graph(all, runs) : grid(runs));
     } catch (e) {
       if (e instanceof AuthError) return route();
       note.textContent = e.message;

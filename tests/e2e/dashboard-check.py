@@ -86,7 +86,8 @@ def main():
         check('the pipeline page draws its jobs', nodes, b.eval("document.querySelector('#main').innerText"))
         if nodes:
             xs = {n.split('=')[0]: float(n.split('@')[1]) for n in nodes.split()}
-            check('each job right of the jobs it needs', xs['a'] < xs['b'] == xs['c'] < xs['d'], nodes)
+            check('each job right of the jobs it needs',
+                  set(xs) == set('abcd') and xs['a'] < xs['b'] == xs['c'] < xs['d'], nodes)
             check('all succeeded', nodes.count('=succeeded@') == 4, nodes)
         check('and its four needs', b.eval("document.querySelectorAll('svg.dag line.edge').length") == 4)
         b.screenshot(os.path.join(out, 'pipeline.png'))

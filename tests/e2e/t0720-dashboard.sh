@@ -64,15 +64,17 @@ jobs:
 project "$CLI_DIR/quick" 'name: quick
 runtime: host
 command: echo quick'
-all_succeeded_in() {
-	"$PILOT" list --array "$1" --all -o json | python3 -c 'import json,sys
+all_succeeded_in() { # --array X or --pipeline P, and how many runs
+	"$PILOT" list "$1" "$2" --all -o json | python3 -c 'import json,sys
 rs = json.load(sys.stdin)["runs"]
-sys.exit(0 if len(rs) == int(sys.argv[1]) and all(r["state"] == "succeeded" for r in rs) else 1)' "$2"
+sys.exit(0 if len(rs) == int(sys.argv[1]) and all(r["state"] == "succeeded" for r in rs) else 1)' "$3"
 }
 pipe=$("$PILOT" submit "$CLI_DIR/diamond")
 arr=$("$PILOT" submit --array 0-5 "$CLI_DIR/quick")
-wait_for all_succeeded_in "$pipe" 4
-wait_for all_succeeded_in "$arr" 6
+wait_for all_succeeded_in --pipeline "$pipe" 4
+check "the pipeline's four jobs succeeded" all_succeeded_in --pipeline "$pipe" 4
+wait_for all_succeeded_in --array "$arr" 6
+check "the array's six runs succeeded" all_succeeded_in --array "$arr" 6
 
 hello=$("$PILOT" submit "$CLI_DIR/hello")
 hello2=$("$PILOT" submit --param scale=3 "$CLI_DIR/hello")
